@@ -1,0 +1,39 @@
+# The verbs a newcomer types. Everything installs into .venv on first use.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+GEN := build/gen
+STAMP := $(VENV)/.installed
+export PYTHONPATH := $(CURDIR):$(CURDIR)/$(GEN)
+
+.PHONY: setup protos run test bench clean
+
+setup: $(STAMP)
+
+$(STAMP): requirements/runtime.txt requirements/dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check -r requirements/dev.txt
+	touch $@
+
+protos: $(GEN)/.stamp
+
+$(GEN)/.stamp: $(wildcard protos/revive/v1/*.proto) $(STAMP)
+	rm -rf $(GEN) && mkdir -p $(GEN)
+	$(PY) -m grpc_tools.protoc -Iprotos --python_out=$(GEN) --pyi_out=$(GEN) --grpc_python_out=$(GEN) protos/revive/v1/*.proto
+	touch $@
+
+## run: the whole cluster on this machine (CPU), until Ctrl-C
+run: protos
+	$(PY) -m deploy.local.launch
+
+## test: every test, with real servers on loopback
+test: protos
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+## bench: per-stage latency, gateway overhead, transport cost
+bench: protos
+	$(PY) -m bench.pipeline_bench
+	$(PY) -m bench.transport_bench
+
+clean:
+	rm -rf $(VENV) build var

@@ -1,0 +1,66 @@
+"""Prometheus metrics shared by the services, and the endpoint that serves them.
+
+Names follow the go-grpc-prometheus conventions operators already have
+dashboards for (grpc_server_handled_total & co.), plus Revive's model metrics.
+"""
+
+from __future__ import annotations
+
+import time
+from contextlib import contextmanager
+from typing import Iterator
+
+from prometheus_client import Counter, Gauge, Histogram, start_http_server
+
+#: Buckets spanning a health check (ms) to a 16 MP restoration on CPU (tens of s).
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 40, 80)
+
+RPCS_STARTED = Counter(
+    "grpc_server_started_total", "RPCs started on the server.", ["grpc_service", "grpc_method"]
+)
+RPCS_HANDLED = Counter(
+    "grpc_server_handled_total",
+    "RPCs completed on the server, by status code.",
+    ["grpc_service", "grpc_method", "grpc_code"],
+)
+RPC_SECONDS = Histogram(
+    "grpc_server_handling_seconds",
+    "Time from receiving an RPC to sending its last response.",
+    ["grpc_service", "grpc_method"],
+    buckets=LATENCY_BUCKETS,
+)
+RPCS_IN_FLIGHT = Gauge(
+    "grpc_server_in_flight_rpcs", "RPCs being handled now.", ["grpc_service", "grpc_method"]
+)
+INFERENCE_SLOTS_WAITING = Gauge(
+    "revive_inference_queue_depth", "RPCs waiting for an inference slot."
+)
+INFERENCE_SECONDS = Histogram(
+    "revive_model_inference_seconds",
+    "Time spent in one model inference.",
+    ["model", "provider"],
+    buckets=LATENCY_BUCKETS,
+)
+MODEL_INFO = Gauge(
+    "revive_model_loaded_info",
+    "Models loaded by this process (value 1), with the provider that really runs them.",
+    ["model", "provider"],
+)
+
+
+@contextmanager
+def timed_inference(model: str, provider: str) -> Iterator[None]:
+    """Observe one inference of `model` on `provider`."""
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        INFERENCE_SECONDS.labels(model, provider).observe(time.perf_counter() - start)
+
+
+def serve_metrics(host: str, port: int) -> int | None:
+    """Start the /metrics HTTP endpoint; returns its port, None when disabled (-1)."""
+    if port < 0:
+        return None
+    server, _thread = start_http_server(port, addr=host)
+    return server.server_address[1]

@@ -1,0 +1,1 @@
+"""Damage detector: per-type damage masks, fading and black-and-white scores, faces."""

@@ -1,0 +1,129 @@
+"""A classical damage detector: the baseline the learned detector must beat.
+
+It looks for what old-photo damage does to the luminance, without learning:
+- scratches and specks are thin or small departures from a median-filtered
+  background; long thin components are scratches, small compact ones spots;
+- tears and missing areas are large, flat, paper-bright regions;
+- fading is a compressed tonal range with a lifted black level;
+- a photo is black-and-white (sepia included) when its chroma hardly varies.
+Real texture (hair, eyelashes, fabric) also departs from a median, so this
+detector over-flags busy photos; the learned engine exists to fix that.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from revive.v1 import common_pb2
+from services.common.config import ServiceConfig
+from services.common.metrics import timed_inference
+from services.detector.engine import Detection
+
+#: Side at which whole-photo statistics are computed; enough to be stable.
+STATS_SIDE = 512
+#: Median window that erases scratches and specks but keeps shapes.
+MEDIAN_WINDOW = 7
+#: Smallest luminance departure (of 255) taken as damage, whatever the noise.
+MIN_RESIDUAL = 28
+#: Components longer than this (pixels) and at least this elongated are scratches.
+SCRATCH_MIN_LENGTH = 20
+SCRATCH_MIN_ELONGATION = 4.0
+#: Compact components up to this many pixels are spots and specks.
+SPOT_MAX_AREA = 400
+#: Paper-bright flat regions larger than this fraction of the photo are tears.
+TEAR_MIN_FRACTION = 0.002
+
+
+def _downscaled(image: np.ndarray) -> np.ndarray:
+    scale = STATS_SIDE / max(image.shape[:2])
+    if scale >= 1:
+        return image
+    return cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+
+
+def grayscale_score(rgb: np.ndarray) -> float:
+    """1 when chroma is constant (grey or a single tint such as sepia), 0 when colourful."""
+    ycrcb = cv2.cvtColor(_downscaled(rgb), cv2.COLOR_RGB2YCrCb).astype(np.float32)
+    spread = max(float(ycrcb[..., 1].std()), float(ycrcb[..., 2].std()))
+    return float(np.clip(1.0 - (spread - 2.0) / 6.0, 0.0, 1.0))
+
+
+def fading(luma: np.ndarray) -> tuple[float, np.ndarray]:
+    """Whole-photo fading score and a soft per-pixel mask of washed-out areas."""
+    small = _downscaled(luma)
+    low, high = np.percentile(small, (1, 99))
+    contrast_loss = (0.8 - (high - low) / 255.0) / 0.5
+    lifted_black = (low - 20.0) / 80.0
+    score = float(np.clip(max(contrast_loss, lifted_black), 0.0, 1.0))
+    # Local black level: areas whose darkest tones are lifted look washed out.
+    floor = cv2.erode(small, np.ones((15, 15), np.uint8)).astype(np.float32)
+    local = np.clip((floor - 60.0) / 60.0, 0.0, 1.0) * score
+    mask = cv2.resize((local * 255).astype(np.uint8), luma.shape[::-1], interpolation=cv2.INTER_LINEAR)
+    return score, mask
+
+
+def residual_damage(luma: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Masks of scratches and of spots: thin/small departures from the local median."""
+    background = cv2.medianBlur(luma, MEDIAN_WINDOW)
+    residual = cv2.absdiff(luma, background)
+    noise = float(np.median(_downscaled(residual))) * 1.4826 * 6
+    candidates = (residual > max(MIN_RESIDUAL, noise)).astype(np.uint8)
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(candidates, connectivity=8)
+    widths, heights, areas = stats[:, cv2.CC_STAT_WIDTH], stats[:, cv2.CC_STAT_HEIGHT], stats[:, cv2.CC_STAT_AREA]
+    length = np.maximum(widths, heights).astype(np.float32)
+    # Thickness of a thin stroke is area / length; elongation compares the two.
+    elongation = length * length / np.maximum(areas, 1)
+    is_scratch = (length >= SCRATCH_MIN_LENGTH) & (elongation >= SCRATCH_MIN_ELONGATION)
+    is_spot = ~is_scratch & (areas <= SPOT_MAX_AREA) & (areas >= 2)
+    is_scratch[0] = is_spot[0] = False  # label 0 is the background
+    grow = np.ones((3, 3), np.uint8)
+    scratches = cv2.dilate(is_scratch[labels].astype(np.uint8) * 255, grow)
+    spots = cv2.dilate(is_spot[labels].astype(np.uint8) * 255, grow)
+    return scratches, spots
+
+
+def tears(rgb: np.ndarray, luma: np.ndarray) -> np.ndarray:
+    """Large, flat, bright, low-saturation regions: torn-off or missing paper."""
+    flat_window = (9, 9)
+    mean = cv2.blur(luma.astype(np.float32), flat_window)
+    variance = cv2.blur(luma.astype(np.float32) ** 2, flat_window) - mean**2
+    saturation = cv2.cvtColor(rgb, cv2.COLOR_RGB2HSV)[..., 1]
+    paper = ((luma >= 200) & (variance < 16.0) & (saturation < 60)).astype(np.uint8)
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(paper, connectivity=4)
+    large = stats[:, cv2.CC_STAT_AREA] >= TEAR_MIN_FRACTION * luma.size
+    large[0] = False
+    mask = large[labels].astype(np.uint8) * 255
+    return cv2.dilate(mask, np.ones((5, 5), np.uint8)) if count > 1 else mask
+
+
+class ClassicalDetector:
+    name = "classical"
+    provider = "opencv"
+
+    def __init__(self, config: ServiceConfig | None = None) -> None:
+        """Needs no model; `config` is accepted to match every engine factory."""
+
+    def warm_up(self) -> None:
+        self.detect(np.full((64, 64, 3), 128, np.uint8))
+
+    def detect(self, rgb: np.ndarray, analyze_faces: bool = False) -> Detection:
+        """Faces are not analysed by the classical engine; `analyze_faces` is ignored."""
+        with timed_inference(self.name, self.provider):
+            luma = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+            scratches, spots = residual_damage(luma)
+            torn = tears(rgb, luma)
+            fading_score, faded = fading(luma)
+            # A pixel inside a tear is reported as the tear only.
+            scratches[torn > 0] = 0
+            spots[torn > 0] = 0
+            return Detection(
+                masks={
+                    common_pb2.SCRATCH: scratches,
+                    common_pb2.TEAR: torn,
+                    common_pb2.STAIN: spots,
+                    common_pb2.FADING: faded,
+                },
+                fading_score=fading_score,
+                grayscale_score=grayscale_score(rgb),
+            )

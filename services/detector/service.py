@@ -1,0 +1,53 @@
+"""The DamageDetector gRPC servicer and the detector's service definition."""
+
+from __future__ import annotations
+
+import grpc
+import numpy as np
+
+from revive.v1 import common_pb2, detector_pb2, detector_pb2_grpc
+from services.common.engines import EngineSet
+from services.common.imaging import from_proto, to_proto
+from services.common.server import ServiceDefinition
+from services.detector.engine import Detection, DetectorEngine
+from services.detector.engines.classical import ClassicalDetector
+
+
+def report_from_detection(detection: Detection, engine: str) -> common_pb2.DamageReport:
+    masks = [
+        common_pb2.DamageMask(
+            type=kind, coverage=float(np.count_nonzero(mask >= 128)) / mask.size, mask=to_proto(mask)
+        )
+        for kind, mask in detection.masks.items()
+    ]
+    return common_pb2.DamageReport(
+        masks=masks,
+        fading_score=detection.fading_score,
+        is_grayscale=detection.is_grayscale,
+        grayscale_score=detection.grayscale_score,
+        faces=detection.faces,
+        engine=engine,
+    )
+
+
+class DetectorServicer(detector_pb2_grpc.DamageDetectorServicer):
+    def __init__(self, engines: EngineSet[DetectorEngine]) -> None:
+        self._engines = engines
+
+    def Detect(self, request: detector_pb2.DetectRequest, context: grpc.ServicerContext) -> detector_pb2.DetectResponse:
+        engine = self._engines.get(request.engine)
+        rgb = from_proto(request.image, channels=(3,))
+        detection = engine.detect(rgb, analyze_faces=request.analyze_faces)
+        return detector_pb2.DetectResponse(report=report_from_detection(detection, engine.name))
+
+
+DEFINITION = ServiceDefinition(
+    name="detector",
+    grpc_service=detector_pb2.DESCRIPTOR.services_by_name["DamageDetector"].full_name,
+    default_port=50051,
+    default_metrics_port=9101,
+    engines={"classical": ClassicalDetector},
+    add_servicer=lambda server, engines: detector_pb2_grpc.add_DamageDetectorServicer_to_server(
+        DetectorServicer(engines), server
+    ),
+)

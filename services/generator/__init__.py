@@ -1,0 +1,1 @@
+"""Generator: conditioned restoration, one candidate per seed."""

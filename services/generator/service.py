@@ -1,0 +1,67 @@
+"""The Generator gRPC servicer and the generator's service definition."""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+import grpc
+
+from revive.v1 import common_pb2, generator_pb2, generator_pb2_grpc
+from services.common.engines import EngineSet
+from services.common.errors import InvalidInput
+from services.common.imaging import from_proto, to_proto
+from services.common.options import MAX_CANDIDATES, validate_options
+from services.common.server import ServiceDefinition
+from services.generator.engine import GeneratorEngine, RestorationInput
+from services.generator.engines.telea import TeleaGenerator
+
+#: Seeds one call may ask for: the gateway's candidates plus the re-ranking surplus.
+MAX_SEEDS = 2 * MAX_CANDIDATES
+
+
+def restoration_input(request: generator_pb2.GenerateRequest) -> RestorationInput:
+    """Decode and cross-check the photo and its masks."""
+    rgb = from_proto(request.image, channels=(3,))
+    masks = {}
+    for index, damage in enumerate(request.damage.masks):
+        if not damage.HasField("mask"):
+            continue
+        mask = from_proto(damage.mask, field=f"damage.masks[{index}].mask", channels=(1,))
+        if mask.shape != rgb.shape[:2]:
+            raise InvalidInput(f"damage.masks[{index}]: mask is {mask.shape[::-1]}, photo is {rgb.shape[1::-1]}")
+        masks[damage.type] = mask
+    return RestorationInput(rgb=rgb, masks=masks, report=request.damage, options=request.options)
+
+
+class GeneratorServicer(generator_pb2_grpc.GeneratorServicer):
+    def __init__(self, engines: EngineSet[GeneratorEngine]) -> None:
+        self._engines = engines
+
+    def Generate(self, request: generator_pb2.GenerateRequest, context: grpc.ServicerContext) -> Iterator[generator_pb2.Candidate]:
+        engine = self._engines.get(request.engine)
+        validate_options(request.options)
+        if not 1 <= len(request.seeds) <= MAX_SEEDS:
+            raise InvalidInput(f"seeds: give between 1 and {MAX_SEEDS}, got {len(request.seeds)}")
+        restoration = restoration_input(request)
+        for seed in request.seeds:
+            if not context.is_active():
+                return
+            restored = engine.generate(restoration, seed)
+            yield generator_pb2.Candidate(
+                seed=seed,
+                image=to_proto(restored),
+                scores=common_pb2.CandidateScores(),
+                engine=engine.name,
+            )
+
+
+DEFINITION = ServiceDefinition(
+    name="generator",
+    grpc_service=generator_pb2.DESCRIPTOR.services_by_name["Generator"].full_name,
+    default_port=50052,
+    default_metrics_port=9102,
+    engines={"telea": TeleaGenerator},
+    add_servicer=lambda server, engines: generator_pb2_grpc.add_GeneratorServicer_to_server(
+        GeneratorServicer(engines), server
+    ),
+)

@@ -1,0 +1,49 @@
+"""The Upscaler gRPC servicer and the upscaler's service definition."""
+
+from __future__ import annotations
+
+import grpc
+
+from revive.v1 import upscaler_pb2, upscaler_pb2_grpc
+from services.common.engines import EngineSet
+from services.common.errors import InvalidInput
+from services.common.imaging import MAX_SIDE, from_proto, to_proto
+from services.common.options import UPSCALE_FACTORS
+from services.common.server import ServiceDefinition
+from services.upscaler.engine import UpscalerEngine
+from services.upscaler.engines.lanczos import LanczosUpscaler
+
+
+class UpscalerServicer(upscaler_pb2_grpc.UpscalerServicer):
+    def __init__(self, engines: EngineSet[UpscalerEngine]) -> None:
+        self._engines = engines
+
+    def Upscale(self, request: upscaler_pb2.UpscaleRequest, context: grpc.ServicerContext) -> upscaler_pb2.UpscaleResponse:
+        engine = self._engines.get(request.engine)
+        factor = request.factor or 1
+        if factor not in UPSCALE_FACTORS:
+            raise InvalidInput(f"factor must be one of {UPSCALE_FACTORS}, got {factor}")
+        rgb = from_proto(request.image, channels=(3,))
+        height, width = rgb.shape[:2]
+        if max(height, width) * factor > MAX_SIDE:
+            raise InvalidInput(
+                f"x{factor} of {width}x{height} would be {width * factor}x{height * factor}, "
+                f"over the {MAX_SIDE}-pixel side limit"
+            )
+        if factor == 1:
+            return upscaler_pb2.UpscaleResponse(image=request.image, engine=engine.name)
+        if factor not in engine.factors:
+            raise InvalidInput(f"engine {engine.name!r} supports factors {engine.factors}, not {factor}")
+        return upscaler_pb2.UpscaleResponse(image=to_proto(engine.upscale(rgb, factor)), engine=engine.name)
+
+
+DEFINITION = ServiceDefinition(
+    name="upscaler",
+    grpc_service=upscaler_pb2.DESCRIPTOR.services_by_name["Upscaler"].full_name,
+    default_port=50053,
+    default_metrics_port=9103,
+    engines={"lanczos": LanczosUpscaler},
+    add_servicer=lambda server, engines: upscaler_pb2_grpc.add_UpscalerServicer_to_server(
+        UpscalerServicer(engines), server
+    ),
+)

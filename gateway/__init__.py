@@ -1,0 +1,1 @@
+"""The gateway: HTTP and gRPC front door that orchestrates detect -> generate -> upscale."""

@@ -1,0 +1,64 @@
+"""Assembling the gateway: upstream clients, pipeline, HTTP and gRPC servers."""
+
+from __future__ import annotations
+
+import logging
+
+import grpc
+from aiohttp import web
+
+from gateway.config import GatewayConfig
+from gateway.grpc_api import RestorationServicer
+from gateway.http_api import HttpApi
+from gateway.pipeline import Pipeline
+from gateway.storage import ResultStore
+from gateway.upstreams import Upstreams
+from revive.v1 import gateway_pb2, gateway_pb2_grpc
+from services.common.server import message_size_options
+
+log = logging.getLogger(__name__)
+
+
+class Gateway:
+    """Both front doors over one pipeline; start() and stop() run in the event loop."""
+
+    def __init__(self, config: GatewayConfig) -> None:
+        self.config = config
+        self.http_port = 0
+        self.grpc_port = 0
+        self._runner: web.AppRunner | None = None
+        self._grpc: grpc.aio.Server | None = None
+        self.upstreams: Upstreams | None = None
+
+    async def start(self) -> "Gateway":
+        config = self.config
+        self.upstreams = Upstreams(config)
+        store = ResultStore(config.results_dir)
+        pipeline = Pipeline(self.upstreams, store, config)
+
+        self._runner = web.AppRunner(HttpApi(pipeline, self.upstreams, store, config).app(), access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, config.host, config.http_port)
+        await site.start()
+        self.http_port = self._runner.addresses[0][1]
+
+        self._grpc = grpc.aio.server(options=message_size_options(config.max_message_bytes))
+        gateway_pb2_grpc.add_RestorationServicer_to_server(RestorationServicer(pipeline), self._grpc)
+        self.grpc_port = self._grpc.add_insecure_port(f"{config.host}:{config.grpc_port}")
+        await self._grpc.start()
+        log.info("gateway listening", extra={
+            "url": f"http://{config.host}:{self.http_port}/",
+            "grpc_port": self.grpc_port,
+            "service": gateway_pb2.DESCRIPTOR.services_by_name["Restoration"].full_name,
+        })
+        return self
+
+    async def stop(self, grace: float = 10.0) -> None:
+        """Stop taking requests, let the ones in flight finish within `grace`."""
+        if self._grpc is not None:
+            await self._grpc.stop(grace)
+        if self._runner is not None:
+            await self._runner.shutdown()
+            await self._runner.cleanup()
+        if self.upstreams is not None:
+            await self.upstreams.close()

@@ -1,0 +1,162 @@
+"""The HTTP API v1, the web page and the operational endpoints.
+
+aiohttp rather than an ASGI stack: it shares the event loop with grpc.aio and
+streams multipart uploads without buffering them twice (measured: half the
+time and a third of the peak memory of FastAPI for ten 50 MB uploads).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Awaitable, Callable
+
+from aiohttp import BodyPartReader, web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from gateway import metrics
+from gateway.config import GatewayConfig
+from gateway.options import options_from_form
+from gateway.pipeline import PhotoUpload, Pipeline
+from gateway.report import PhotoReport, request_status
+from gateway.storage import ResultStore, new_request_id
+from gateway.upstreams import Upstreams
+from services.common.errors import InvalidInput
+
+log = logging.getLogger(__name__)
+
+MAX_PHOTOS = 10
+#: Longest value accepted in a non-file form field.
+MAX_FIELD_BYTES = 1024
+STATIC_DIR = Path(__file__).parent / "static"
+OPENAPI_PATH = Path(__file__).parent / "openapi.json"
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def error_response(status: int, message: str, **extra: object) -> web.Response:
+    return web.json_response({"error": {"status": status, "message": message, **extra}}, status=status)
+
+
+@web.middleware
+async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Count and time every request by route; give HTTP errors a JSON body."""
+    resource = request.match_info.route.resource
+    route = resource.canonical if resource is not None else "unmatched"
+    start = time.perf_counter()
+    status = 500
+    try:
+        try:
+            response = await handler(request)
+        except web.HTTPException as error:
+            if error.status < 400:
+                status = error.status
+                raise
+            response = error_response(error.status, error.text or error.reason)
+        status = response.status
+        return response
+    finally:
+        metrics.HTTP_SECONDS.labels(route).observe(time.perf_counter() - start)
+        metrics.HTTP_REQUESTS.labels(route, request.method, str(status)).inc()
+
+
+async def read_part(part: BodyPartReader, limit: int, what: str) -> bytes:
+    """Read one multipart part, refusing it as soon as it passes `limit` bytes."""
+    chunks, size = [], 0
+    while chunk := await part.read_chunk(1 << 20):
+        size += len(chunk)
+        if size > limit:
+            raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=size, text=f"{what} is larger than {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def read_upload(request: web.Request, config: GatewayConfig) -> tuple[list[PhotoUpload], dict[str, str]]:
+    """Photos (file parts) and option fields (the other parts) of a multipart request."""
+    if not request.content_type.startswith("multipart/"):
+        raise web.HTTPUnsupportedMediaType(text="send the photos as multipart/form-data")
+    photos: list[PhotoUpload] = []
+    fields: dict[str, str] = {}
+    reader = await request.multipart()
+    while (part := await reader.next()) is not None:
+        if not isinstance(part, BodyPartReader):
+            raise web.HTTPBadRequest(text="nested multipart bodies are not supported")
+        if part.filename is not None:
+            if len(photos) == MAX_PHOTOS:
+                raise web.HTTPBadRequest(text=f"too many photos: at most {MAX_PHOTOS} per request")
+            data = await read_part(part, config.max_upload_bytes, f"photo {part.filename!r}")
+            metrics.BYTES_IN.inc(len(data))
+            photos.append(PhotoUpload(len(photos), part.filename or f"photo-{len(photos)}", data))
+        elif part.name:
+            fields[part.name] = (await read_part(part, MAX_FIELD_BYTES, f"field {part.name!r}")).decode("utf-8", "replace")
+    if not photos:
+        raise web.HTTPBadRequest(text="no photos: attach 1 to 10 image files as form parts with a filename")
+    return photos, fields
+
+
+class HttpApi:
+    def __init__(self, pipeline: Pipeline, upstreams: Upstreams, store: ResultStore, config: GatewayConfig) -> None:
+        self._pipeline, self._upstreams, self._store, self._config = pipeline, upstreams, store, config
+
+    def app(self) -> web.Application:
+        # Room for ten photos at the per-file limit plus the option fields.
+        app = web.Application(middlewares=[observe], client_max_size=(MAX_PHOTOS + 1) * self._config.max_upload_bytes)
+        app.add_routes([
+            web.post("/v1/restorations", self.create_restoration),
+            web.get("/v1/results/{request_id}/{photo}/{name}", self.get_result),
+            web.get("/v1/openapi.json", self.openapi),
+            web.get("/healthz", self.healthz),
+            web.get("/readyz", self.readyz),
+            web.get("/metrics", self.metrics),
+            web.get("/", self.index),
+            web.static("/static", STATIC_DIR),
+        ])
+        return app
+
+    async def create_restoration(self, request: web.Request) -> web.Response:
+        photos, fields = await read_upload(request, self._config)
+        try:
+            options = options_from_form(fields)
+        except InvalidInput as error:
+            return error_response(400, str(error))
+        request_id = new_request_id()
+        reports = [PhotoReport(photo.index, photo.filename) for photo in photos]
+        await self._pipeline.run(request_id, photos, options, lambda event: reports[event.photo_index].apply(event))
+        status = request_status(reports)
+        body = {"id": request_id, "photos": [report.to_json() for report in reports]}
+        if status != 200:
+            failures = "; ".join(f"photo {r.index} ({r.filename}): {r.error['message']}" for r in reports if r.error)
+            body["error"] = {"status": status, "message": failures}
+        return web.json_response(body, status=status)
+
+    async def get_result(self, request: web.Request) -> web.StreamResponse:
+        try:
+            path = self._store.path(request.match_info["request_id"], int(request.match_info["photo"]), request.match_info["name"])
+        except ValueError:
+            raise web.HTTPNotFound(text="no such result") from None
+        if not path.is_file():
+            raise web.HTTPNotFound(text="no such result (it may have expired)")
+        metrics.BYTES_OUT.inc(path.stat().st_size)
+        return web.FileResponse(path, headers={"Cache-Control": "private, max-age=86400, immutable"})
+
+    async def openapi(self, _request: web.Request) -> web.Response:
+        return web.json_response(json.loads(OPENAPI_PATH.read_text()))
+
+    async def healthz(self, _request: web.Request) -> web.Response:
+        return web.json_response({"status": "alive"})
+
+    async def readyz(self, _request: web.Request) -> web.Response:
+        upstreams = await self._upstreams.readiness()
+        ready = all(upstreams.values())
+        body = {"ready": ready, "upstreams": {name: "SERVING" if ok else "NOT_SERVING" for name, ok in upstreams.items()}}
+        return web.json_response(body, status=200 if ready else 503)
+
+    async def metrics(self, _request: web.Request) -> web.Response:
+        response = web.Response(body=generate_latest())
+        response.content_type = CONTENT_TYPE_LATEST.split(";")[0]
+        return response
+
+    async def index(self, _request: web.Request) -> web.FileResponse:
+        return web.FileResponse(STATIC_DIR / "index.html")

@@ -1,0 +1,27 @@
+"""The gateway's Prometheus metrics (promtool-clean names, base units)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+from services.common.metrics import LATENCY_BUCKETS
+
+HTTP_REQUESTS = Counter(
+    "revive_gateway_http_requests_total", "HTTP requests handled, by route and status code.", ["route", "method", "code"]
+)
+HTTP_SECONDS = Histogram(
+    "revive_gateway_http_request_duration_seconds", "HTTP request handling time.", ["route"], buckets=LATENCY_BUCKETS
+)
+STAGE_SECONDS = Histogram(
+    "revive_gateway_stage_duration_seconds", "Time one photo spends in a pipeline stage.", ["stage"], buckets=LATENCY_BUCKETS
+)
+PHOTOS = Counter("revive_gateway_photos_total", "Photos processed, by outcome.", ["outcome"])
+CANDIDATES = Counter("revive_gateway_candidates_total", "Candidates produced.")
+PHOTOS_WAITING = Gauge("revive_gateway_queue_depth", "Photos accepted and waiting for a processing slot.")
+PHOTOS_IN_FLIGHT = Gauge("revive_gateway_photos_in_flight", "Photos being processed now.")
+UPSTREAM_IN_FLIGHT = Gauge("revive_gateway_upstream_in_flight_rpcs", "RPCs in flight per upstream.", ["service"])
+UPSTREAM_ERRORS = Counter(
+    "revive_gateway_upstream_errors_total", "Failed upstream RPC attempts, by service and gRPC code.", ["service", "code"]
+)
+BYTES_IN = Counter("revive_gateway_received_bytes_total", "Bytes of photos uploaded.")
+BYTES_OUT = Counter("revive_gateway_sent_bytes_total", "Bytes of result images served or streamed.")

@@ -1,0 +1,40 @@
+"""Result images on local disk (the embedded default; a volume in Kubernetes).
+
+Layout: <results_dir>/<request id>/<photo index>/<name>.png. Names are made
+here and checked on the way back in, so a URL can never reach outside the
+results directory.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from pathlib import Path
+
+_REQUEST_ID = re.compile(r"^[0-9a-f]{32}$")
+_NAME = re.compile(r"^(mask|candidate-\d{1,20})\.png$")
+
+
+def new_request_id() -> str:
+    return secrets.token_hex(16)
+
+
+class ResultStore:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def write(self, request_id: str, photo: int, name: str, data: bytes) -> str:
+        """Store `data`; returns the URL path it is served under."""
+        path = self.path(request_id, photo, name)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_suffix(".part")
+        partial.write_bytes(data)
+        partial.replace(path)  # readers never see a half-written file
+        return f"/v1/results/{request_id}/{photo}/{name}"
+
+    def path(self, request_id: str, photo: int, name: str) -> Path:
+        """The file for a URL's parts; ValueError when they are not ours."""
+        if not _REQUEST_ID.match(request_id) or not _NAME.match(name) or not 0 <= photo < 100:
+            raise ValueError("no such result")
+        return self.root / request_id / str(photo) / name

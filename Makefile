@@ -6,11 +6,11 @@ GEN := build/gen
 STAMP := $(VENV)/.installed
 export PYTHONPATH := $(CURDIR):$(CURDIR)/$(GEN)
 
-.PHONY: setup protos run test bench clean
+.PHONY: setup protos run cluster test bench clean
 
 setup: $(STAMP)
 
-$(STAMP): requirements/runtime.txt requirements/dev.txt
+$(STAMP): requirements/base.txt requirements/runtime.txt requirements/dev.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check -r requirements/dev.txt
 	touch $@
@@ -25,6 +25,11 @@ $(GEN)/.stamp: $(wildcard protos/revive/v1/*.proto) $(STAMP)
 ## run: the whole cluster on this machine (CPU), until Ctrl-C
 run: protos
 	$(PY) -m deploy.local.launch
+
+## cluster: the Kubernetes topology on one machine: REPLICAS of each service behind the gateway
+REPLICAS ?= 2
+cluster: protos
+	$(PY) -m deploy.local.launch --replicas $(REPLICAS)
 
 ## test: every test, with real servers on loopback
 test: protos

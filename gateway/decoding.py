@@ -57,7 +57,7 @@ def decode_photo(data: bytes) -> np.ndarray:
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise InvalidInput(f"the image declares more than {MAX_SIDE}x{MAX_SIDE} pixels") from None
     except Exception as error:  # Pillow raises many types for malformed headers
-        raise InvalidInput(f"corrupt image header: {error}") from None
+        raise InvalidInput(f"corrupt or truncated image header: {error}") from None
     width, height = image.size
     if width < 1 or height < 1:
         raise InvalidInput(f"the image has no pixels ({width}x{height})")

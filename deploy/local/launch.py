@@ -81,6 +81,8 @@ def main() -> int:
     parser.add_argument("--replicas", type=int, default=int(env_default("replicas", "1")), help="replicas of each gRPC service")
     parser.add_argument("--http-port", type=int, default=int(env_default("http-port", "8080")))
     parser.add_argument("--grpc-port", type=int, default=int(env_default("grpc-port", "50050")))
+    parser.add_argument("--port-offset", type=int, default=int(env_default("port-offset", "0")),
+                        help="added to every service and metrics port, to run beside another cluster")
     parser.add_argument("--results-dir", default=env_default("results-dir", str(ROOT / "var" / "results")))
     parser.add_argument("--ready-timeout", type=float, default=180.0, help="seconds to wait for readiness")
     args, passthrough = parser.parse_known_args()
@@ -92,7 +94,7 @@ def main() -> int:
     for name, port, metrics_port in SERVICES:
         addresses = []
         for replica in range(args.replicas):
-            offset = REPLICA_PORT_STRIDE * replica
+            offset = args.port_offset + REPLICA_PORT_STRIDE * replica
             children.append(start(f"{name}-{replica}", [
                 f"services.{name}", "--port", str(port + offset), "--metrics-port", str(metrics_port + offset),
             ]))

@@ -1,12 +1,13 @@
 """A classical damage detector: the baseline the learned detector must beat.
 
 It looks for what old-photo damage does to the luminance, without learning:
-- scratches and specks are thin or small departures from a median-filtered
-  background; long thin components are scratches, small compact ones spots;
+- scratches and specks are thin or small structures that a morphological
+  top-hat (bright) or black-hat (dark) isolates; long thin components are
+  scratches, small compact ones spots;
 - tears and missing areas are large, flat, paper-bright regions;
 - fading is a compressed tonal range with a lifted black level;
 - a photo is black-and-white (sepia included) when its chroma hardly varies.
-Real texture (hair, eyelashes, fabric) also departs from a median, so this
+Real texture (hair, eyelashes, fabric) is thin and small too, so this
 detector over-flags busy photos; the learned engine exists to fix that.
 """
 
@@ -22,8 +23,8 @@ from services.detector.engine import Detection
 
 #: Side at which whole-photo statistics are computed; enough to be stable.
 STATS_SIDE = 512
-#: Median window that erases scratches and specks but keeps shapes.
-MEDIAN_WINDOW = 7
+#: Structuring element wider than any scratch or speck, narrower than real shapes.
+HAT_KERNEL = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (9, 9))
 #: Smallest luminance departure (of 255) taken as damage, whatever the noise.
 MIN_RESIDUAL = 28
 #: Components longer than this (pixels) and at least this elongated are scratches.
@@ -64,9 +65,10 @@ def fading(luma: np.ndarray) -> tuple[float, np.ndarray]:
 
 
 def residual_damage(luma: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Masks of scratches and of spots: thin/small departures from the local median."""
-    background = cv2.medianBlur(luma, MEDIAN_WINDOW)
-    residual = cv2.absdiff(luma, background)
+    """Masks of scratches and of spots: thin or small bright/dark structures."""
+    residual = np.maximum(
+        cv2.morphologyEx(luma, cv2.MORPH_TOPHAT, HAT_KERNEL), cv2.morphologyEx(luma, cv2.MORPH_BLACKHAT, HAT_KERNEL)
+    )
     noise = float(np.median(_downscaled(residual))) * 1.4826 * 6
     candidates = (residual > max(MIN_RESIDUAL, noise)).astype(np.uint8)
     count, labels, stats, _ = cv2.connectedComponentsWithStats(candidates, connectivity=8)

@@ -1,0 +1,123 @@
+"""Per-stage latency for 1 MP and 16 MP photos, and the gateway's own overhead.
+
+Starts the local cluster (one process per service, as `make run` does), then
+for each size runs the same work twice, side by side:
+- direct: this process calls detect, N concurrent one-seed generates and the
+  upscales itself, with the photo already decoded: the services' own time;
+- gateway: the photo is uploaded over HTTP and the JSON reply awaited.
+Overhead = (gateway - direct) / gateway: decoding, PNG storage and HTTP.
+Run: make bench (or python -m bench.pipeline_bench [--repeats N]).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import grpc
+import requests
+
+from gateway.upstreams import channel_options
+from revive.v1 import detector_pb2, detector_pb2_grpc, generator_pb2, generator_pb2_grpc, upscaler_pb2, upscaler_pb2_grpc
+from revive.v1 import common_pb2
+from services.common.imaging import to_proto
+from tests.photos import encode, portrait, scratched
+
+ROOT = Path(__file__).resolve().parents[1]
+PORT_OFFSET = 1000
+CASES = (("1 MP", 1024, 1024, 2), ("16 MP", 4096, 4096, 1))
+CANDIDATES = 4
+
+
+def start_cluster(results: str) -> tuple[subprocess.Popen, str]:
+    env = {**os.environ, "PYTHONPATH": f"{ROOT}:{ROOT / 'build' / 'gen'}", "REVIVE_LOG_LEVEL": "warning"}
+    launcher = subprocess.Popen(
+        [sys.executable, "-m", "deploy.local.launch", "--port-offset", str(PORT_OFFSET),
+         "--http-port", "18180", "--grpc-port", "18150", "--results-dir", results],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True,
+    )
+    ready = json.loads(launcher.stdout.readline())
+    return launcher, ready["url"].rstrip("/")
+
+
+async def direct(photo, factor: int, seed: int) -> dict[str, float]:
+    """The services' own time for one photo, stage by stage."""
+    options = channel_options(256 << 20)
+    detector = grpc.aio.insecure_channel(f"127.0.0.1:{50051 + PORT_OFFSET}", options=options)
+    generator = grpc.aio.insecure_channel(f"127.0.0.1:{50052 + PORT_OFFSET}", options=options)
+    upscaler = grpc.aio.insecure_channel(f"127.0.0.1:{50053 + PORT_OFFSET}", options=options)
+    stages: dict[str, list[float]] = {"generate": [], "upscale": []}
+    start = time.perf_counter()
+    image = to_proto(photo)
+    report = (await detector_pb2_grpc.DamageDetectorStub(detector).Detect(detector_pb2.DetectRequest(image=image, analyze_faces=True))).report
+    detect_s = time.perf_counter() - start
+
+    async def one(index: int) -> None:
+        begin = time.perf_counter()
+        request = generator_pb2.GenerateRequest(image=image, damage=report, seeds=[seed + index], options=common_pb2.RestoreOptions())
+        candidate = [c async for c in generator_pb2_grpc.GeneratorStub(generator).Generate(request)][0]
+        stages["generate"].append(time.perf_counter() - begin)
+        if factor > 1:
+            begin = time.perf_counter()
+            await upscaler_pb2_grpc.UpscalerStub(upscaler).Upscale(upscaler_pb2.UpscaleRequest(image=candidate.image, factor=factor))
+            stages["upscale"].append(time.perf_counter() - begin)
+
+    await asyncio.gather(*(one(i) for i in range(CANDIDATES)))
+    total = time.perf_counter() - start
+    for channel in (detector, generator, upscaler):
+        await channel.close()
+    return {"detect": detect_s, "generate": statistics.mean(stages["generate"]),
+            "upscale": statistics.mean(stages["upscale"]) if stages["upscale"] else 0.0, "total": total}
+
+
+def through_gateway(url: str, upload: bytes, factor: int, seed: int) -> float:
+    start = time.perf_counter()
+    reply = requests.post(f"{url}/v1/restorations", files=[("photos", ("p.jpg", upload, "image/jpeg"))],
+                          data={"candidates": str(CANDIDATES), "upscale": str(factor), "seed": str(seed)}, timeout=900)
+    reply.raise_for_status()
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as results:
+        launcher, url = start_cluster(results)
+        try:
+            print(f"Pipeline latency, {CANDIDATES} candidates, classical engines, CPU ({os.cpu_count()} cores), median of {args.repeats}")
+            print(f"{'size':6} {'upscale':>7} {'detect s':>9} {'generate s':>11} {'upscale s':>10} {'services s':>11} {'gateway s':>10} {'overhead':>9}")
+            for label, width, height, factor in CASES:
+                photo, _ = scratched(portrait(width, height, seed=2), count=6)
+                upload = encode(photo, quality=92)
+                runs, ends = [], []
+                for repeat in range(args.repeats):
+                    # Alternate the order so neither side always runs on a warmer machine.
+                    if repeat % 2:
+                        ends.append(through_gateway(url, upload, factor, repeat))
+                        runs.append(asyncio.run(direct(photo, factor, repeat)))
+                    else:
+                        runs.append(asyncio.run(direct(photo, factor, repeat)))
+                        ends.append(through_gateway(url, upload, factor, repeat))
+                median = {key: statistics.median(run[key] for run in runs) for key in runs[0]}
+                end_to_end = statistics.median(ends)
+                overhead = (end_to_end - median["total"]) / end_to_end
+                print(f"{label:6} {'x' + str(factor):>7} {median['detect']:9.3f} {median['generate']:11.3f} {median['upscale']:10.3f} "
+                      f"{median['total']:11.3f} {end_to_end:10.3f} {overhead:9.1%}")
+            print("generate/upscale: mean per candidate; candidates run concurrently. Goal: overhead <= 5%.")
+        finally:
+            launcher.send_signal(signal.SIGINT)
+            launcher.wait(60)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,52 @@
+"""The gateway's gRPC Restoration API: streamed progress, damage, candidates, failures."""
+
+from __future__ import annotations
+
+import grpc
+import pytest
+
+from revive.v1 import common_pb2, gateway_pb2, gateway_pb2_grpc
+from services.common.imaging import decode_png
+from tests.cluster import channel
+from tests.photos import encode, portrait, scratched
+
+
+def restoration(gateway) -> gateway_pb2_grpc.RestorationStub:
+    return gateway_pb2_grpc.RestorationStub(channel(gateway.gateway.grpc_port))
+
+
+def test_restore_streams_progress_then_candidates_then_done(gateway):
+    damaged, _ = scratched(portrait(), count=3)
+    request = gateway_pb2.RestoreRequest(
+        photos=[gateway_pb2.Photo(filename="a.jpg", content=encode(damaged)), gateway_pb2.Photo(filename="b.txt", content=b"??")],
+        options=common_pb2.RestoreOptions(candidates=2, seed=5),
+    )
+    events = list(restoration(gateway).Restore(request, timeout=300))
+    by_photo = {index: [e for e in events if e.photo_index == index] for index in (0, 1)}
+    kinds = [e.WhichOneof("event") for e in by_photo[0]]
+    assert kinds[0] == "progress" and kinds[-1] == "done"
+    assert kinds.index("damage") < kinds.index("candidate")
+    candidates = [e.candidate for e in by_photo[0] if e.WhichOneof("event") == "candidate"]
+    assert sorted(c.seed for c in candidates) == [5, 6]
+    assert all(decode_png(c.image.data).shape == (600, 480, 3) for c in candidates)
+    done = by_photo[0][-1].done
+    assert sorted(done.ranking) == [5, 6] and done.upscale == 1
+    failed = [e.failed for e in by_photo[1] if e.WhichOneof("event") == "failed"]
+    assert failed and failed[0].code == "INVALID_ARGUMENT" and "not an image" in failed[0].message
+
+
+@pytest.mark.parametrize(
+    ("request_", "message"),
+    [
+        (gateway_pb2.RestoreRequest(), "photos"),
+        (gateway_pb2.RestoreRequest(photos=[gateway_pb2.Photo(content=b"x")] * 11), "photos"),
+        (gateway_pb2.RestoreRequest(photos=[gateway_pb2.Photo(content=b"x")], options=common_pb2.RestoreOptions(candidates=0)), "candidates"),
+        (gateway_pb2.RestoreRequest(photos=[gateway_pb2.Photo(content=b"x")], options=common_pb2.RestoreOptions(upscale=3)), "upscale"),
+    ],
+    ids=["no-photos", "eleven-photos", "zero-candidates", "upscale-3"],
+)
+def test_restore_rejects_bad_requests(gateway, request_, message):
+    with pytest.raises(grpc.RpcError) as error:
+        list(restoration(gateway).Restore(request_, timeout=30))
+    assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert message in error.value.details()

@@ -10,6 +10,7 @@ from aiohttp import web
 from gateway.config import GatewayConfig
 from gateway.grpc_api import RestorationServicer
 from gateway.http_api import HttpApi
+from gateway.jobs import JobManager
 from gateway.pipeline import Pipeline
 from gateway.storage import ResultStore
 from gateway.upstreams import Upstreams
@@ -29,21 +30,24 @@ class Gateway:
         self._runner: web.AppRunner | None = None
         self._grpc: grpc.aio.Server | None = None
         self.upstreams: Upstreams | None = None
+        self.jobs: JobManager | None = None
 
     async def start(self) -> "Gateway":
         config = self.config
         self.upstreams = Upstreams(config)
         store = ResultStore(config.results_dir)
         pipeline = Pipeline(self.upstreams, store, config)
+        self.jobs = JobManager(pipeline, config.results_dir, config.job_workers, config.max_queued_jobs, config.result_ttl)
+        await self.jobs.start()
 
-        self._runner = web.AppRunner(HttpApi(pipeline, self.upstreams, store, config).app(), access_log=None)
+        self._runner = web.AppRunner(HttpApi(self.jobs, self.upstreams, store, config).app(), access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, config.host, config.http_port)
         await site.start()
         self.http_port = self._runner.addresses[0][1]
 
         self._grpc = grpc.aio.server(options=message_size_options(config.max_message_bytes))
-        gateway_pb2_grpc.add_RestorationServicer_to_server(RestorationServicer(pipeline), self._grpc)
+        gateway_pb2_grpc.add_RestorationServicer_to_server(RestorationServicer(self.jobs), self._grpc)
         self.grpc_port = self._grpc.add_insecure_port(f"{config.host}:{config.grpc_port}")
         await self._grpc.start()
         log.info("gateway listening", extra={
@@ -60,5 +64,7 @@ class Gateway:
         if self._runner is not None:
             await self._runner.shutdown()
             await self._runner.cleanup()
+        if self.jobs is not None:
+            await self.jobs.stop()
         if self.upstreams is not None:
             await self.upstreams.close()

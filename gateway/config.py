@@ -24,6 +24,9 @@ class GatewayConfig:
     rpc_timeout: float
     rpc_attempts: int
     max_photos_in_flight: int
+    job_workers: int
+    max_queued_jobs: int
+    result_ttl: float
     max_upload_mb: int
     max_message_mb: int
     log_level: str
@@ -52,11 +55,14 @@ def parse_config(argv: Sequence[str] | None = None) -> GatewayConfig:
     add("detector", "127.0.0.1:50051", "detector gRPC target")
     add("generator", "127.0.0.1:50052", "generator gRPC target")
     add("upscaler", "127.0.0.1:50053", "upscaler gRPC target")
-    add("results-dir", "var/results", "where result images are stored")
+    add("results-dir", "var/results", "where jobs, their uploads and result images are kept")
     add("default-candidates", "4", "candidates per photo when the request does not say", int)
     add("rpc-timeout", "300", "deadline of each upstream RPC, seconds", float)
     add("rpc-attempts", "3", "attempts per upstream RPC on UNAVAILABLE/RESOURCE_EXHAUSTED", int)
     add("max-photos-in-flight", "4", "photos processed at once (bounds decoded images in memory)", int)
+    add("job-workers", "4", "jobs processed at once", int)
+    add("max-queued-jobs", "32", "jobs waiting beyond those; more get HTTP 429", int)
+    add("result-ttl", "86400", "seconds a finished job and its results are kept", float)
     add("max-upload-mb", "64", "largest single uploaded file, MiB", int)
     add("max-message-mb", "256", "largest gRPC message to or from upstreams, MiB", int)
     add("log-level", "info", "debug, info, warning or error")
@@ -73,6 +79,9 @@ def parse_config(argv: Sequence[str] | None = None) -> GatewayConfig:
         rpc_timeout=args.rpc_timeout,
         rpc_attempts=max(1, args.rpc_attempts),
         max_photos_in_flight=max(1, args.max_photos_in_flight),
+        job_workers=max(1, args.job_workers),
+        max_queued_jobs=max(1, args.max_queued_jobs),
+        result_ttl=args.result_ttl,
         max_upload_mb=args.max_upload_mb,
         max_message_mb=args.max_message_mb,
         log_level=args.log_level,

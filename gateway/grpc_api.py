@@ -2,22 +2,21 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import AsyncIterator
 
 import grpc
 
 from gateway.http_api import MAX_PHOTOS
-from gateway.pipeline import PhotoUpload, Pipeline
-from gateway.storage import new_request_id
+from gateway.jobs import JobManager, QueueFull
+from gateway.pipeline import PhotoUpload
 from revive.v1 import gateway_pb2, gateway_pb2_grpc
 from services.common.errors import InvalidInput
 from services.common.options import validate_options
 
 
 class RestorationServicer(gateway_pb2_grpc.RestorationServicer):
-    def __init__(self, pipeline: Pipeline) -> None:
-        self._pipeline = pipeline
+    def __init__(self, jobs: JobManager) -> None:
+        self._jobs = jobs
 
     async def Restore(self, request: gateway_pb2.RestoreRequest, context: grpc.aio.ServicerContext) -> AsyncIterator[gateway_pb2.RestoreEvent]:
         if not 1 <= len(request.photos) <= MAX_PHOTOS:
@@ -30,12 +29,14 @@ class RestorationServicer(gateway_pb2_grpc.RestorationServicer):
             PhotoUpload(index, photo.filename or f"photo-{index}", photo.content)
             for index, photo in enumerate(request.photos)
         ]
-        events: asyncio.Queue[gateway_pb2.RestoreEvent | None] = asyncio.Queue()
-        work = asyncio.create_task(self._pipeline.run(new_request_id(), photos, request.options, events.put_nowait))
-        work.add_done_callback(lambda _task: events.put_nowait(None))
         try:
-            while (event := await events.get()) is not None:
-                yield event
-            await work
+            job = self._jobs.submit(photos, request.options)
+        except QueueFull as error:
+            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(error))
+        listener = self._jobs.subscribe(job)
+        try:
+            while not (update := await listener.get()).finished:
+                yield update.event
         finally:
-            work.cancel()  # the caller went away: cancel the in-flight upstream RPCs too
+            self._jobs.unsubscribe(job, listener)
+            self._jobs.cancel(job.id)  # a no-op once finished; otherwise the caller went away

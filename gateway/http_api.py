@@ -7,6 +7,7 @@ time and a third of the peak memory of FastAPI for ten 50 MB uploads).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -18,10 +19,11 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from gateway import metrics
 from gateway.config import GatewayConfig
+from gateway.jobs import FINISHED, Job, JobManager, QueueFull
 from gateway.options import options_from_form
-from gateway.pipeline import PhotoUpload, Pipeline
-from gateway.report import PhotoReport, request_status
-from gateway.storage import ResultStore, new_request_id
+from gateway.pipeline import PhotoUpload
+from gateway.report import request_status
+from gateway.storage import ResultStore
 from gateway.upstreams import Upstreams
 from services.common.errors import InvalidInput
 
@@ -30,6 +32,8 @@ log = logging.getLogger(__name__)
 MAX_PHOTOS = 10
 #: Longest value accepted in a non-file form field.
 MAX_FIELD_BYTES = 1024
+#: Seconds between SSE keep-alive comments, so proxies keep the stream open.
+SSE_KEEPALIVE = 15.0
 STATIC_DIR = Path(__file__).parent / "static"
 OPENAPI_PATH = Path(__file__).parent / "openapi.json"
 
@@ -96,15 +100,29 @@ async def read_upload(request: web.Request, config: GatewayConfig) -> tuple[list
     return photos, fields
 
 
+def queue_full(error: QueueFull) -> web.Response:
+    response = error_response(429, str(error))
+    response.headers["Retry-After"] = str(error.retry_after)
+    return response
+
+
+def job_links(job: Job) -> dict[str, str]:
+    return {"self": f"/v1/jobs/{job.id}", "events": f"/v1/jobs/{job.id}/events"}
+
+
 class HttpApi:
-    def __init__(self, pipeline: Pipeline, upstreams: Upstreams, store: ResultStore, config: GatewayConfig) -> None:
-        self._pipeline, self._upstreams, self._store, self._config = pipeline, upstreams, store, config
+    def __init__(self, jobs: JobManager, upstreams: Upstreams, store: ResultStore, config: GatewayConfig) -> None:
+        self._jobs, self._upstreams, self._store, self._config = jobs, upstreams, store, config
 
     def app(self) -> web.Application:
         # Room for ten photos at the per-file limit plus the option fields.
         app = web.Application(middlewares=[observe], client_max_size=(MAX_PHOTOS + 1) * self._config.max_upload_bytes)
         app.add_routes([
             web.post("/v1/restorations", self.create_restoration),
+            web.post("/v1/jobs", self.create_job),
+            web.get("/v1/jobs/{job_id}", self.get_job),
+            web.get("/v1/jobs/{job_id}/events", self.job_events),
+            web.delete("/v1/jobs/{job_id}", self.delete_job),
             web.get("/v1/results/{request_id}/{photo}/{name}", self.get_result),
             web.get("/v1/openapi.json", self.openapi),
             web.get("/healthz", self.healthz),
@@ -115,21 +133,78 @@ class HttpApi:
         ])
         return app
 
-    async def create_restoration(self, request: web.Request) -> web.Response:
+    async def _submit(self, request: web.Request) -> Job:
         photos, fields = await read_upload(request, self._config)
         try:
             options = options_from_form(fields)
         except InvalidInput as error:
-            return error_response(400, str(error))
-        request_id = new_request_id()
-        reports = [PhotoReport(photo.index, photo.filename) for photo in photos]
-        await self._pipeline.run(request_id, photos, options, lambda event: reports[event.photo_index].apply(event))
-        status = request_status(reports)
-        body = {"id": request_id, "photos": [report.to_json() for report in reports]}
+            raise web.HTTPBadRequest(text=str(error)) from None
+        return self._jobs.submit(photos, options)
+
+    async def create_restoration(self, request: web.Request) -> web.Response:
+        """Synchronous: a job, awaited. If the client leaves, the job still finishes."""
+        try:
+            job = await self._submit(request)
+        except QueueFull as error:
+            return queue_full(error)
+        await asyncio.shield(self._jobs.wait(job))
+        status = request_status(job.photos)
+        body = job.to_json()
         if status != 200:
-            failures = "; ".join(f"photo {r.index} ({r.filename}): {r.error['message']}" for r in reports if r.error)
+            failures = "; ".join(f"photo {p.index} ({p.filename}): {p.error['message']}" for p in job.photos if p.error)
             body["error"] = {"status": status, "message": failures}
         return web.json_response(body, status=status)
+
+    async def create_job(self, request: web.Request) -> web.Response:
+        try:
+            job = await self._submit(request)
+        except QueueFull as error:
+            return queue_full(error)
+        body = {**job.to_json(), "links": job_links(job)}
+        return web.json_response(body, status=202, headers={"Location": f"/v1/jobs/{job.id}"})
+
+    def _job(self, request: web.Request) -> Job:
+        job = self._jobs.get(request.match_info["job_id"])
+        if job is None:
+            raise web.HTTPNotFound(text="no such job (it may have expired)")
+        return job
+
+    async def get_job(self, request: web.Request) -> web.Response:
+        job = self._job(request)
+        return web.json_response({**job.to_json(), "links": job_links(job)})
+
+    async def delete_job(self, request: web.Request) -> web.Response:
+        """Cancels a queued or running job (200); forgets a finished one and its files (204)."""
+        job = self._job(request)
+        if job.state in FINISHED:
+            self._jobs.delete(job.id)
+            return web.Response(status=204)
+        return web.json_response(self._jobs.cancel(job.id).to_json())
+
+    async def job_events(self, request: web.Request) -> web.StreamResponse:
+        """Server-sent events: `job` (the whole state) first, `photo` on every change, `end` last."""
+        job = self._job(request)
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
+        await response.prepare(request)
+
+        async def send(kind: str, data: dict) -> None:
+            await response.write(f"event: {kind}\ndata: {json.dumps(data)}\n\n".encode())
+
+        listener = self._jobs.subscribe(job)
+        try:
+            await send("job", job.to_json())
+            while job.state not in FINISHED:
+                try:
+                    update = await asyncio.wait_for(listener.get(), SSE_KEEPALIVE)
+                except asyncio.TimeoutError:
+                    await response.write(b": keep-alive\n\n")
+                    continue
+                if update.photo is not None:
+                    await send("photo", update.photo)
+            await send("end", job.to_json())
+        finally:
+            self._jobs.unsubscribe(job, listener)
+        return response
 
     async def get_result(self, request: web.Request) -> web.StreamResponse:
         try:

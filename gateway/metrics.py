@@ -17,7 +17,12 @@ STAGE_SECONDS = Histogram(
 )
 PHOTOS = Counter("revive_gateway_photos_total", "Photos processed, by outcome.", ["outcome"])
 CANDIDATES = Counter("revive_gateway_candidates_total", "Candidates produced.")
-PHOTOS_WAITING = Gauge("revive_gateway_queue_depth", "Photos accepted and waiting for a processing slot.")
+PHOTOS_WAITING = Gauge("revive_gateway_photos_waiting", "Photos of running jobs waiting for a processing slot.")
+JOBS_QUEUED = Gauge("revive_gateway_queue_depth", "Jobs accepted and waiting for a worker.")
+JOBS = Counter("revive_gateway_jobs_total", "Jobs finished, by final state.", ["state"])
+JOB_SECONDS = Histogram(
+    "revive_gateway_job_duration_seconds", "Time from a job starting to finishing.", ["state"], buckets=LATENCY_BUCKETS
+)
 PHOTOS_IN_FLIGHT = Gauge("revive_gateway_photos_in_flight", "Photos being processed now.")
 UPSTREAM_IN_FLIGHT = Gauge("revive_gateway_upstream_in_flight_rpcs", "RPCs in flight per upstream.", ["service"])
 UPSTREAM_ERRORS = Counter(

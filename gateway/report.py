@@ -56,6 +56,21 @@ class PhotoReport:
             self.ranking = list(event.done.ranking)
             self.upscale = event.done.upscale
 
+    @classmethod
+    def from_json(cls, body: dict[str, Any]) -> "PhotoReport":
+        """The inverse of to_json, for jobs read back from disk."""
+        report = cls(body["index"], body["filename"])
+        report.status, report.stage = body["status"], body["stage"]
+        report.progress, report.damage = body["progress"], body["damage"]
+        report.upscale, report.error = body["upscale"], body.get("error")
+        report.candidates = {c["seed"]: c for c in body["candidates"]}
+        report.ranking = [c["seed"] for c in body["candidates"]] if report.status == "done" else []
+        return report
+
+    @property
+    def finished(self) -> bool:
+        return self.status in ("done", "failed")
+
     def to_json(self) -> dict[str, Any]:
         order = self.ranking or list(self.candidates)
         body: dict[str, Any] = {

@@ -1,0 +1,263 @@
+"""Jobs: accepted work that outlives its HTTP request and the gateway process.
+
+Every restoration, synchronous or not, becomes a job: its uploads and state
+are written under <results_dir>/<job id>/ before it is acknowledged, a
+bounded queue feeds a fixed number of workers (a full queue is HTTP 429),
+and listeners (SSE, the gRPC stream, a waiting POST) subscribe to its
+events. When the gateway restarts it finds the jobs that were queued or
+running and resumes them, skipping photos that had finished; a job whose
+uploads are gone is marked failed with the reason. Old jobs expire.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from google.protobuf.json_format import MessageToDict, ParseDict
+
+from gateway import metrics
+from gateway.pipeline import PhotoUpload, Pipeline
+from gateway.report import PhotoReport
+from gateway.storage import new_request_id
+from revive.v1 import common_pb2, gateway_pb2
+
+log = logging.getLogger(__name__)
+
+ACTIVE = ("queued", "running")
+FINISHED = ("done", "failed", "cancelled")
+JOB_FILE = "job.json"
+UPLOADS = "uploads"
+
+
+class QueueFull(Exception):
+    """No room for another job; the caller should retry after `retry_after` seconds."""
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(f"the job queue is full; retry in {retry_after} s")
+        self.retry_after = retry_after
+
+
+@dataclass
+class Update:
+    """What a subscriber receives: the raw event (for gRPC) and the photo's new state (for JSON)."""
+
+    event: gateway_pb2.RestoreEvent | None
+    photo: dict[str, Any] | None
+    finished: bool = False
+
+
+@dataclass
+class Job:
+    id: str
+    options: common_pb2.RestoreOptions
+    photos: list[PhotoReport]
+    created: float = field(default_factory=time.time)
+    state: str = "queued"
+    reason: str = ""
+    task: asyncio.Task | None = None
+    listeners: set[asyncio.Queue[Update]] = field(default_factory=set)
+
+    def to_json(self) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "id": self.id,
+            "state": self.state,
+            "created": self.created,
+            "options": MessageToDict(self.options, preserving_proto_field_name=True),
+            "photos": [photo.to_json() for photo in self.photos],
+        }
+        if self.reason:
+            body["reason"] = self.reason
+        return body
+
+    @classmethod
+    def from_json(cls, body: dict[str, Any]) -> "Job":
+        return cls(
+            id=body["id"],
+            options=ParseDict(body["options"], common_pb2.RestoreOptions()),
+            photos=[PhotoReport.from_json(photo) for photo in body["photos"]],
+            created=body["created"],
+            state=body["state"],
+            reason=body.get("reason", ""),
+        )
+
+    def notify(self, update: Update) -> None:
+        for listener in self.listeners:
+            listener.put_nowait(update)
+
+
+class JobManager:
+    def __init__(self, pipeline: Pipeline, root: Path, workers: int, max_queued: int, ttl_seconds: float) -> None:
+        self._pipeline = pipeline
+        self._root = root
+        self._workers = workers
+        self._ttl = ttl_seconds
+        self._queue: asyncio.Queue[str] = asyncio.Queue(maxsize=max_queued)
+        self._jobs: dict[str, Job] = {}
+        self._tasks: list[asyncio.Task] = []
+
+    async def start(self) -> None:
+        self._recover()
+        self._tasks = [asyncio.create_task(self._work(), name=f"job-worker-{i}") for i in range(self._workers)]
+        self._tasks.append(asyncio.create_task(self._expire(), name="job-expiry"))
+
+    async def stop(self) -> None:
+        """Stop the workers; jobs still running stay 'running' on disk and resume at the next start."""
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    # --- submitting and reading -------------------------------------------------
+
+    def submit(self, photos: list[PhotoUpload], options: common_pb2.RestoreOptions) -> Job:
+        if self._queue.full():
+            raise QueueFull(retry_after=max(1, 5 * self._queue.qsize() // max(1, self._workers)))
+        job = Job(new_request_id(), options, [PhotoReport(p.index, p.filename) for p in photos])
+        uploads = self._dir(job.id) / UPLOADS
+        uploads.mkdir(parents=True)
+        for photo in photos:
+            (uploads / str(photo.index)).write_bytes(photo.data)
+        self._save(job)  # on disk before it is acknowledged: a restart will not lose it
+        self._jobs[job.id] = job
+        self._queue.put_nowait(job.id)
+        metrics.JOBS_QUEUED.set(self._queue.qsize())
+        return job
+
+    def get(self, job_id: str) -> Job | None:
+        return self._jobs.get(job_id)
+
+    def cancel(self, job_id: str) -> Job | None:
+        job = self._jobs.get(job_id)
+        if job is None or job.state not in ACTIVE:
+            return job
+        job.state, job.reason = "cancelled", "cancelled by the client"
+        if job.task is not None:
+            job.task.cancel()  # reaches the in-flight upstream RPCs
+        self._finish(job)
+        return job
+
+    def delete(self, job_id: str) -> bool:
+        """Forget a finished job and its files."""
+        job = self._jobs.get(job_id)
+        if job is None or job.state in ACTIVE:
+            return False
+        del self._jobs[job_id]
+        shutil.rmtree(self._dir(job_id), ignore_errors=True)
+        return True
+
+    def subscribe(self, job: Job) -> asyncio.Queue[Update]:
+        listener: asyncio.Queue[Update] = asyncio.Queue()
+        job.listeners.add(listener)
+        return listener
+
+    @staticmethod
+    def unsubscribe(job: Job, listener: asyncio.Queue[Update]) -> None:
+        job.listeners.discard(listener)
+
+    async def wait(self, job: Job) -> None:
+        listener = self.subscribe(job)
+        try:
+            while job.state in ACTIVE:
+                await listener.get()
+        finally:
+            self.unsubscribe(job, listener)
+
+    # --- running ----------------------------------------------------------------
+
+    async def _work(self) -> None:
+        while True:
+            job_id = await self._queue.get()
+            metrics.JOBS_QUEUED.set(self._queue.qsize())
+            job = self._jobs.get(job_id)
+            if job is None or job.state != "queued":
+                continue  # cancelled while it waited
+            job.state = "running"
+            self._save(job)
+            job.task = asyncio.create_task(self._run(job))
+            try:
+                await asyncio.wait({job.task})
+            except asyncio.CancelledError:
+                job.task.cancel()  # shutting down: leave it 'running' on disk to resume
+                raise
+
+    async def _run(self, job: Job) -> None:
+        start = time.perf_counter()
+        pending = [photo for photo in job.photos if not photo.finished]
+        uploads = self._dir(job.id) / UPLOADS
+        try:
+            photos = [PhotoUpload(p.index, p.filename, (uploads / str(p.index)).read_bytes()) for p in pending]
+        except OSError as error:
+            job.state, job.reason = "failed", f"uploads unreadable after a restart: {error}"
+            self._finish(job)
+            return
+        for photo in pending:  # a resumed photo starts over
+            job.photos[photo.index] = PhotoReport(photo.index, photo.filename)
+        await self._pipeline.run(job.id, photos, job.options, lambda event: self._on_event(job, event))
+        if job.state == "running":
+            done = any(photo.status == "done" for photo in job.photos)
+            job.state = "done" if done else "failed"
+            job.reason = "" if done else "no photo could be restored; see each photo's error"
+            metrics.JOB_SECONDS.labels(job.state).observe(time.perf_counter() - start)
+            self._finish(job)
+
+    def _on_event(self, job: Job, event: gateway_pb2.RestoreEvent) -> None:
+        photo = job.photos[event.photo_index]
+        photo.apply(event)
+        if event.WhichOneof("event") != "progress":
+            self._save(job)
+        job.notify(Update(event, photo.to_json()))
+
+    def _finish(self, job: Job) -> None:
+        metrics.JOBS.labels(job.state).inc()
+        self._save(job)
+        job.notify(Update(None, None, finished=True))
+
+    # --- disk -------------------------------------------------------------------
+
+    def _dir(self, job_id: str) -> Path:
+        return self._root / job_id
+
+    def _save(self, job: Job) -> None:
+        path = self._dir(job.id) / JOB_FILE
+        partial = path.with_suffix(".part")
+        partial.write_text(json.dumps(job.to_json()))
+        partial.replace(path)
+
+    def _recover(self) -> None:
+        """Load the jobs on disk; queue again the ones a previous process left unfinished."""
+        if not self._root.is_dir():
+            return
+        for path in sorted(self._root.glob(f"*/{JOB_FILE}"), key=lambda p: p.stat().st_mtime):
+            try:
+                job = Job.from_json(json.loads(path.read_text()))
+            except (ValueError, KeyError) as error:
+                log.warning("unreadable job skipped", extra={"path": str(path), "error": str(error)})
+                continue
+            self._jobs[job.id] = job
+            if job.state in ACTIVE:
+                job.state = "queued"
+                if self._queue.full():
+                    job.state, job.reason = "failed", "the gateway restarted and its queue was full"
+                    self._save(job)
+                    continue
+                self._queue.put_nowait(job.id)
+                log.info("job resumed", extra={"job": job.id})
+        metrics.JOBS_QUEUED.set(self._queue.qsize())
+
+    async def _expire(self) -> None:
+        while True:
+            await asyncio.sleep(max(0.5, min(self._ttl / 4, 60.0)))
+            cutoff = time.time() - self._ttl
+            for folder in list(self._root.iterdir()) if self._root.is_dir() else []:
+                job = self._jobs.get(folder.name)
+                if job is not None and job.state in ACTIVE:
+                    continue
+                if folder.stat().st_mtime < cutoff:
+                    self._jobs.pop(folder.name, None)
+                    shutil.rmtree(folder, ignore_errors=True)

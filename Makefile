@@ -10,7 +10,7 @@ export PYTHONPATH := $(CURDIR):$(CURDIR)/$(GEN)
 
 setup: $(STAMP)
 
-$(STAMP): requirements/base.txt requirements/runtime.txt requirements/dev.txt
+$(STAMP): $(wildcard requirements/*.txt)
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check -r requirements/dev.txt
 	touch $@

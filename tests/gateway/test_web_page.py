@@ -1,0 +1,53 @@
+"""The web page in a real headless Chromium: upload, watch progress, see candidates."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.photos import encode, portrait, scratched
+
+CHROMIUM = os.environ.get("REVIVE_CHROMIUM", "/usr/bin/chromium")
+playwright = pytest.importorskip("playwright.sync_api", reason="playwright is installed by requirements/dev.txt")
+if not shutil.which(CHROMIUM):
+    pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium; .ci/run does)", allow_module_level=True)
+
+#: Flags for a sandboxed, offline CI machine: no first-run, no background traffic.
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+def test_upload_two_photos_and_see_their_candidates(gateway, tmp_path: Path):
+    photos = []
+    for index, (width, height) in enumerate(((360, 450), (300, 300))):
+        path = tmp_path / f"old-{index}.jpg"
+        path.write_bytes(encode(scratched(portrait(width, height, seed=index), count=3)[0]))
+        photos.append(str(path))
+    with playwright.sync_playwright() as driver:
+        browser = driver.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 1600})
+        page.goto(gateway.url + "/")
+        page.set_input_files("#files", photos)
+        assert page.locator("#chosen li").count() == 2
+        page.fill("input[name=candidates]", "3")
+        page.select_option("select[name=upscale]", "2")
+        page.click("#submit")
+        page.wait_for_selector(".finished", timeout=120_000)
+        assert page.locator(".photo.done").count() == 2
+        candidates = page.locator(".candidate img")
+        assert candidates.count() == 6
+        page.wait_for_function("Array.from(document.querySelectorAll('.candidate img')).every(i => i.complete && i.naturalWidth > 0)")
+        assert page.locator(".candidate img").first.evaluate("i => i.naturalWidth") == 720  # 360 upscaled x2
+        assert page.locator(".comparison .slider").count() == 2
+        assert "scratch" in page.locator(".damage").first.inner_text()
+        page.locator(".comparison input[type=checkbox]").first.check()
+        assert page.locator(".comparison .overlay").first.is_visible()
+        shot = tmp_path / "revive-page.png"
+        page.screenshot(path=str(shot), full_page=True)
+        assert shot.stat().st_size > 10_000
+        if os.environ.get("REVIVE_SCREENSHOT"):
+            shutil.copy(shot, os.environ["REVIVE_SCREENSHOT"])
+        browser.close()

@@ -39,6 +39,7 @@ test: protos
 bench: protos
 	$(PY) -m bench.pipeline_bench
 	$(PY) -m bench.transport_bench
+	$(PY) -m bench.load_bench
 
 clean:
 	rm -rf $(VENV) build var

@@ -13,15 +13,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
-import signal
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
-from pathlib import Path
 
 import grpc
 import requests
@@ -30,23 +25,11 @@ from gateway.upstreams import channel_options
 from revive.v1 import detector_pb2, detector_pb2_grpc, generator_pb2, generator_pb2_grpc, upscaler_pb2, upscaler_pb2_grpc
 from revive.v1 import common_pb2
 from services.common.imaging import to_proto
+from bench.local_cluster import PORT_OFFSET, local_cluster
 from tests.photos import encode, portrait, scratched
 
-ROOT = Path(__file__).resolve().parents[1]
-PORT_OFFSET = 1000
 CASES = (("1 MP", 1024, 1024, 2), ("16 MP", 4096, 4096, 1))
 CANDIDATES = 4
-
-
-def start_cluster(results: str) -> tuple[subprocess.Popen, str]:
-    env = {**os.environ, "PYTHONPATH": f"{ROOT}:{ROOT / 'build' / 'gen'}", "REVIVE_LOG_LEVEL": "warning"}
-    launcher = subprocess.Popen(
-        [sys.executable, "-m", "deploy.local.launch", "--port-offset", str(PORT_OFFSET),
-         "--http-port", "18180", "--grpc-port", "18150", "--results-dir", results],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True,
-    )
-    ready = json.loads(launcher.stdout.readline())
-    return launcher, ready["url"].rstrip("/")
 
 
 async def direct(photo, factor: int, seed: int) -> dict[str, float]:
@@ -91,32 +74,27 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as results:
-        launcher, url = start_cluster(results)
-        try:
-            print(f"Pipeline latency, {CANDIDATES} candidates, classical engines, CPU ({os.cpu_count()} cores), median of {args.repeats}")
-            print(f"{'size':6} {'upscale':>7} {'detect s':>9} {'generate s':>11} {'upscale s':>10} {'services s':>11} {'gateway s':>10} {'overhead':>9}")
-            for label, width, height, factor in CASES:
-                photo, _ = scratched(portrait(width, height, seed=2), count=6)
-                upload = encode(photo, quality=92)
-                runs, ends = [], []
-                for repeat in range(args.repeats):
-                    # Alternate the order so neither side always runs on a warmer machine.
-                    if repeat % 2:
-                        ends.append(through_gateway(url, upload, factor, repeat))
-                        runs.append(asyncio.run(direct(photo, factor, repeat)))
-                    else:
-                        runs.append(asyncio.run(direct(photo, factor, repeat)))
-                        ends.append(through_gateway(url, upload, factor, repeat))
-                median = {key: statistics.median(run[key] for run in runs) for key in runs[0]}
-                end_to_end = statistics.median(ends)
-                overhead = (end_to_end - median["total"]) / end_to_end
-                print(f"{label:6} {'x' + str(factor):>7} {median['detect']:9.3f} {median['generate']:11.3f} {median['upscale']:10.3f} "
-                      f"{median['total']:11.3f} {end_to_end:10.3f} {overhead:9.1%}")
-            print("generate/upscale: mean per candidate; candidates run concurrently. Goal: overhead <= 5%.")
-        finally:
-            launcher.send_signal(signal.SIGINT)
-            launcher.wait(60)
+    with tempfile.TemporaryDirectory() as results, local_cluster(results) as url:
+        print(f"Pipeline latency, {CANDIDATES} candidates, classical engines, CPU ({os.cpu_count()} cores), median of {args.repeats}")
+        print(f"{'size':6} {'upscale':>7} {'detect s':>9} {'generate s':>11} {'upscale s':>10} {'services s':>11} {'gateway s':>10} {'overhead':>9}")
+        for label, width, height, factor in CASES:
+            photo, _ = scratched(portrait(width, height, seed=2), count=6)
+            upload = encode(photo, quality=92)
+            runs, ends = [], []
+            for repeat in range(args.repeats):
+                # Alternate the order so neither side always runs on a warmer machine.
+                if repeat % 2:
+                    ends.append(through_gateway(url, upload, factor, repeat))
+                    runs.append(asyncio.run(direct(photo, factor, repeat)))
+                else:
+                    runs.append(asyncio.run(direct(photo, factor, repeat)))
+                    ends.append(through_gateway(url, upload, factor, repeat))
+            median = {key: statistics.median(run[key] for run in runs) for key in runs[0]}
+            end_to_end = statistics.median(ends)
+            overhead = (end_to_end - median["total"]) / end_to_end
+            print(f"{label:6} {'x' + str(factor):>7} {median['detect']:9.3f} {median['generate']:11.3f} {median['upscale']:10.3f} "
+                  f"{median['total']:11.3f} {end_to_end:10.3f} {overhead:9.1%}")
+        print("generate/upscale: mean per candidate; candidates run concurrently. Goal: overhead <= 5%.")
 
 
 if __name__ == "__main__":

@@ -21,6 +21,8 @@ class GatewayConfig:
     upscaler: str
     results_dir: Path
     default_candidates: int
+    surplus_ratio: float
+    min_identity: float
     rpc_timeout: float
     rpc_attempts: int
     max_photos_in_flight: int
@@ -57,6 +59,8 @@ def parse_config(argv: Sequence[str] | None = None) -> GatewayConfig:
     add("upscaler", "127.0.0.1:50053", "upscaler gRPC target")
     add("results-dir", "var/results", "where jobs, their uploads and result images are kept")
     add("default-candidates", "4", "candidates per photo when the request does not say", int)
+    add("surplus-ratio", "0.5", "extra candidates generated per requested one when ranking can choose (faces, gender/age)", float)
+    add("min-identity", "0.85", "candidates whose face similarity to the input is below this are dropped", float)
     add("rpc-timeout", "300", "deadline of each upstream RPC, seconds", float)
     add("rpc-attempts", "3", "attempts per upstream RPC on UNAVAILABLE/RESOURCE_EXHAUSTED", int)
     add("max-photos-in-flight", "4", "photos processed at once (bounds decoded images in memory)", int)
@@ -76,6 +80,8 @@ def parse_config(argv: Sequence[str] | None = None) -> GatewayConfig:
         upscaler=args.upscaler,
         results_dir=Path(args.results_dir),
         default_candidates=args.default_candidates,
+        surplus_ratio=max(0.0, args.surplus_ratio),
+        min_identity=args.min_identity,
         rpc_timeout=args.rpc_timeout,
         rpc_attempts=max(1, args.rpc_attempts),
         max_photos_in_flight=max(1, args.max_photos_in_flight),

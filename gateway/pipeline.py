@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import secrets
 import time
 from contextlib import contextmanager
@@ -72,6 +73,33 @@ def damage_overlay(report: common_pb2.DamageReport) -> np.ndarray | None:
     return np.maximum.reduce(masks) if masks else None
 
 
+def surplus(count: int, report: common_pb2.DamageReport, options: common_pb2.RestoreOptions, ratio: float) -> int:
+    """Extra seeds to generate, so that ranking has something to choose from.
+
+    Only worth it when the candidates can be told apart: there is a face
+    whose identity must be kept, or a gender/age the user asked for.
+    """
+    if not (report.faces or options.gender or options.HasField("age")):
+        return 0
+    return math.ceil(count * ratio)
+
+
+def select(
+    candidates: list[gateway_pb2.CandidateResult], seeds: list[int], count: int, min_identity: float
+) -> list[gateway_pb2.CandidateResult]:
+    """The best `count` by overall score (seed order breaks ties), without identity losses.
+
+    A candidate whose face no longer matches the input's is dropped; if every
+    candidate would be, the best one is kept so the user still sees a result.
+    """
+    ranked = sorted(candidates, key=lambda c: (-c.scores.overall, seeds.index(c.seed)))
+    faithful = [
+        c for c in ranked
+        if not c.scores.HasField("identity_similarity") or c.scores.identity_similarity >= min_identity
+    ]
+    return (faithful or ranked[:1])[:count]
+
+
 def first_failure(group: BaseExceptionGroup) -> BaseException:
     """The first real error in a (possibly nested) group of sibling failures."""
     first = group.exceptions[0]
@@ -93,6 +121,8 @@ class Pipeline:
         self._store = store
         self._default_candidates = config.default_candidates
         self._slots = asyncio.Semaphore(config.max_photos_in_flight)
+        self._surplus_ratio = config.surplus_ratio
+        self._min_identity = config.min_identity
 
     async def run(self, request_id: str, photos: list[PhotoUpload], options: common_pb2.RestoreOptions, emit: Emit) -> None:
         """Process every photo concurrently (bounded); each photo's failure is its own."""
@@ -148,7 +178,8 @@ class Pipeline:
 
         count = options.candidates if options.HasField("candidates") else self._default_candidates
         base_seed = options.seed if options.HasField("seed") else secrets.randbits(32)
-        seeds = [(base_seed + i) % 2**64 for i in range(count)]
+        extra = surplus(count, report, options, self._surplus_ratio)
+        seeds = [(base_seed + i) % 2**64 for i in range(count + extra)]
         factor = applied_upscale(options.upscale if options.HasField("upscale") else 1, width, height)
         done = 0
         progress(gateway_pb2.GENERATE, 0.0)
@@ -175,7 +206,7 @@ class Pipeline:
             metrics.CANDIDATES.inc()
             done += 1
             event(candidate=stored)
-            progress(gateway_pb2.GENERATE, done / count)
+            progress(gateway_pb2.GENERATE, done / len(seeds))
             return stored
 
         try:
@@ -183,5 +214,5 @@ class Pipeline:
                 tasks = [group.create_task(candidate(seed)) for seed in seeds]
         except ExceptionGroup as failures:
             raise first_failure(failures) from None
-        ranked = sorted((task.result() for task in tasks), key=lambda c: (-c.scores.overall, seeds.index(c.seed)))
-        event(done=gateway_pb2.PhotoDone(candidates=count, ranking=[c.seed for c in ranked], upscale=factor))
+        kept = select([task.result() for task in tasks], seeds, count, self._min_identity)
+        event(done=gateway_pb2.PhotoDone(candidates=len(kept), ranking=[c.seed for c in kept], upscale=factor))

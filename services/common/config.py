@@ -35,6 +35,7 @@ class ServiceConfig:
     max_queue: int
     max_message_mb: int
     drain_seconds: float
+    max_connection_age: float
     log_level: str
 
     @property
@@ -78,6 +79,7 @@ def build_parser(service: str, port: int, metrics_port: int, engines: Sequence[s
     add("max-queue", "8", "RPCs waiting for a slot before RESOURCE_EXHAUSTED", int)
     add("max-message-mb", "256", "largest gRPC message accepted or sent, MiB", int)
     add("drain-seconds", "20", "grace period for in-flight RPCs on SIGTERM", float)
+    add("max-connection-age", "60", "seconds before a client connection is recycled (lets clients find new replicas)", float)
     add("log-level", "info", "debug, info, warning or error")
     return parser
 
@@ -102,5 +104,6 @@ def parse_config(parser: argparse.ArgumentParser, argv: Sequence[str] | None = N
         max_queue=args.max_queue,
         max_message_mb=args.max_message_mb,
         drain_seconds=args.drain_seconds,
+        max_connection_age=args.max_connection_age,
         log_level=args.log_level,
     )

@@ -32,6 +32,8 @@ log = logging.getLogger(__name__)
 
 #: Threads kept free for health checks and reflection beyond inference and queue.
 SPARE_THREADS = 4
+#: How long an RPC caught by a connection-age GOAWAY may still run: past any caller's deadline.
+CONNECTION_AGE_GRACE_MS = 10 * 60 * 1000
 
 
 def message_size_options(max_bytes: int) -> list[tuple[str, int]]:
@@ -83,7 +85,12 @@ class ServiceServer:
                 thread_name_prefix=self.definition.name,
             ),
             interceptors=[ServiceInterceptor(slots)],
-            options=message_size_options(config.max_message_bytes),
+            options=message_size_options(config.max_message_bytes) + [
+                # Clients re-resolve DNS only when a connection closes: ageing connections out
+                # lets a gateway discover replicas that an autoscaler added since it connected.
+                ("grpc.max_connection_age_ms", int(config.max_connection_age * 1000)),
+                ("grpc.max_connection_age_grace_ms", CONNECTION_AGE_GRACE_MS),
+            ],
         )
         self.definition.add_servicer(self._server, self.engines)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self._server)

@@ -1,0 +1,171 @@
+"""Learned ("unet") vs classical damage detection: quality, false alarms, latency.
+
+Prints, side by side:
+- per-type IoU and F1 on the held-out synthetic set (held-out photos only,
+  damage drawn with fixed seeds), the mean F1 and the learned/classical ratio;
+  goal: mean F1 >= 0.80 and >= 2x the baseline;
+- whole-photo scores: fading-score error and black-and-white accuracy;
+- false alarms on clean, undamaged photos (the held-out photos as shipped,
+  and the tests' synthetic portrait); goal: <= 0.5% of pixels flagged;
+- latency per megapixel of the network, ONNX Runtime vs torch eager, and of
+  a whole 4096x4096 scan through the engine; goal: <= 10 s on 2 CPU cores.
+
+Needs the photos once: python -m services.detector.training.sources
+Run: python -m bench.detector_bench [--write-manifest]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from revive.v1 import common_pb2
+from services.detector.engine import DAMAGE_TYPES, DetectorEngine
+from services.detector.engines.classical import ClassicalDetector
+from services.detector.engines.unet import UNetDetector
+from services.detector.service import DEFINITION
+from services.detector.training import sources
+from services.detector.training.dataset import held_out_samples
+from services.detector.training.export import MANIFEST_NAME, WEIGHTS_NAME, Probabilities, load_weights
+from services.detector.training.scoring import SegmentationScore, flagged_fraction
+from tests.photos import portrait
+
+NAMES = {kind: common_pb2.DamageType.Name(kind) for kind in DAMAGE_TYPES}
+LOCAL_TYPES = (common_pb2.SCRATCH, common_pb2.TEAR, common_pb2.STAIN)
+
+
+def timed(action: Callable[[], object], repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        action()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def quality(engines: dict[str, DetectorEngine], samples: list) -> dict:
+    scores = {name: SegmentationScore() for name in engines}
+    fading_error = {name: [] for name in engines}
+    grey_right = {name: [] for name in engines}
+    for sample in samples:
+        for name, engine in engines.items():
+            detection = engine.detect(sample.damaged)
+            scores[name].add(detection.masks, sample.masks)
+            fading_error[name].append(abs(detection.fading_score - sample.fading_score))
+            grey_right[name].append(detection.is_grayscale == sample.grayscale)
+    print(f"\nHeld-out synthetic damage: {len(samples)} samples from {len(sources.HELD_OUT)} held-out photos")
+    header = "".join(f" {name + ' IoU':>15} {name + ' F1':>14}" for name in engines)
+    print(f"{'type':8}{header}")
+    for kind in DAMAGE_TYPES:
+        cells = "".join(f" {scores[n].counts[kind].iou:15.3f} {scores[n].counts[kind].f1:14.3f}" for n in engines)
+        print(f"{NAMES[kind]:8}{cells}")
+    figures: dict = {"samples": len(samples), "per_type": {}}
+    for name in engines:
+        figures["per_type"][name] = {NAMES[k]: {"iou": round(scores[name].counts[k].iou, 4),
+                                                "f1": round(scores[name].counts[k].f1, 4)} for k in DAMAGE_TYPES}
+        figures.setdefault("mean_f1_all_types", {})[name] = round(scores[name].mean_f1(), 4)
+        figures.setdefault("mean_f1_scratch_tear_stain", {})[name] = round(scores[name].mean_f1(LOCAL_TYPES), 4)
+        figures.setdefault("fading_score_mae", {})[name] = round(float(np.mean(fading_error[name])), 4)
+        figures.setdefault("grayscale_accuracy", {})[name] = round(float(np.mean(grey_right[name])), 4)
+    for label, key in (("mean F1, 4 types", "mean_f1_all_types"), ("mean F1, scratch/tear/stain", "mean_f1_scratch_tear_stain")):
+        values = figures[key]
+        ratio = values["unet"] / max(values["classical"], 1e-9)
+        print(f"{label:28} " + "  ".join(f"{n} {v:.3f}" for n, v in values.items()) + f"  -> unet/classical {ratio:.1f}x")
+    for label, key in (("fading score MAE", "fading_score_mae"), ("black-and-white accuracy", "grayscale_accuracy")):
+        print(f"{label:28} " + "  ".join(f"{n} {v:.3f}" for n, v in figures[key].items()))
+    return figures
+
+
+def false_alarms(engines: dict[str, DetectorEngine], data_dir: Path) -> dict:
+    photos = {photo.path.rsplit("/", 1)[-1]: sources.load(photo, data_dir) for photo in sources.HELD_OUT}
+    photos["synthetic portrait (tests)"] = portrait(480, 600)
+    print("\nFalse alarms on clean, undamaged photos: share of pixels flagged as any damage")
+    print(f"{'photo':28}" + "".join(f" {name:>10}" for name in engines))
+    flagged = {name: [] for name in engines}
+    for label, rgb in photos.items():
+        row = []
+        for name, engine in engines.items():
+            flagged[name].append(flagged_fraction(engine.detect(rgb).masks))
+            row.append(f" {flagged[name][-1] * 100:9.2f}%")
+        print(f"{label:28}" + "".join(row))
+    means = {name: round(float(np.mean(values)), 5) for name, values in flagged.items()}
+    print(f"{'mean':28}" + "".join(f" {means[name] * 100:9.2f}%" for name in engines))
+    return {"photos": list(photos), "mean_flagged_fraction": means,
+            "per_photo": {name: [round(v, 5) for v in values] for name, values in flagged.items()}}
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def latency(unet: UNetDetector, classical: ClassicalDetector, weights: Path, threads: int, repeats: int) -> dict:
+    """The whole-scan figures first, so the peak-memory reading is the engine's, not torch's."""
+    scan = portrait(4096, 4096, seed=3)
+    before_mb = peak_rss_mb()
+    scan_s = timed(lambda: unet.detect(scan), max(1, repeats - 1))
+    scan_peak_mb = peak_rss_mb()
+    classical_s = timed(lambda: classical.detect(scan), max(1, repeats - 1))
+    side = 1024
+    inputs = np.random.default_rng(0).random((1, 3, side, side), dtype=np.float32)
+    megapixels = side * side / 1e6
+    ort_s = timed(lambda: unet.model.run({"rgb": inputs}), repeats)
+    torch.set_num_threads(threads)
+    eager = Probabilities(load_weights(weights)).eval()
+    with torch.inference_mode():
+        tensor = torch.from_numpy(inputs)
+        eager(tensor)
+        torch_s = timed(lambda: eager(tensor), repeats)
+    print(f"\nLatency on {threads} CPU threads ({platform.processor() or platform.machine()}), median of {repeats}")
+    print(f"network, per megapixel:   ONNX Runtime {ort_s / megapixels:.3f} s   torch eager {torch_s / megapixels:.3f} s"
+          f"   -> ORT {torch_s / ort_s:.1f}x faster")
+    print(f"4096x4096 scan, whole engine: unet {scan_s:.2f} s (goal <= 10 s)   classical {classical_s:.2f} s")
+    print(f"process peak RSS: {before_mb:.0f} MB before the scan, {scan_peak_mb:.0f} MB after "
+          f"(the 4096x4096 photo itself is 48 MB, its four masks 64 MB)")
+    return {"threads": threads, "onnxruntime_s_per_mp": round(ort_s / megapixels, 4),
+            "torch_eager_s_per_mp": round(torch_s / megapixels, 4), "unet_4096_scan_s": round(scan_s, 3),
+            "classical_4096_scan_s": round(classical_s, 3),
+            "peak_rss_mb_before_after_scan": [round(before_mb), round(scan_peak_mb)]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data-dir", type=Path, default=sources.DEFAULT_DIR)
+    parser.add_argument("--samples", type=int, default=60)
+    parser.add_argument("--crop", type=int, default=384)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--write-manifest", action="store_true", help="record the figures in the model manifest")
+    args = parser.parse_args()
+    config = DEFINITION.parse(["--threads", str(args.threads), "--providers", "cpu"])
+    unet, classical = UNetDetector(config), ClassicalDetector(config)
+    model_dir = config.models_dir / "detector"
+    engines: dict[str, DetectorEngine] = {"classical": classical, "unet": unet}
+    photos = sources.load_all(sources.HELD_OUT, args.data_dir)
+    figures = {
+        "quality": quality(engines, held_out_samples(photos, args.samples, args.crop)),
+        "false_alarms": false_alarms(engines, args.data_dir),
+        "latency": latency(unet, classical, model_dir / WEIGHTS_NAME, args.threads, args.repeats),
+        "measured": time.strftime("%Y-%m-%d", time.gmtime()),
+        "machine": f"{os.cpu_count()} CPU cores, {platform.processor() or platform.machine()}",
+        "command": f"python -m bench.detector_bench --samples {args.samples} --crop {args.crop} --threads {args.threads}",
+    }
+    if args.write_manifest:
+        path = model_dir / MANIFEST_NAME
+        manifest = json.loads(path.read_text())
+        manifest["eval"] = figures
+        path.write_text(json.dumps(manifest, indent=2) + "\n")
+        print(f"\nfigures written to {path}")
+
+
+if __name__ == "__main__":
+    main()

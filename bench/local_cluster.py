@@ -1,0 +1,37 @@
+"""The `make run` / `make cluster` topology started for a benchmark, on ports apart from a user's."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+ROOT = Path(__file__).resolve().parents[1]
+PORT_OFFSET = 1000
+HTTP_PORT, GRPC_PORT = 18180, 18150
+
+
+@contextmanager
+def local_cluster(results: str, replicas: int = 1) -> Iterator[str]:
+    """Yields the gateway URL once every upstream is SERVING; stops everything after."""
+    env = {**os.environ, "PYTHONPATH": f"{ROOT}:{ROOT / 'build' / 'gen'}", "REVIVE_LOG_LEVEL": "warning"}
+    launcher = subprocess.Popen(
+        [sys.executable, "-m", "deploy.local.launch", "--replicas", str(replicas), "--port-offset", str(PORT_OFFSET),
+         "--http-port", str(HTTP_PORT), "--grpc-port", str(GRPC_PORT), "--results-dir", results,
+         "--max-queued-jobs", "256", "--job-workers", "8"],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        line = launcher.stdout.readline()
+        if not line:
+            raise RuntimeError("the local cluster did not start; its log is above")
+        ready = json.loads(line)
+        yield ready["url"].rstrip("/")
+    finally:
+        launcher.send_signal(signal.SIGINT)
+        launcher.wait(60)

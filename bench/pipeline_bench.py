@@ -3,9 +3,11 @@
 Starts the local cluster (one process per service, as `make run` does), then
 for each size runs the same work twice, side by side:
 - direct: this process calls detect, N concurrent one-seed generates and the
-  upscales itself, with the photo already decoded: the services' own time;
+  upscales itself, with the photo already decoded and the final hop returning
+  PNG as the gateway asks: the services' own time;
 - gateway: the photo is uploaded over HTTP and the JSON reply awaited.
-Overhead = (gateway - direct) / gateway: decoding, PNG storage and HTTP.
+Overhead = (gateway - direct) / gateway: upload, decoding, the damage overlay,
+job bookkeeping, storage and HTTP.
 Run: make bench (or python -m bench.pipeline_bench [--repeats N]).
 """
 
@@ -24,7 +26,7 @@ import requests
 from gateway.upstreams import channel_options
 from revive.v1 import detector_pb2, detector_pb2_grpc, generator_pb2, generator_pb2_grpc, upscaler_pb2, upscaler_pb2_grpc
 from revive.v1 import common_pb2
-from services.common.imaging import to_proto
+from services.common.imaging import PNG, RAW, to_proto
 from bench.local_cluster import PORT_OFFSET, local_cluster
 from tests.photos import encode, portrait, scratched
 
@@ -46,12 +48,14 @@ async def direct(photo, factor: int, seed: int) -> dict[str, float]:
 
     async def one(index: int) -> None:
         begin = time.perf_counter()
-        request = generator_pb2.GenerateRequest(image=image, damage=report, seeds=[seed + index], options=common_pb2.RestoreOptions())
+        request = generator_pb2.GenerateRequest(image=image, damage=report, seeds=[seed + index], options=common_pb2.RestoreOptions(),
+                                                output_encoding=PNG if factor == 1 else RAW)
         candidate = [c async for c in generator_pb2_grpc.GeneratorStub(generator).Generate(request)][0]
         stages["generate"].append(time.perf_counter() - begin)
         if factor > 1:
             begin = time.perf_counter()
-            await upscaler_pb2_grpc.UpscalerStub(upscaler).Upscale(upscaler_pb2.UpscaleRequest(image=candidate.image, factor=factor))
+            await upscaler_pb2_grpc.UpscalerStub(upscaler).Upscale(
+                upscaler_pb2.UpscaleRequest(image=candidate.image, factor=factor, output_encoding=PNG))
             stages["upscale"].append(time.perf_counter() - begin)
 
     await asyncio.gather(*(one(i) for i in range(CANDIDATES)))

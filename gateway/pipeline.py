@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
+import grpc
 import numpy as np
 
 from gateway import metrics
@@ -27,7 +28,7 @@ from gateway.storage import ResultStore
 from gateway.upstreams import UpstreamError, Upstreams
 from revive.v1 import common_pb2, detector_pb2, gateway_pb2, generator_pb2, upscaler_pb2
 from services.common.errors import InvalidInput
-from services.common.imaging import MAX_SIDE, PNG, encode_png, from_proto, to_proto
+from services.common.imaging import MAX_SIDE, PNG, RAW, encode_png, from_proto, to_proto
 from services.common.options import UPSCALE_FACTORS
 
 log = logging.getLogger(__name__)
@@ -186,23 +187,23 @@ class Pipeline:
 
         async def candidate(seed: int) -> gateway_pb2.CandidateResult:
             nonlocal done
-            request = generator_pb2.GenerateRequest(image=image, damage=report, options=options, seeds=[seed])
+            # The last service in the chain encodes the PNG that is stored and served.
+            request = generator_pb2.GenerateRequest(
+                image=image, damage=report, options=options, seeds=[seed], output_encoding=PNG if factor == 1 else RAW
+            )
             with stage("generate"):
                 generated = await self._upstreams.generate_one(request)
             result = generated.image
             if factor > 1:
                 with stage("upscale"):
-                    result = (await self._upstreams.upscale(upscaler_pb2.UpscaleRequest(image=result, factor=factor))).image
+                    upscale = upscaler_pb2.UpscaleRequest(image=result, factor=factor, output_encoding=PNG)
+                    result = (await self._upstreams.upscale(upscale)).image
+            if result.encoding != PNG or result.channels != 3:
+                raise UpstreamError("generator" if factor == 1 else "upscaler", grpc.StatusCode.INTERNAL,
+                                    f"expected an RGB PNG, got encoding {result.encoding} with {result.channels} channels")
             with stage("store"):
-                pixels = from_proto(result, channels=(3,))
-                png = await asyncio.to_thread(encode_png, pixels)
-                url = await asyncio.to_thread(self._store.write, request_id, photo.index, f"candidate-{seed}.png", png)
-            stored = gateway_pb2.CandidateResult(
-                seed=seed,
-                scores=generated.scores,
-                url=url,
-                image=common_pb2.Image(width=result.width, height=result.height, channels=3, encoding=PNG, data=png),
-            )
+                url = await asyncio.to_thread(self._store.write, request_id, photo.index, f"candidate-{seed}.png", result.data)
+            stored = gateway_pb2.CandidateResult(seed=seed, scores=generated.scores, url=url, image=result)
             metrics.CANDIDATES.inc()
             done += 1
             event(candidate=stored)

@@ -9,7 +9,7 @@ import grpc
 from revive.v1 import common_pb2, generator_pb2, generator_pb2_grpc
 from services.common.engines import EngineSet
 from services.common.errors import InvalidInput
-from services.common.imaging import from_proto, to_proto
+from services.common.imaging import RAW, from_proto, to_proto
 from services.common.options import MAX_CANDIDATES, validate_options
 from services.common.server import ServiceDefinition
 from services.generator.engine import GeneratorEngine, RestorationInput
@@ -49,7 +49,7 @@ class GeneratorServicer(generator_pb2_grpc.GeneratorServicer):
             restored = engine.generate(restoration, seed)
             yield generator_pb2.Candidate(
                 seed=seed,
-                image=to_proto(restored),
+                image=to_proto(restored, request.output_encoding or RAW),
                 scores=common_pb2.CandidateScores(),
                 engine=engine.name,
             )

@@ -7,10 +7,11 @@ import grpc
 from revive.v1 import upscaler_pb2, upscaler_pb2_grpc
 from services.common.engines import EngineSet
 from services.common.errors import InvalidInput
-from services.common.imaging import MAX_SIDE, from_proto, to_proto
+from services.common.imaging import MAX_SIDE, RAW, from_proto, to_proto
 from services.common.options import UPSCALE_FACTORS
 from services.common.server import ServiceDefinition
 from services.upscaler.engine import UpscalerEngine
+from services.upscaler.engines.esrgan import EsrganUpscaler
 from services.upscaler.engines.lanczos import LanczosUpscaler
 
 
@@ -30,11 +31,10 @@ class UpscalerServicer(upscaler_pb2_grpc.UpscalerServicer):
                 f"x{factor} of {width}x{height} would be {width * factor}x{height * factor}, "
                 f"over the {MAX_SIDE}-pixel side limit"
             )
-        if factor == 1:
-            return upscaler_pb2.UpscaleResponse(image=request.image, engine=engine.name)
-        if factor not in engine.factors:
+        if factor not in engine.factors + (1,):
             raise InvalidInput(f"engine {engine.name!r} supports factors {engine.factors}, not {factor}")
-        return upscaler_pb2.UpscaleResponse(image=to_proto(engine.upscale(rgb, factor)), engine=engine.name)
+        result = rgb if factor == 1 else engine.upscale(rgb, factor)
+        return upscaler_pb2.UpscaleResponse(image=to_proto(result, request.output_encoding or RAW), engine=engine.name)
 
 
 DEFINITION = ServiceDefinition(
@@ -42,7 +42,7 @@ DEFINITION = ServiceDefinition(
     grpc_service=upscaler_pb2.DESCRIPTOR.services_by_name["Upscaler"].full_name,
     default_port=50053,
     default_metrics_port=9103,
-    engines={"lanczos": LanczosUpscaler},
+    engines={"lanczos": LanczosUpscaler, "esrgan": EsrganUpscaler},
     add_servicer=lambda server, engines: upscaler_pb2_grpc.add_UpscalerServicer_to_server(
         UpscalerServicer(engines), server
     ),

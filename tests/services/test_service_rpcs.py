@@ -155,3 +155,15 @@ def test_upscaler_refuses_bad_factors_and_oversize_results(upscaler, size, facto
         upscale(upscaler, np.zeros((*size, 3), np.uint8), factor)
     assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert message in error.value.details()
+
+
+def test_upscaler_and_generator_return_png_when_asked(upscaler, generator, detector):
+    photo = portrait(120, 100)
+    stub = upscaler_pb2_grpc.UpscalerStub(channel(upscaler.port))
+    raw = stub.Upscale(upscaler_pb2.UpscaleRequest(image=to_proto(photo), factor=2))
+    png = stub.Upscale(upscaler_pb2.UpscaleRequest(image=to_proto(photo), factor=2, output_encoding=PNG))
+    assert png.image.encoding == PNG and np.array_equal(from_proto(png.image), from_proto(raw.image))
+    report = detect(detector, photo)
+    request = generator_pb2.GenerateRequest(image=to_proto(photo), damage=report, seeds=[3], output_encoding=PNG)
+    (candidate,) = generator_pb2_grpc.GeneratorStub(channel(generator.port)).Generate(request)
+    assert candidate.image.encoding == PNG and from_proto(candidate.image).shape == photo.shape

@@ -37,7 +37,9 @@ class Gateway:
         self.upstreams = Upstreams(config)
         store = ResultStore(config.results_dir)
         pipeline = Pipeline(self.upstreams, store, config)
-        self.jobs = JobManager(pipeline, config.results_dir, config.job_workers, config.max_queued_jobs, config.result_ttl)
+        self.jobs = JobManager(
+            pipeline, config.results_dir, config.job_workers, config.max_queued_jobs, config.result_ttl, config.job_lease
+        )
         await self.jobs.start()
 
         self._runner = web.AppRunner(HttpApi(self.jobs, self.upstreams, store, config).app(), access_log=None)

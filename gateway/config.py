@@ -29,6 +29,7 @@ class GatewayConfig:
     job_workers: int
     max_queued_jobs: int
     result_ttl: float
+    job_lease: float
     max_upload_mb: int
     max_message_mb: int
     log_level: str
@@ -67,6 +68,7 @@ def parse_config(argv: Sequence[str] | None = None) -> GatewayConfig:
     add("job-workers", "4", "jobs processed at once", int)
     add("max-queued-jobs", "32", "jobs waiting beyond those; more get HTTP 429", int)
     add("result-ttl", "86400", "seconds a finished job and its results are kept", float)
+    add("job-lease", "30", "seconds without a heartbeat after which another gateway replica adopts a job", float)
     add("max-upload-mb", "64", "largest single uploaded file, MiB", int)
     add("max-message-mb", "256", "largest gRPC message to or from upstreams, MiB", int)
     add("log-level", "info", "debug, info, warning or error")
@@ -88,6 +90,7 @@ def parse_config(argv: Sequence[str] | None = None) -> GatewayConfig:
         job_workers=max(1, args.job_workers),
         max_queued_jobs=max(1, args.max_queued_jobs),
         result_ttl=args.result_ttl,
+        job_lease=args.job_lease,
         max_upload_mb=args.max_upload_mb,
         max_message_mb=args.max_message_mb,
         log_level=args.log_level,

@@ -174,12 +174,14 @@ class HttpApi:
         return web.json_response({**job.to_json(), "links": job_links(job)})
 
     async def delete_job(self, request: web.Request) -> web.Response:
-        """Cancels a queued or running job (200); forgets a finished one and its files (204)."""
+        """Cancels a queued or running job: 200 when done here, 202 when its owner (another replica)
+        was asked to. Forgets a finished job and its files: 204."""
         job = self._job(request)
         if job.state in FINISHED:
             self._jobs.delete(job.id)
             return web.Response(status=204)
-        return web.json_response(self._jobs.cancel(job.id).to_json())
+        cancelled = self._jobs.cancel(job.id)
+        return web.json_response(cancelled.to_json(), status=200 if cancelled.state == "cancelled" else 202)
 
     async def job_events(self, request: web.Request) -> web.StreamResponse:
         """Server-sent events: `job` (the whole state) first, `photo` on every change, `end` last."""
@@ -190,6 +192,9 @@ class HttpApi:
         async def send(kind: str, data: dict) -> None:
             await response.write(f"event: {kind}\ndata: {json.dumps(data)}\n\n".encode())
 
+        if not self._jobs.owns(job):
+            await self._follow_on_disk(job, send)
+            return response
         listener = self._jobs.subscribe(job)
         try:
             await send("job", job.to_json())
@@ -205,6 +210,22 @@ class HttpApi:
         finally:
             self._jobs.unsubscribe(job, listener)
         return response
+
+    async def _follow_on_disk(self, job: Job, send: Callable[[str, dict], Awaitable[None]]) -> None:
+        """Another replica runs this job: relay its state as that replica writes it."""
+        last: dict | None = None
+        while True:
+            current = self._jobs.get(job.id)
+            if current is None:
+                return
+            body = current.to_json()
+            if body != last:
+                await send("job", body)
+                last = body
+            if current.state in FINISHED:
+                await send("end", body)
+                return
+            await asyncio.sleep(1.0)
 
     async def get_result(self, request: web.Request) -> web.StreamResponse:
         try:

@@ -7,6 +7,12 @@ and listeners (SSE, the gRPC stream, a waiting POST) subscribe to its
 events. When the gateway restarts it finds the jobs that were queued or
 running and resumes them, skipping photos that had finished; a job whose
 uploads are gone is marked failed with the reason. Old jobs expire.
+
+Several gateway replicas may share one results volume. Each job has an owner
+that renews a lease (a heartbeat in job.json); any replica answers reads from
+disk, asks the owner to cancel through a marker file, and adopts the jobs of
+an owner whose lease ran out, claiming each with an exclusive-create file so
+that exactly one replica takes it over.
 """
 
 from __future__ import annotations
@@ -14,7 +20,11 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
+import re
+import secrets
 import shutil
+import socket
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +44,8 @@ ACTIVE = ("queued", "running")
 FINISHED = ("done", "failed", "cancelled")
 JOB_FILE = "job.json"
 UPLOADS = "uploads"
+CANCEL_MARKER = "cancel-requested"
+_JOB_ID = re.compile(r"^[0-9a-f]{32}$")
 
 
 class QueueFull(Exception):
@@ -61,6 +73,8 @@ class Job:
     created: float = field(default_factory=time.time)
     state: str = "queued"
     reason: str = ""
+    owner: str = ""
+    heartbeat: float = 0.0
     task: asyncio.Task | None = None
     listeners: set[asyncio.Queue[Update]] = field(default_factory=set)
 
@@ -69,6 +83,8 @@ class Job:
             "id": self.id,
             "state": self.state,
             "created": self.created,
+            "owner": self.owner,
+            "heartbeat": self.heartbeat,
             "options": MessageToDict(self.options, preserving_proto_field_name=True),
             "photos": [photo.to_json() for photo in self.photos],
         }
@@ -85,6 +101,8 @@ class Job:
             created=body["created"],
             state=body["state"],
             reason=body.get("reason", ""),
+            owner=body.get("owner", ""),
+            heartbeat=body.get("heartbeat", 0.0),
         )
 
     def notify(self, update: Update) -> None:
@@ -93,19 +111,25 @@ class Job:
 
 
 class JobManager:
-    def __init__(self, pipeline: Pipeline, root: Path, workers: int, max_queued: int, ttl_seconds: float) -> None:
+    def __init__(
+        self, pipeline: Pipeline, root: Path, workers: int, max_queued: int, ttl_seconds: float, lease_seconds: float = 30.0
+    ) -> None:
         self._pipeline = pipeline
         self._root = root
         self._workers = workers
         self._ttl = ttl_seconds
+        self._lease = lease_seconds
+        #: Unique per process; the host part lets a restarted pod take its own jobs back at once.
+        self.instance = f"{socket.gethostname()}/{os.getpid()}/{secrets.token_hex(4)}"
         self._queue: asyncio.Queue[str] = asyncio.Queue(maxsize=max_queued)
         self._jobs: dict[str, Job] = {}
         self._tasks: list[asyncio.Task] = []
 
     async def start(self) -> None:
-        self._recover()
+        self._root.mkdir(parents=True, exist_ok=True)
+        self._adopt(startup=True)
         self._tasks = [asyncio.create_task(self._work(), name=f"job-worker-{i}") for i in range(self._workers)]
-        self._tasks.append(asyncio.create_task(self._expire(), name="job-expiry"))
+        self._tasks.append(asyncio.create_task(self._housekeeping(), name="job-housekeeping"))
 
     async def stop(self) -> None:
         """Stop the workers; jobs still running stay 'running' on disk and resume at the next start."""
@@ -118,7 +142,7 @@ class JobManager:
     def submit(self, photos: list[PhotoUpload], options: common_pb2.RestoreOptions) -> Job:
         if self._queue.full():
             raise QueueFull(retry_after=max(1, 5 * self._queue.qsize() // max(1, self._workers)))
-        job = Job(new_request_id(), options, [PhotoReport(p.index, p.filename) for p in photos])
+        job = Job(new_request_id(), options, [PhotoReport(p.index, p.filename) for p in photos], owner=self.instance)
         uploads = self._dir(job.id) / UPLOADS
         uploads.mkdir(parents=True)
         for photo in photos:
@@ -130,11 +154,18 @@ class JobManager:
         return job
 
     def get(self, job_id: str) -> Job | None:
-        return self._jobs.get(job_id)
+        """This replica's job, or another replica's as last written to the shared volume."""
+        return self._jobs.get(job_id) or self._read(job_id)
+
+    def owns(self, job: Job) -> bool:
+        return self._jobs.get(job.id) is job
 
     def cancel(self, job_id: str) -> Job | None:
-        job = self._jobs.get(job_id)
+        job = self.get(job_id)
         if job is None or job.state not in ACTIVE:
+            return job
+        if not self.owns(job):
+            (self._dir(job_id) / CANCEL_MARKER).touch()  # the owner acts on it within a heartbeat
             return job
         job.state, job.reason = "cancelled", "cancelled by the client"
         if job.task is not None:
@@ -144,10 +175,10 @@ class JobManager:
 
     def delete(self, job_id: str) -> bool:
         """Forget a finished job and its files."""
-        job = self._jobs.get(job_id)
+        job = self.get(job_id)
         if job is None or job.state in ACTIVE:
             return False
-        del self._jobs[job_id]
+        self._jobs.pop(job_id, None)
         shutil.rmtree(self._dir(job_id), ignore_errors=True)
         return True
 
@@ -224,40 +255,76 @@ class JobManager:
         return self._root / job_id
 
     def _save(self, job: Job) -> None:
+        job.heartbeat = time.time()
         path = self._dir(job.id) / JOB_FILE
         partial = path.with_suffix(".part")
         partial.write_text(json.dumps(job.to_json()))
         partial.replace(path)
 
-    def _recover(self) -> None:
-        """Load the jobs on disk; queue again the ones a previous process left unfinished."""
-        if not self._root.is_dir():
-            return
+    def _read(self, job_id: str) -> Job | None:
+        if not _JOB_ID.match(job_id):
+            return None
+        try:
+            return Job.from_json(json.loads((self._dir(job_id) / JOB_FILE).read_text()))
+        except FileNotFoundError:
+            return None
+        except (ValueError, KeyError) as error:
+            log.warning("unreadable job", extra={"job": job_id, "error": str(error)})
+            return None
+
+    def _claimable(self, job: Job, startup: bool) -> bool:
+        """An unfinished job nobody is running: its owner's lease ran out, or it was ours before a restart."""
+        if job.state not in ACTIVE or job.id in self._jobs:
+            return False
+        same_host = job.owner.split("/", 1)[0] == self.instance.split("/", 1)[0]
+        return (startup and same_host) or time.time() - job.heartbeat > self._lease
+
+    def _adopt(self, startup: bool = False) -> None:
+        """Take over the unfinished jobs whose owner is gone and queue them again."""
         for path in sorted(self._root.glob(f"*/{JOB_FILE}"), key=lambda p: p.stat().st_mtime):
-            try:
-                job = Job.from_json(json.loads(path.read_text()))
-            except (ValueError, KeyError) as error:
-                log.warning("unreadable job skipped", extra={"path": str(path), "error": str(error)})
+            job = self._read(path.parent.name)
+            if job is None or not self._claimable(job, startup):
                 continue
+            try:  # exactly one replica creates this file for this lease
+                os.close(os.open(self._dir(job.id) / f"claim-{job.heartbeat:.6f}", os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+            except FileExistsError:
+                continue
+            job.owner = self.instance
             self._jobs[job.id] = job
-            if job.state in ACTIVE:
-                job.state = "queued"
-                if self._queue.full():
-                    job.state, job.reason = "failed", "the gateway restarted and its queue was full"
-                    self._save(job)
-                    continue
-                self._queue.put_nowait(job.id)
-                log.info("job resumed", extra={"job": job.id})
+            if self._queue.full():
+                job.state, job.reason = "failed", "its gateway stopped and the queue here was full"
+                self._finish(job)
+                continue
+            job.state = "queued"
+            self._save(job)
+            self._queue.put_nowait(job.id)
+            log.info("job adopted", extra={"job": job.id})
         metrics.JOBS_QUEUED.set(self._queue.qsize())
 
-    async def _expire(self) -> None:
+    async def _housekeeping(self) -> None:
+        """Renew leases, act on cancel markers, adopt orphaned jobs, expire old ones."""
+        tick = max(0.2, min(self._lease / 3, self._ttl / 4, 10.0))
         while True:
-            await asyncio.sleep(max(0.5, min(self._ttl / 4, 60.0)))
-            cutoff = time.time() - self._ttl
-            for folder in list(self._root.iterdir()) if self._root.is_dir() else []:
-                job = self._jobs.get(folder.name)
-                if job is not None and job.state in ACTIVE:
+            await asyncio.sleep(tick)
+            for job in list(self._jobs.values()):
+                if job.state not in ACTIVE:
                     continue
-                if folder.stat().st_mtime < cutoff:
-                    self._jobs.pop(folder.name, None)
-                    shutil.rmtree(folder, ignore_errors=True)
+                if (self._dir(job.id) / CANCEL_MARKER).exists():
+                    self.cancel(job.id)
+                else:
+                    self._save(job)
+            self._adopt()
+            self._expire()
+
+    def _expire(self) -> None:
+        cutoff = time.time() - self._ttl
+        for folder in list(self._root.iterdir()):
+            job = self._jobs.get(folder.name)
+            if job is not None and job.state in ACTIVE:
+                continue
+            on_disk = self._read(folder.name)
+            if on_disk is not None and on_disk.state in ACTIVE:
+                continue  # another replica's running job
+            if folder.stat().st_mtime < cutoff:
+                self._jobs.pop(folder.name, None)
+                shutil.rmtree(folder, ignore_errors=True)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from services.common.config import env_default
+from services.common.config import add_flag
 
 
 @dataclass(frozen=True)
@@ -50,7 +50,7 @@ def parse_config(argv: Sequence[str] | None = None) -> GatewayConfig:
     )
 
     def add(flag: str, default: str, help_text: str, kind: type = str) -> None:
-        parser.add_argument(f"--{flag}", type=kind, default=kind(env_default(flag, default)), help=help_text)
+        add_flag(parser, flag, default, help_text, kind)
 
     add("host", "127.0.0.1", "address to bind; 0.0.0.0 in containers")
     add("http-port", "8080", "HTTP port: API, web page, /metrics, /healthz, /readyz (0 = free port)", int)

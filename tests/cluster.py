@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import threading
 from pathlib import Path
 from typing import Sequence
@@ -14,6 +15,13 @@ from gateway.config import GatewayConfig, parse_config
 from services.common.server import ServiceDefinition, ServiceServer, message_size_options
 
 MAX_MESSAGE = 256 * 1024 * 1024
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on (for a dead upstream, or a server started later)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 def start_service(definition: ServiceDefinition, *flags: str) -> ServiceServer:

@@ -14,25 +14,26 @@ from services.upscaler.service import DEFINITION as UPSCALER
 from tests.cluster import GatewayThread, gateway_config, start_service, targets
 
 
-@pytest.fixture(scope="session")
-def detector() -> Iterator[ServiceServer]:
-    server = start_service(DETECTOR, "--engines", "classical")
+def serve(definition, engine: str) -> Iterator[ServiceServer]:
+    """One service with its classical engine: the baselines keep these tests independent of trained models."""
+    server = start_service(definition, "--engines", engine)
     yield server
     server.stop(0)
+
+
+@pytest.fixture(scope="session")
+def detector() -> Iterator[ServiceServer]:
+    yield from serve(DETECTOR, "classical")
 
 
 @pytest.fixture(scope="session")
 def generator() -> Iterator[ServiceServer]:
-    server = start_service(GENERATOR, "--engines", "telea")
-    yield server
-    server.stop(0)
+    yield from serve(GENERATOR, "telea")
 
 
 @pytest.fixture(scope="session")
 def upscaler() -> Iterator[ServiceServer]:
-    server = start_service(UPSCALER, "--engines", "lanczos")
-    yield server
-    server.stop(0)
+    yield from serve(UPSCALER, "lanczos")
 
 
 @pytest.fixture(scope="session")

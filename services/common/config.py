@@ -52,6 +52,11 @@ def env_default(name: str, default: str) -> str:
     return os.environ.get(ENV_PREFIX + name.upper().replace("-", "_"), default)
 
 
+def add_flag(parser: argparse.ArgumentParser, flag: str, default: str, help_text: str, kind: type = str) -> None:
+    """Add `--flag`, defaulting to $REVIVE_FLAG or else `default`."""
+    parser.add_argument(f"--{flag}", type=kind, default=kind(env_default(flag, default)), help=help_text)
+
+
 def csv(text: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in text.split(",") if part.strip())
 
@@ -65,7 +70,7 @@ def build_parser(service: str, port: int, metrics_port: int, engines: Sequence[s
     )
 
     def add(flag: str, default: str, help_text: str, kind: type = str) -> None:
-        parser.add_argument(f"--{flag}", type=kind, default=kind(env_default(flag, default)), help=help_text)
+        add_flag(parser, flag, default, help_text, kind)
 
     add("host", "127.0.0.1", "address to bind; 0.0.0.0 in containers")
     add("port", str(port), "gRPC port (0 picks a free one)", int)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import socket
 
 import numpy as np
 import pytest
@@ -11,7 +10,7 @@ import requests
 from PIL import Image
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.cluster import GatewayThread, gateway_config, targets
+from tests.cluster import GatewayThread, free_port, gateway_config, targets
 from tests.gateway.test_decoding import png_header_only
 from tests.photos import encode, portrait, scratched
 
@@ -122,11 +121,6 @@ def test_request_without_photos_or_not_multipart(gateway):
     reply = requests.post(f"{gateway.url}/v1/restorations", json={"photos": []}, timeout=10)
     assert reply.status_code == 415 and "multipart" in reply.json()["error"]["message"]
 
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def test_an_upstream_down_gives_503_naming_it_and_readyz_false(detector, upscaler, tmp_path):

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,18 +15,13 @@ import grpc
 import requests
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from tests.cluster import GatewayThread, gateway_config, targets
+from tests.cluster import GatewayThread, free_port, gateway_config, targets
 from tests.gateway.test_jobs import submit, wait_for
 from tests.photos import encode, portrait
 
 ROOT = Path(__file__).resolve().parents[2]
 JOBS = 50
 
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def start_generator(port: int) -> subprocess.Popen:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import time
 from pathlib import Path
@@ -11,6 +10,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from tests.cluster import free_port
 from tests.photos import encode, portrait
 
 PROMETHEUS = shutil.which("prometheus")
@@ -19,11 +19,6 @@ pytestmark = pytest.mark.skipif(
     not (PROMETHEUS and PROMTOOL), reason="Prometheus is not installed (apt-get install prometheus; .ci/run does)"
 )
 
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def exposition(url: str) -> str:

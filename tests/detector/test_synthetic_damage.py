@@ -1,0 +1,50 @@
+"""The synthetic damage engine: labelled, reproducible, and clean when asked to be."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from revive.v1 import common_pb2
+from services.detector.engine import DAMAGE_TYPES
+from services.detector.training.synthetic_damage import DamageParams, DamageSynthesizer
+from tests.photos import portrait
+
+PHOTO = portrait(256, 256, seed=4)
+
+
+def test_sample_has_a_mask_per_type_and_keeps_the_photo_shape() -> None:
+    sample = DamageSynthesizer()(PHOTO, np.random.default_rng(0))
+    assert sample.damaged.shape == sample.clean.shape == PHOTO.shape
+    assert sample.damaged.dtype == np.uint8
+    assert set(sample.masks) == set(DAMAGE_TYPES)
+    for mask in sample.masks.values():
+        assert mask.shape == PHOTO.shape[:2] and set(np.unique(mask)) <= {0, 255}
+
+
+def test_same_seed_same_sample() -> None:
+    synth = DamageSynthesizer()
+    first, second = synth(PHOTO, np.random.default_rng(5)), synth(PHOTO, np.random.default_rng(5))
+    assert np.array_equal(first.damaged, second.damaged)
+    assert all(np.array_equal(first.masks[k], second.masks[k]) for k in DAMAGE_TYPES)
+
+
+def test_labelled_pixels_are_changed_pixels() -> None:
+    everything = DamageParams(p_scratches=1.0, p_spots=1.0, p_tear=1.0, p_jpeg=0.0, p_noise=0.0, p_grain=0.0,
+                              p_halftone=0.0, p_scan_blur=0.0, p_optics_blur=0.0, p_global_fade=0.0,
+                              p_local_fade=0.0, p_sepia=0.0)
+    sample = DamageSynthesizer(everything)(PHOTO, np.random.default_rng(1))
+    change = np.abs(sample.damaged.astype(int) - sample.clean.astype(int)).max(axis=2)
+    for kind in (common_pb2.SCRATCH, common_pb2.TEAR, common_pb2.STAIN):
+        labelled = sample.masks[kind] > 0
+        assert labelled.any(), common_pb2.DamageType.Name(kind)
+        assert np.median(change[labelled]) >= 10
+    assert np.median(change[~np.any([m > 0 for m in sample.masks.values()], axis=0)]) <= 2
+    # A tear hides whatever was drawn before it.
+    assert not (sample.masks[common_pb2.TEAR] & (sample.masks[common_pb2.SCRATCH] | sample.masks[common_pb2.STAIN])).any()
+
+
+def test_undamaged_samples_have_empty_masks() -> None:
+    synth = DamageSynthesizer()
+    for seed in range(5):
+        sample = synth(PHOTO, np.random.default_rng(seed), undamaged=True)
+        assert not any(mask.any() for mask in sample.masks.values())

@@ -1,0 +1,109 @@
+"""The learned detector: finds damage, stays quiet on clean photos, tiles without seams, serves over gRPC."""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+import numpy as np
+import pytest
+
+from revive.v1 import common_pb2, detector_pb2, detector_pb2_grpc
+from services.common.imaging import to_proto
+from services.common.server import ServiceServer
+from services.detector.engines.unet import UNetDetector, tiled_masks, windows
+from services.detector.service import DEFINITION
+from services.detector.training.scoring import Counts, flagged_fraction
+from services.detector.training.synthetic_damage import DamageParams, DamageSynthesizer
+from tests.cluster import channel
+from tests.photos import portrait, scratched
+
+CPU = ["--threads", "2", "--providers", "cpu"]
+#: Every kind of localised damage, and no scan artefacts that would hide it.
+ALL_DAMAGE = DamageParams(p_grayscale=0.0, p_scratches=1.0, p_spots=1.0, p_tear=1.0, p_blotch=0.0, p_specks=0.0,
+                          p_global_fade=0.0, p_local_fade=0.0, p_jpeg=0.0, p_noise=0.0, p_halftone=0.0)
+
+
+@pytest.fixture(scope="module")
+def engine() -> UNetDetector:
+    return UNetDetector(DEFINITION.parse(CPU))
+
+
+def f1(predicted: np.ndarray, truth: np.ndarray) -> float:
+    counts = Counts()
+    counts.add(predicted, truth)
+    return counts.f1
+
+
+def test_finds_scratches_drawn_on_a_portrait(engine: UNetDetector) -> None:
+    damaged, truth = scratched(portrait(), count=4)
+    assert f1(engine.detect(damaged).masks[common_pb2.SCRATCH], truth) >= 0.6
+
+
+def test_finds_synthetic_scratches_tears_and_spots(engine: UNetDetector) -> None:
+    sample = DamageSynthesizer(ALL_DAMAGE)(portrait(512, 512, seed=2), np.random.default_rng(11))
+    detection = engine.detect(sample.damaged)
+    for kind in (common_pb2.SCRATCH, common_pb2.TEAR, common_pb2.STAIN):
+        assert f1(detection.masks[kind], sample.masks[kind]) >= 0.5, common_pb2.DamageType.Name(kind)
+
+
+def test_clean_portrait_raises_few_false_alarms(engine: UNetDetector) -> None:
+    detection = engine.detect(portrait())
+    assert flagged_fraction(detection.masks) <= 0.005
+    assert detection.fading_score < 0.5 and not detection.is_grayscale
+
+
+def test_scores_a_black_and_white_photo_as_such(engine: UNetDetector) -> None:
+    grey = np.repeat(portrait()[..., :1], 3, axis=2)
+    assert engine.detect(grey).is_grayscale
+
+
+def test_tiled_masks_agree_with_one_pass_and_show_no_seams(engine: UNetDetector) -> None:
+    damaged, _ = scratched(portrait(800, 640, seed=5), count=6)
+    whole = engine.detect(damaged)  # 800x640 fits one 1024 tile
+    tiled = UNetDetector(DEFINITION.parse(CPU), tile=256, overlap=64).detect(damaged)
+    for kind in common_pb2.SCRATCH, common_pb2.TEAR, common_pb2.STAIN:
+        a, b = whole.masks[kind] >= 128, tiled.masks[kind] >= 128
+        assert (a == b).mean() >= 0.995
+    difference = np.abs(whole.masks[common_pb2.SCRATCH].astype(int) - tiled.masks[common_pb2.SCRATCH])
+    # Seams would show where tiles meet: across the overlaps, differences stay as small as elsewhere.
+    for axis, size in enumerate(difference.shape):
+        tiles = windows(size, 256, 64)
+        overlaps = np.concatenate([np.arange(b.start, a.stop) for a, b in zip(tiles, tiles[1:])])
+        assert difference.take(overlaps, axis=axis).mean() <= difference.mean() * 2 + 1
+
+
+def test_feathered_tiles_reconstruct_a_pointwise_prediction_exactly() -> None:
+    pixels = np.random.default_rng(0).integers(0, 256, (700, 1000, 3), dtype=np.uint8)
+    out = tiled_masks(pixels, lambda batch: batch[:, :2], tile=256, overlap=32, batch=3)
+    assert np.array_equal(out, pixels[..., :2].transpose(2, 0, 1))
+
+
+def test_any_photo_size(engine: UNetDetector) -> None:
+    for height, width in ((1, 1), (37, 53), (64, 1100)):
+        detection = engine.detect(portrait(width, height) if min(height, width) > 8 else np.zeros((height, width, 3), np.uint8))
+        assert all(mask.shape == (height, width) for mask in detection.masks.values())
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[ServiceServer]:
+    config = DEFINITION.parse(["--port", "0", "--metrics-port", "-1", "--engines", "unet,classical", *CPU])
+    running = ServiceServer(DEFINITION, config).start()
+    running.wait_until_serving(60)
+    yield running
+    running.stop(0)
+
+
+def test_detect_over_grpc(server: ServiceServer) -> None:
+    damaged, truth = scratched(portrait(), count=4)
+    stub = detector_pb2_grpc.DamageDetectorStub(channel(server.port))
+    reports = {}
+    for engine in ("unet", "classical"):
+        reports[engine] = stub.Detect(detector_pb2.DetectRequest(image=to_proto(damaged), engine=engine), timeout=60).report
+        assert reports[engine].engine == engine
+        assert [mask.type for mask in reports[engine].masks] == [common_pb2.SCRATCH, common_pb2.TEAR, common_pb2.STAIN,
+                                                                 common_pb2.FADING]
+    scratches = reports["unet"].masks[0]
+    assert scratches.mask.width == damaged.shape[1] and scratches.mask.height == damaged.shape[0]
+    assert scratches.coverage == pytest.approx(np.count_nonzero(truth) / truth.size, rel=0.5)
+    # The first engine a server loads answers requests that name none.
+    assert stub.Detect(detector_pb2.DetectRequest(image=to_proto(damaged)), timeout=60).report.engine == "unet"

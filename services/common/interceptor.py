@@ -103,6 +103,8 @@ class ServiceInterceptor(grpc.ServerInterceptor):
         code = grpc.StatusCode.OK
         try:
             yield
+            if not context.is_active():  # finished, but the caller had already gone
+                code = grpc.StatusCode.CANCELLED
         except InvalidInput as error:
             code = grpc.StatusCode.INVALID_ARGUMENT
             context.abort(code, str(error))
@@ -113,6 +115,9 @@ class ServiceInterceptor(grpc.ServerInterceptor):
             code = grpc.StatusCode.CANCELLED
             raise
         except Exception:
+            if not context.is_active():  # the caller cancelled or its deadline passed
+                code = grpc.StatusCode.CANCELLED
+                raise
             code = context.code() or grpc.StatusCode.UNKNOWN
             if code == grpc.StatusCode.UNKNOWN:
                 log.exception("rpc failed", extra={"method": method})

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+import hashlib
+import json
 from typing import Iterator
 
 import grpc
@@ -61,6 +62,15 @@ def test_committed_onnx_matches_the_pytorch_rebuild(factor):
                                    providers=["CPUExecutionProvider"])
     got = session.run(None, {"rgb": rgb})[0]
     assert np.abs(got - expected).max() <= EXPORT_MAX_DIFF
+
+
+def test_manifest_describes_the_committed_files():
+    manifest = json.loads((DEFAULT_MODELS_DIR / "upscaler" / "manifest.json").read_text())
+    for name, entry in manifest["models"].items():
+        path = DEFAULT_MODELS_DIR / "upscaler" / entry["file"]
+        assert hashlib.sha256(path.read_bytes()).hexdigest() == entry["sha256"], f"{name} changed since conversion"
+        assert manifest["reference_check"]["results"][name]["pass"]
+    assert (DEFAULT_MODELS_DIR / "upscaler" / "LICENSE").read_text().startswith("MIT License")
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,160 @@
+"""Convert UpscalerJS ESRGAN weights (TFJS layers format) to ONNX for the esrgan engine.
+
+Reads `@upscalerjs/esrgan-<tier>/models/x<scale>/model.json` and its shards,
+rebuilds the Keras graph in PyTorch (keras_graph.py), wraps it so every file
+has the same interface whatever the tier's native value range
+(input "rgb": N x 3 x H x W float32 RGB 0..1; output "rgb": N x 3 x sH x sW,
+clipped to 0..1), exports ONNX with dynamic batch, height and width, and checks
+the file against the PyTorch rebuild before recording it in the manifest.
+
+usage: python -m services.upscaler.convert.convert --tier medium --scales 2 4 --out models/upscaler
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import torch
+from torch import nn
+
+from services.common.logs import setup_logging
+from services.upscaler.convert.keras_graph import KerasGraph, read_layers_model
+
+log = logging.getLogger(__name__)
+
+OPSET = 17
+NPM_DIR = Path(__file__).resolve().parents[3] / "build" / "npm" / "esrgan" / "node_modules"
+#: ONNX vs PyTorch, in 0..1 units, on a random probe: float32 reordering only.
+EXPORT_TOLERANCE = 1e-4
+
+
+def package_dir(npm_dir: Path, tier: str) -> Path:
+    return Path(npm_dir) / "@upscalerjs" / f"esrgan-{tier}"
+
+
+def model_file(tier: str, scale: int) -> str:
+    """File name of a converted model; the esrgan engine looks models up by it."""
+    return f"esrgan_{tier}_x{scale}.onnx"
+
+
+def value_range(package: Path) -> float:
+    """255 for the RDN tiers (trained on 0..255), 1 for RRDN (0..1), read from the package's definition."""
+    definition = package / "dist" / "cjs" / "models" / package.name / "src" / "getModelDefinition.js"
+    return 1.0 if 'architecture: "rrdn"' in definition.read_text() else 255.0
+
+
+class UnitRange(nn.Module):
+    """The tier's network behind a fixed 0..1 interface, clipped like the reference's output."""
+
+    def __init__(self, network: KerasGraph, span: float) -> None:
+        super().__init__()
+        self.network = network
+        self.span = span
+
+    def forward(self, rgb: torch.Tensor) -> torch.Tensor:
+        return torch.clamp(self.network(rgb * self.span) / self.span, 0.0, 1.0)
+
+
+def build(npm_dir: Path, tier: str, scale: int) -> UnitRange:
+    """The PyTorch rebuild of one tier and scale, in eval mode."""
+    package = package_dir(npm_dir, tier)
+    network = KerasGraph(*read_layers_model(package / "models" / f"x{scale}" / "model.json"))
+    return UnitRange(network, value_range(package)).eval()
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def export(npm_dir: Path, tier: str, scale: int, out_dir: Path) -> dict:
+    """Export one model, verify it against PyTorch, and return its manifest entry."""
+    model = build(npm_dir, tier, scale)
+    path = out_dir / model_file(tier, scale)
+    example = torch.rand(2, 3, 24, 32)
+    with torch.no_grad():
+        torch.onnx.export(
+            model, (example,), str(path), input_names=["rgb"], output_names=["rgb_out"],
+            dynamic_axes={"rgb": {0: "batch", 2: "height", 3: "width"},
+                          "rgb_out": {0: "batch", 2: "out_height", 3: "out_width"}},
+            opset_version=OPSET, dynamo=False,
+        )
+    onnx.checker.check_model(onnx.load(str(path)))
+
+    # A shape and batch the export was not traced with.
+    probe = np.random.default_rng(0).random((3, 3, 40, 28), dtype=np.float32)
+    with torch.no_grad():
+        expected = model(torch.from_numpy(probe)).numpy()
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    got = session.run(None, {"rgb": probe})[0]
+    max_diff = float(np.abs(got - expected).max())
+    if got.shape != expected.shape or max_diff > EXPORT_TOLERANCE:
+        raise RuntimeError(f"{path.name}: ONNX {got.shape} differs from PyTorch {expected.shape} by {max_diff}")
+    model_json = package_dir(npm_dir, tier) / "models" / f"x{scale}" / "model.json"
+    shards = [shard for group in json.loads(model_json.read_text())["weightsManifest"] for shard in group["paths"]]
+    log.info("exported", extra={"model": path.name, "bytes": path.stat().st_size, "max_diff": max_diff})
+    return {
+        "file": path.name,
+        "sha256": sha256(path),
+        "bytes": path.stat().st_size,
+        "tier": tier,
+        "scale": scale,
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "input": {"name": "rgb", "layout": "NCHW RGB float32 0..1, any batch/height/width"},
+        "output": {"name": "rgb_out", "layout": f"NCHW RGB float32 0..1, height and width x{scale}"},
+        "native_value_range": model.span,
+        "source": {
+            "model_json": f"models/x{scale}/model.json",
+            "sha256": sha256(model_json),
+            "shards": {shard: sha256(model_json.parent / shard) for shard in shards},
+        },
+        "onnx_vs_pytorch_max_abs_diff": max_diff,
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--npm-dir", type=Path, default=NPM_DIR, help="node_modules holding @upscalerjs/esrgan-*")
+    parser.add_argument("--tier", default="medium", choices=("slim", "medium", "thick"))
+    parser.add_argument("--scales", type=int, nargs="+", default=[2, 4])
+    parser.add_argument("--out", type=Path, default=Path("models/upscaler"))
+    args = parser.parse_args(argv)
+    setup_logging("info")
+    logging.getLogger("torch.onnx").setLevel(logging.ERROR)
+    torch.set_num_threads(1)
+    args.out.mkdir(parents=True, exist_ok=True)
+
+    package = package_dir(args.npm_dir, args.tier)
+    info = json.loads((package / "package.json").read_text())
+    manifest_path = args.out / "manifest.json"
+    manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
+    manifest.setdefault("models", {})
+    for scale in args.scales:
+        manifest["models"][model_file(args.tier, scale).removesuffix(".onnx")] = export(
+            args.npm_dir, args.tier, scale, args.out)
+    shutil.copyfile(package / "LICENSE", args.out / "LICENSE")
+    manifest["source"] = {
+        "packages": sorted(set(manifest.get("source", {}).get("packages", [])) | {f"{info['name']}@{info['version']}"}),
+        "license": info["license"],
+        "license_file": "LICENSE (copied from the package; the tiers share it)",
+        "homepage": "https://upscalerjs.com",
+        "origin": "idealo image-super-resolution RDN/RRDN architectures, trained on DIV2K by UpscalerJS",
+    }
+    manifest["produced_by"] = ("python -m services.upscaler.convert.convert --tier TIER --scales 2 4 "
+                               "--out models/upscaler  (after services/upscaler/convert/reference.sh installs the packages)")
+    manifest["tools"] = {"torch": torch.__version__, "onnx": onnx.__version__, "onnxruntime": ort.__version__,
+                         "opset": OPSET}
+    manifest_path.write_text(json.dumps(manifest, indent=2) + "\n")
+    log.info("wrote manifest", extra={"path": str(manifest_path)})
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

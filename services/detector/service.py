@@ -11,6 +11,8 @@ from services.common.imaging import from_proto, to_proto
 from services.common.server import ServiceDefinition
 from services.detector.engine import Detection, DetectorEngine
 from services.detector.engines.classical import ClassicalDetector
+from services.detector.engines.unet import UNetDetector
+from services.detector.face_aware import with_faces
 
 
 def report_from_detection(detection: Detection, engine: str) -> common_pb2.DamageReport:
@@ -46,7 +48,8 @@ DEFINITION = ServiceDefinition(
     grpc_service=detector_pb2.DESCRIPTOR.services_by_name["DamageDetector"].full_name,
     default_port=50051,
     default_metrics_port=9101,
-    engines={"classical": ClassicalDetector},
+    # Every damage engine also analyses faces on request (one shared FaceAnalyzer).
+    engines={name: with_faces(factory) for name, factory in {"classical": ClassicalDetector, "unet": UNetDetector}.items()},
     add_servicer=lambda server, engines: detector_pb2_grpc.add_DamageDetectorServicer_to_server(
         DetectorServicer(engines), server
     ),

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import grpc
 import numpy as np
 import pytest
+from PIL import Image
 
 from revive.v1 import common_pb2, detector_pb2, detector_pb2_grpc, generator_pb2, generator_pb2_grpc
 from revive.v1 import upscaler_pb2, upscaler_pb2_grpc
@@ -167,3 +170,17 @@ def test_upscaler_and_generator_return_png_when_asked(upscaler, generator, detec
     request = generator_pb2.GenerateRequest(image=to_proto(photo), damage=report, seeds=[3], output_encoding=PNG)
     (candidate,) = generator_pb2_grpc.GeneratorStub(channel(generator.port)).Generate(request)
     assert candidate.image.encoding == PNG and from_proto(candidate.image).shape == photo.shape
+
+
+def test_detector_analyses_faces_on_request(detector):
+    photo = np.asarray(Image.open(Path(__file__).parents[1] / "data" / "faces" / "sample1.jpg").convert("RGB"))
+    without = detect(detector, photo)
+    assert len(without.faces) == 0
+    report = detect(detector, photo, analyze_faces=True)
+    assert len(report.faces) >= 1
+    face = report.faces[0]
+    assert len(face.landmarks) == 68 and len(face.embedding) == 128
+    inside = [face.box.x <= p.x <= face.box.x + face.box.width and face.box.y <= p.y <= face.box.y + face.box.height
+              for p in face.landmarks]
+    assert sum(inside) >= 60
+    assert 5 < face.age < 90 and face.gender in (common_pb2.FEMALE, common_pb2.MALE)

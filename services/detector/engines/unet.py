@@ -1,0 +1,163 @@
+"""The learned damage detector: DamageUNet on ONNX Runtime, tiled up to 4096x4096.
+
+Masks come from overlapping full-resolution tiles blended with linear
+feathers that sum to one, so tile borders leave no seams; the tiles are
+processed a row at a time into a strip buffer, so memory stays at one tile
+row however tall the photo. The whole-photo scores (fading, black-and-white)
+come from one extra pass over the photo downscaled to `SCORE_SIDE`, where
+every tile would only see part of the photo.
+
+Tile size, overlap and batch come from REVIVE_DETECTOR_TILE,
+REVIVE_DETECTOR_OVERLAP and REVIVE_DETECTOR_BATCH.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator
+
+import cv2
+import numpy as np
+
+from services.common.config import ServiceConfig, env_default
+from services.common.engines import runtime_options
+from services.common.runtime import OnnxModel, RuntimeOptions
+from services.detector.engine import DAMAGE_TYPES, Detection
+
+MODEL_FILE = Path("detector") / "damage_unet.onnx"
+#: Input sides must be multiples of this (the network's total downsampling).
+MULTIPLE = 32
+#: Longer side of the downscaled photo the whole-photo scores are computed on.
+SCORE_SIDE = 512
+
+Predict = Callable[[np.ndarray], np.ndarray]
+
+
+def round_up(value: int, multiple: int) -> int:
+    return -(-value // multiple) * multiple
+
+
+@dataclass(frozen=True)
+class Window:
+    """One tile's extent along one axis and its blend weight over that extent."""
+
+    start: int
+    stop: int
+    weight: np.ndarray
+
+
+def windows(size: int, tile: int, overlap: int) -> list[Window]:
+    """Tiles covering [0, size), sharing at least `overlap` pixels, feathered to sum to 1.
+
+    As few tiles as `tile` allows, each shrunk to the smallest multiple of
+    MULTIPLE that still covers the photo and spread evenly, so no tile is
+    spent mostly re-computing its neighbour (4096 px: 4 tiles of 1088).
+    """
+    if size <= tile:
+        return [Window(0, size, np.ones(size, np.float32))]
+    count = -(-(size - overlap) // (tile - overlap))
+    tile = min(tile, round_up(-(-(size + (count - 1) * overlap) // count), MULTIPLE))
+    starts = np.round(np.linspace(0, size - tile, count)).astype(int)
+    positions = np.arange(tile, dtype=np.float32)
+    ramps = []
+    for start in starts:
+        # Rising over the first `overlap` pixels unless at the photo's edge; falling likewise at the end.
+        rise = np.minimum(1.0, (positions + 0.5) / overlap) if start > 0 else np.ones(tile, np.float32)
+        fall = np.minimum(1.0, (tile - positions - 0.5) / overlap) if start + tile < size else np.ones(tile, np.float32)
+        ramp = np.zeros(size, np.float32)
+        ramp[start:start + tile] = np.minimum(rise, fall)
+        ramps.append(ramp)
+    total = np.sum(ramps, axis=0)
+    return [Window(int(start), int(start) + tile, (ramp / total)[start:start + tile])
+            for start, ramp in zip(starts, ramps)]
+
+
+def _padded(pixels: np.ndarray) -> np.ndarray:
+    """Reflect-pad HxWx3 so both sides are multiples of MULTIPLE."""
+    height, width = pixels.shape[:2]
+    bottom, right = round_up(height, MULTIPLE) - height, round_up(width, MULTIPLE) - width
+    if bottom or right:
+        pixels = cv2.copyMakeBorder(pixels, 0, bottom, 0, right, cv2.BORDER_REFLECT)
+    return pixels
+
+
+def _chunks(items: list[Window], size: int) -> Iterator[list[Window]]:
+    for index in range(0, len(items), size):
+        yield items[index:index + size]
+
+
+def tiled_masks(rgb: np.ndarray, predict: Predict, tile: int, overlap: int, batch: int) -> np.ndarray:
+    """Per-type probabilities as C x H x W uint8 (0..255), computed tile by tile.
+
+    `predict` maps N x 3 x h x w float32 0..1 to N x C x h x w probabilities.
+    Rows of tiles are blended into a strip; rows no later tile touches are
+    quantised into the output and only the overlap is carried to the next row.
+    """
+    height, width = rgb.shape[:2]
+    rows, columns = windows(height, tile, overlap), windows(width, tile, overlap)
+    out: np.ndarray | None = None
+    carry: np.ndarray | None = None
+    for index, row in enumerate(rows):
+        strip: np.ndarray | None = None
+        for group in _chunks(columns, batch):
+            tiles = [_padded(rgb[row.start:row.stop, col.start:col.stop]) for col in group]
+            inputs = np.stack(tiles).astype(np.float32).transpose(0, 3, 1, 2) / 255.0
+            probabilities = predict(inputs)
+            if strip is None:
+                channels = probabilities.shape[1]
+                strip = np.zeros((channels, row.stop - row.start, width), np.float32)
+                if out is None:
+                    out = np.empty((channels, height, width), np.uint8)
+                if carry is not None:
+                    strip[:, :carry.shape[1]] += carry
+            for col, probability in zip(group, probabilities):
+                blend = row.weight[:, None] * col.weight[None, :]
+                strip[:, :, col.start:col.stop] += probability[:, :row.stop - row.start, :col.stop - col.start] * blend
+        done = (rows[index + 1].start if index + 1 < len(rows) else row.stop) - row.start
+        out[:, row.start:row.start + done] = np.clip(strip[:, :done] * 255 + 0.5, 0, 255).astype(np.uint8)
+        carry = strip[:, done:]
+    return out
+
+
+class UNetDetector:
+    """DetectorEngine "unet": learned per-type damage masks and whole-photo scores."""
+
+    name = "unet"
+
+    def __init__(self, config: ServiceConfig | None = None, *, tile: int | None = None,
+                 overlap: int | None = None, batch: int | None = None) -> None:
+        """Loads models_dir/detector/damage_unet.onnx; arguments override the environment (tests, bench)."""
+        models_dir = config.models_dir if config else Path(__file__).resolve().parents[3] / "models"
+        options = runtime_options(config) if config else RuntimeOptions()
+        self.model = OnnxModel(models_dir / MODEL_FILE, options, name="damage_unet")
+        self.provider = self.model.provider
+        self.tile = tile or int(env_default("detector-tile", "1152"))
+        self.overlap = overlap or int(env_default("detector-overlap", "64"))
+        self.batch = batch or int(env_default("detector-batch", "1"))
+        if self.tile % MULTIPLE or not 0 < self.overlap < self.tile:
+            raise ValueError(f"tile {self.tile} must be a multiple of {MULTIPLE} and exceed overlap {self.overlap}")
+
+    def warm_up(self) -> None:
+        self.detect(np.full((64, 64, 3), 128, np.uint8))
+
+    def _probabilities(self, inputs: np.ndarray) -> np.ndarray:
+        return self.model.run({"rgb": inputs})[0]
+
+    def scores(self, rgb: np.ndarray) -> tuple[float, float]:
+        """(fading, grayscale) probabilities of the whole photo."""
+        scale = SCORE_SIDE / max(rgb.shape[:2])
+        small = cv2.resize(rgb, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale < 1 else rgb
+        inputs = _padded(small)[None].astype(np.float32).transpose(0, 3, 1, 2) / 255.0
+        fading, grayscale = self.model.run({"rgb": inputs})[1][0]
+        return float(fading), float(grayscale)
+
+    def detect(self, rgb: np.ndarray, analyze_faces: bool = False) -> Detection:
+        """Faces are not analysed by this engine; `analyze_faces` is ignored."""
+        masks = tiled_masks(rgb, self._probabilities, self.tile, self.overlap, self.batch)
+        fading, grayscale = self.scores(rgb)
+        return Detection(
+            masks={kind: masks[index] for index, kind in enumerate(DAMAGE_TYPES)},
+            fading_score=fading,
+            grayscale_score=grayscale,
+        )

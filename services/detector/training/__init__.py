@@ -1,0 +1,1 @@
+"""Training the learned damage detector: synthetic damage, data, model, training, export (README.md)."""

@@ -97,7 +97,7 @@ def quality(threads: int) -> dict:
             if path:
                 methods[f"esrgan-{tier}"] = onnx_upscaler(path, threads)
         scores = {name: [] for name in methods}
-        for name, photo in tqdm(photos.items(), desc=f"x{factor} photos", leave=False):
+        for photo in tqdm(photos.values(), desc=f"x{factor} photos", leave=False):
             height, width = (side // factor * factor for side in photo.shape[:2])
             truth = photo[:height, :width]
             small = np.asarray(Image.fromarray(truth).resize((width // factor, height // factor), Image.BICUBIC))

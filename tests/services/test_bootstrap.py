@@ -17,7 +17,7 @@ from revive.v1 import detector_pb2, detector_pb2_grpc
 from services.common.imaging import to_proto
 from services.common.server import ServiceDefinition, ServiceServer
 from services.detector.service import DEFINITION as DETECTOR
-from services.detector.service import DetectorServicer
+from services.detector.engines.classical import ClassicalDetector
 from tests.cluster import channel
 
 
@@ -27,8 +27,6 @@ class GatedDetector:
     name, provider = "gated", "test"
 
     def __init__(self, loaded: threading.Event, release: threading.Event) -> None:
-        from services.detector.engines.classical import ClassicalDetector
-
         self._inner, self._loaded, self._release = ClassicalDetector(), loaded, release
 
     def warm_up(self) -> None:

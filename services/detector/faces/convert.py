@@ -31,7 +31,7 @@ from torch import nn
 
 from services.common.logs import setup_logging
 from services.detector.faces import networks
-from services.detector.faces.tfjs_weights import load_weights
+from services.common.tfjs_weights import load_weights
 
 log = logging.getLogger(__name__)
 

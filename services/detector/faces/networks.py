@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from services.detector.faces.tfjs_weights import Weight
+from services.common.tfjs_weights import Weight
 
 #: Mean RGB that face-api subtracts before dividing by 255.
 DETECTOR_MEAN = (117.001, 114.697, 97.404)

@@ -22,6 +22,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from services.common.tfjs_weights import decode_weights
+
 
 @dataclass(frozen=True)
 class Node:
@@ -48,18 +50,7 @@ def read_layers_model(model_json: Path) -> tuple[list[Node], str, dict[str, np.n
         for layer in graph["layers"]
     ]
     (output, _, _), = graph["output_layers"]
-    weights: dict[str, np.ndarray] = {}
-    for group in spec["weightsManifest"]:
-        blob = b"".join((model_json.parent / shard).read_bytes() for shard in group["paths"])
-        cursor = 0
-        for entry in group["weights"]:
-            if entry["dtype"] != "float32" or "quantization" in entry:
-                raise ValueError(f"{entry['name']}: only unquantised float32 weights are supported")
-            count = int(np.prod(entry["shape"]))
-            weights[entry["name"]] = np.frombuffer(blob, "<f4", count, cursor).reshape(entry["shape"]).copy()
-            cursor += 4 * count
-        if cursor != len(blob):
-            raise ValueError(f"{model_json}: weights use {cursor} of {len(blob)} shard bytes")
+    weights = {name: weight.value for name, weight in decode_weights(spec["weightsManifest"], model_json.parent).items()}
     return nodes, output, weights
 
 

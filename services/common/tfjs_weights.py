@@ -1,8 +1,8 @@
 """Reading TFJS layers-format weights: a JSON manifest plus binary shards.
 
-Kept apart from the network definitions because the same reader serves all
-four models, and because the uint8 quantisation recorded here is reused when
-the ONNX files are written (so they stay as small as the TFJS originals).
+Both converters of pretrained weights that npm packages ship (face-api's four
+networks, upscalerjs' ESRGAN) read them here. The uint8 quantisation recorded
+is kept so the face models' ONNX files stay as small as the TFJS originals.
 """
 
 from __future__ import annotations
@@ -38,9 +38,14 @@ class Weight:
 def load_weights(manifest_path: Path) -> dict[str, Weight]:
     """All weights a `*-weights_manifest.json` describes, by TFJS name."""
     manifest_path = Path(manifest_path)
+    return decode_weights(json.loads(manifest_path.read_text()), manifest_path.parent)
+
+
+def decode_weights(groups: list[dict], shard_dir: Path) -> dict[str, Weight]:
+    """The weights of manifest `groups` (a weights manifest, or a model.json's "weightsManifest")."""
     weights: dict[str, Weight] = {}
-    for group in json.loads(manifest_path.read_text()):
-        buffer = b"".join((manifest_path.parent / shard).read_bytes() for shard in group["paths"])
+    for group in groups:
+        buffer = b"".join((shard_dir / shard).read_bytes() for shard in group["paths"])
         offset = 0
         for spec in group["weights"]:
             count = int(np.prod(spec["shape"], dtype=np.int64))
@@ -56,5 +61,5 @@ def load_weights(manifest_path: Path) -> dict[str, Weight]:
             else:
                 weights[spec["name"]] = Weight(spec["name"], raw.astype(np.float32), None, None)
         if offset != len(buffer):
-            raise ValueError(f"{manifest_path}: read {offset} of {len(buffer)} bytes; manifest and shards disagree")
+            raise ValueError(f"{shard_dir}: read {offset} of {len(buffer)} bytes; manifest and shards disagree")
     return weights

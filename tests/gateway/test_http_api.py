@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -39,6 +40,23 @@ def test_restores_a_damaged_photo_into_distinct_candidates(gateway):
     assert all(image.shape == (1200, 960, 3) for image in images)
     assert len({image.tobytes() for image in images}) == 3
     assert fetch_image(gateway.url, photo["damage"]["mask_url"]).shape == (600, 480)
+
+
+def test_a_real_portrait_with_scratches_keeps_its_face(gateway):
+    """face-api's own sample photo (MIT, tests/data/faces), scratched like an old print."""
+    real = np.asarray(Image.open(Path(__file__).parents[1] / "data" / "faces" / "sample3.jpg").convert("RGB"))
+    damaged, _ = scratched(real, count=6, seed=4)
+    reply = restore(gateway.url, [("family.jpg", encode(damaged, quality=92))], candidates=2, seed=7)
+    assert reply.status_code == 200, reply.text
+    photo = reply.json()["photos"][0]
+    assert photo["damage"]["faces"] >= 1
+    assert photo["damage"]["coverage"]["scratch"] > 0.002
+    # Faces make ranking meaningful, so the gateway generated a surplus and returned the best two.
+    assert len(photo["candidates"]) == 2
+    generated = list((gateway.gateway.config.results_dir / reply.json()["id"] / "0").glob("candidate-*.png"))
+    assert len(generated) == 3  # 2 asked + 50% surplus, rounded up
+    images = [fetch_image(gateway.url, c["url"]) for c in photo["candidates"]]
+    assert images[0].shape == real.shape and not np.array_equal(images[0], images[1])
 
 
 def test_upscale_is_clamped_to_the_4096_side_limit(gateway):

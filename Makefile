@@ -6,7 +6,7 @@ GEN := build/gen
 STAMP := $(VENV)/.installed
 export PYTHONPATH := $(CURDIR):$(CURDIR)/$(GEN)
 
-.PHONY: setup protos run cluster test bench clean
+.PHONY: setup protos run cluster test engines bench clean
 
 setup: $(STAMP)
 
@@ -35,11 +35,19 @@ cluster: protos
 test: protos
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+## engines: build the generator's TensorRT engine (GPU image; exits 2 with the reason elsewhere)
+TRT_CACHE_DIR ?= /tmp/revive-trt-cache
+engines: protos
+	$(PY) -m services.generator.tensorrt_build --cache-dir $(TRT_CACHE_DIR)
+
 ## bench: per-stage latency, gateway overhead, transport cost
 bench: protos
 	$(PY) -m bench.pipeline_bench
 	$(PY) -m bench.transport_bench
 	$(PY) -m bench.load_bench
+	$(PY) -m bench.detector_bench
+	$(PY) -m bench.generator_bench
+	$(PY) -m bench.upscaler_bench
 
 clean:
 	rm -rf $(VENV) build var

@@ -61,7 +61,8 @@ def parse_config(argv: Sequence[str] | None = None) -> GatewayConfig:
     add("results-dir", "var/results", "where jobs, their uploads and result images are kept")
     add("default-candidates", "4", "candidates per photo when the request does not say", int)
     add("surplus-ratio", "0.5", "extra candidates generated per requested one when ranking can choose (faces, gender/age)", float)
-    add("min-identity", "0.85", "candidates whose face similarity to the input is below this are dropped", float)
+    # 0.92: restored candidates of one person scored 0.923-0.997, different people at most 0.929 (bench/generator_bench.py).
+    add("min-identity", "0.92", "candidates whose face similarity to the input is below this are dropped", float)
     add("rpc-timeout", "300", "deadline of each upstream RPC, seconds", float)
     add("rpc-attempts", "3", "attempts per upstream RPC on UNAVAILABLE/RESOURCE_EXHAUSTED", int)
     add("max-photos-in-flight", "4", "photos processed at once (bounds decoded images in memory)", int)

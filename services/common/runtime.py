@@ -33,6 +33,10 @@ class RuntimeOptions:
     threads: int = 0  # 0 = ONNX Runtime's default
     trt_cache_dir: Path = Path("/tmp/revive-trt-cache")
     trt_fp16: bool = True
+    #: TensorRT optimisation profile as ONNX Runtime spells it: (min, opt, max) shapes,
+    #: e.g. "x:1x3x8x8"; empty = TensorRT's own choice. A cached engine is reused only
+    #: for the profile it was built with, so a builder and its server must agree.
+    trt_profile: tuple[str, str, str] | tuple[()] = ()
 
 
 def provider_chain(options: RuntimeOptions) -> list[tuple[str, dict[str, Any]]]:
@@ -46,13 +50,17 @@ def provider_chain(options: RuntimeOptions) -> list[tuple[str, dict[str, Any]]]:
         if name == "TensorrtExecutionProvider":
             cache = str(options.trt_cache_dir)
             Path(cache).mkdir(parents=True, exist_ok=True)
-            chain.append((name, {
+            settings: dict[str, Any] = {
                 "trt_fp16_enable": options.trt_fp16,
                 "trt_engine_cache_enable": True,
                 "trt_engine_cache_path": cache,
                 "trt_timing_cache_enable": True,
                 "trt_timing_cache_path": cache,
-            }))
+            }
+            if options.trt_profile:
+                low, opt, high = options.trt_profile
+                settings.update(trt_profile_min_shapes=low, trt_profile_opt_shapes=opt, trt_profile_max_shapes=high)
+            chain.append((name, settings))
         else:
             chain.append((name, {}))
     if not any(name == "CPUExecutionProvider" for name, _ in chain):

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import grpc
 
-from revive.v1 import common_pb2, generator_pb2, generator_pb2_grpc
+from revive.v1 import generator_pb2, generator_pb2_grpc
 from services.common.engines import EngineSet
 from services.common.errors import InvalidInput
 from services.common.imaging import RAW, from_proto, to_proto
 from services.common.options import MAX_CANDIDATES, validate_options
 from services.common.server import ServiceDefinition
-from services.generator.engine import GeneratorEngine, RestorationInput
+from services.generator.engine import RestorationInput
+from services.generator.engines.learned import LearnedGenerator
 from services.generator.engines.telea import TeleaGenerator
+from services.generator.scoring import ScoredEngine, scored
 
 #: Seeds one call may ask for: the gateway's candidates plus the re-ranking surplus.
 MAX_SEEDS = 2 * MAX_CANDIDATES
@@ -34,7 +36,7 @@ def restoration_input(request: generator_pb2.GenerateRequest) -> RestorationInpu
 
 
 class GeneratorServicer(generator_pb2_grpc.GeneratorServicer):
-    def __init__(self, engines: EngineSet[GeneratorEngine]) -> None:
+    def __init__(self, engines: EngineSet[ScoredEngine]) -> None:
         self._engines = engines
 
     def Generate(self, request: generator_pb2.GenerateRequest, context: grpc.ServicerContext) -> Iterator[generator_pb2.Candidate]:
@@ -43,6 +45,7 @@ class GeneratorServicer(generator_pb2_grpc.GeneratorServicer):
         if not 1 <= len(request.seeds) <= MAX_SEEDS:
             raise InvalidInput(f"seeds: give between 1 and {MAX_SEEDS}, got {len(request.seeds)}")
         restoration = restoration_input(request)
+        scorer = engine.scorer(restoration)
         for seed in request.seeds:
             if not context.is_active():
                 return
@@ -50,7 +53,7 @@ class GeneratorServicer(generator_pb2_grpc.GeneratorServicer):
             yield generator_pb2.Candidate(
                 seed=seed,
                 image=to_proto(restored, request.output_encoding or RAW),
-                scores=common_pb2.CandidateScores(),
+                scores=scorer.score(restored),
                 engine=engine.name,
             )
 
@@ -60,7 +63,8 @@ DEFINITION = ServiceDefinition(
     grpc_service=generator_pb2.DESCRIPTOR.services_by_name["Generator"].full_name,
     default_port=50052,
     default_metrics_port=9102,
-    engines={"telea": TeleaGenerator},
+    # Every engine's candidates carry face scores; the first engine is the default.
+    engines={"learned": scored(LearnedGenerator), "telea": scored(TeleaGenerator)},
     add_servicer=lambda server, engines: generator_pb2_grpc.add_GeneratorServicer_to_server(
         GeneratorServicer(engines), server
     ),

@@ -1,0 +1,137 @@
+"""Full-resolution output from the network's working-resolution prediction, in bounded memory.
+
+The network sees the photo at a working resolution (long side `WORK_SIDE`)
+and predicts restored Lab there. The full-resolution result is built the
+way the fast guided filter upsamples (He & Sun 2015, "Fast Guided Filter";
+Chen et al. 2016, bilateral guided upsampling): at working resolution, fit
+per-pixel affine maps from the photo's own Lab (the guide) to the
+prediction, then apply the upsampled maps to the full-resolution guide. So
+tone, cast and chroma corrections land on the photo's full-resolution
+detail and edges (chroma follows the photo's luminance edges when
+colourizing), and where the model left a pixel alone the output keeps it.
+
+Damaged pixels would drag the fit, so the guide is the photo with its masked
+pixels (grown by `GROW` pixels) inpainted (Telea, full resolution): thin
+scratches get Telea's fine fill with the model's tone, while inside large
+holes the guide is flat, the fit's slope goes to zero and the model's
+prediction fills them.
+
+Everything at full resolution is done in horizontal strips of `STRIP` rows:
+besides the uint8 input, mask and output, memory stays at a few strips of
+float planes whatever the photo's size (a 4096x4096 photo peaks well under
+1 GB).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import cv2
+import numpy as np
+
+from services.generator.planes import lab_to_rgb, rgb_to_lab
+
+#: Long side of the working resolution the network runs at.
+WORK_SIDE = 384
+#: Rows per full-resolution strip.
+STRIP = 256
+#: Guided-filter window radius (working-resolution pixels) and regulariser (normalised Lab squared).
+RADIUS = 2
+EPS = 1e-4
+#: Full-resolution pixels a damage mask is grown by before the fill replaces them.
+GROW = 1
+#: Telea inpainting radius, full-resolution pixels.
+INPAINT_RADIUS = 3
+
+
+def working_size(height: int, width: int, side: int = WORK_SIDE) -> tuple[int, int]:
+    """(h, w) of the working resolution: the photo scaled so its long side is at most `side`."""
+    scale = min(1.0, side / max(height, width))
+    return max(1, round(height * scale)), max(1, round(width * scale))
+
+
+def downscale(pixels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Area-average `pixels` to (h, w); unchanged when already that size."""
+    if pixels.shape[:2] == size:
+        return pixels
+    return cv2.resize(pixels, (size[1], size[0]), interpolation=cv2.INTER_AREA)
+
+
+def strips(height: int) -> Iterator[slice]:
+    for top in range(0, height, STRIP):
+        yield slice(top, min(top + STRIP, height))
+
+
+def upsample_rows(field: np.ndarray, rows: slice, size: tuple[int, int]) -> np.ndarray:
+    """Rows `rows` of `field` (h x w x C float32) bilinearly resized to `size` (H, W), as cv2.resize would."""
+    height, width = size
+    small_h, small_w = field.shape[:2]
+    xs = ((np.arange(width, dtype=np.float32) + 0.5) * (small_w / width) - 0.5)
+    ys = ((np.arange(rows.start, rows.stop, dtype=np.float32) + 0.5) * (small_h / height) - 0.5)
+    map_x = np.broadcast_to(xs, (len(ys), width))
+    map_y = np.broadcast_to(ys[:, None], (len(ys), width))
+    channels = [cv2.remap(np.ascontiguousarray(field[..., c]), map_x, map_y, cv2.INTER_LINEAR,
+                          borderMode=cv2.BORDER_REPLICATE) for c in range(field.shape[2])]
+    return np.stack(channels, axis=-1)
+
+
+def _box(field: np.ndarray, radius: int) -> np.ndarray:
+    """Window mean of every channel of an h x w x C... array."""
+    flat = field.reshape(field.shape[0], field.shape[1], -1)
+    means = [cv2.blur(np.ascontiguousarray(flat[..., c]), (2 * radius + 1, 2 * radius + 1),
+                      borderType=cv2.BORDER_REFLECT) for c in range(flat.shape[2])]
+    return np.stack(means, axis=-1).reshape(field.shape)
+
+
+def guided_coefficients(guide: np.ndarray, target: np.ndarray, radius: int = RADIUS, eps: float = EPS) -> np.ndarray:
+    """h x w x 4 x 3: per pixel, the affine map (3x3 matrix rows, then offset) with target ~ guide @ A + b.
+
+    The colour guided filter (He et al. 2013): least squares over each
+    window, ridge-regularised by `eps`, then window-averaged.
+    """
+    mean_i = _box(guide, radius)
+    mean_p = _box(target, radius)
+    cov_ip = _box(guide[..., :, None] * target[..., None, :], radius) - mean_i[..., :, None] * mean_p[..., None, :]
+    var_i = _box(guide[..., :, None] * guide[..., None, :], radius) - mean_i[..., :, None] * mean_i[..., None, :]
+    var_i = var_i + eps * np.eye(3, dtype=np.float32)
+    a = np.linalg.solve(var_i, cov_ip)
+    b = mean_p - np.einsum("hwk,hwkc->hwc", mean_i, a)
+    return _box(np.concatenate([a, b[..., None, :]], axis=2), radius).astype(np.float32)
+
+
+def fill_damage(rgb: np.ndarray, damage: np.ndarray) -> np.ndarray:
+    """The photo with its damaged pixels (mask >= 128, grown by GROW) filled by Telea inpainting.
+
+    Telea at full resolution is near-perfect on thin scratches, which the
+    network only sees as faint sub-pixel lines at working resolution; in large
+    holes its smooth smear carries no structure, so the guided fit hands
+    those pixels to the network's prediction.
+    """
+    mask = (damage >= 128).astype(np.uint8)
+    if not mask.any():
+        return rgb
+    if GROW:
+        mask = cv2.dilate(mask, np.ones((2 * GROW + 1, 2 * GROW + 1), np.uint8))
+    return cv2.inpaint(np.ascontiguousarray(rgb), mask, INPAINT_RADIUS, cv2.INPAINT_TELEA)
+
+
+def compose(guide: np.ndarray, prediction_lab: np.ndarray, strength: float = 1.0, neutral: bool = False) -> np.ndarray:
+    """Full-resolution RGB uint8 from the damage-filled photo (`fill_damage`) and the working-res prediction.
+
+    `strength` (0..1) scales the model's correction (tone, cast, colour and
+    its fill of large holes; thin damage stays inpainted at any strength);
+    `neutral` makes the result exactly grey.
+    """
+    size = prediction_lab.shape[:2]
+    coefficients = guided_coefficients(rgb_to_lab(downscale(guide, size)), prediction_lab)
+    flat = coefficients.reshape(size[0], size[1], 12)
+    out = np.empty_like(guide)
+    for rows in strips(guide.shape[0]):
+        lab = rgb_to_lab(guide[rows])
+        maps = upsample_rows(flat, rows, guide.shape[:2]).reshape(lab.shape[0], lab.shape[1], 4, 3)
+        restored = np.einsum("hwk,hwkc->hwc", lab, maps[:, :, :3]) + maps[:, :, 3]
+        restored = lab + strength * (restored - lab)
+        rgb = lab_to_rgb(restored)
+        # Exactly grey: Lab with zero chroma comes back with off-by-one channels.
+        out[rows] = np.repeat(rgb[..., 1:2], 3, axis=2) if neutral else rgb
+    return out

@@ -1,0 +1,89 @@
+"""The learned generator: RestorationNet (ONNX) at working resolution, composed at full resolution.
+
+Per candidate: the detector's scratch/tear/stain masks are inpainted at full
+resolution (Telea), the result and the masks are area-downscaled to the
+working resolution (`compose.WORK_SIDE`), the network predicts restored Lab
+there from them, the colourize flag and noise drawn from the seed, and
+`compose` lays that prediction onto the full-resolution photo (tone, colour,
+chroma and large fills through guided upsampling, detail from the photo), in
+strips so a 4096x4096 photo stays in bounded memory.
+Hair colour is then set around each face (`hair.recolour`).
+
+The model runs on the best provider ONNX Runtime has (TensorRT engine from
+`make engines` -> CUDA -> CPU); `provider` says which one really runs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from revive.v1 import common_pb2
+from services.common.config import ServiceConfig
+from services.common.engines import runtime_options
+from services.common.runtime import OnnxModel, RuntimeOptions
+from services.generator import compose, hair
+from services.generator.engine import RestorationInput
+
+# The same default as the baseline, so `strength` means the same whichever engine runs.
+from services.generator.engines.telea import DEFAULT_STRENGTH
+from services.generator.planes import MULTIPLE, network_input, noise_planes, rgb_to_lab
+from services.generator.scoring import shared_analyzer
+from services.generator.tensorrt_build import PROFILE_SHAPES, serving_cache_dir
+
+MODEL_FILE = Path("generator") / "restoration.onnx"
+
+
+def round_up(value: int, multiple: int) -> int:
+    return -(-value // multiple) * multiple
+
+
+class LearnedGenerator:
+    name = "learned"
+
+    def __init__(self, config: ServiceConfig | None = None, *, models_dir: Path | None = None,
+                 options: RuntimeOptions | None = None) -> None:
+        models_dir = Path(models_dir or config.models_dir)
+        options = options or runtime_options(config)
+        # Loaded here so health waits for it; the same instance scores the candidates.
+        self.analyzer = shared_analyzer(models_dir, options)
+        # The TensorRT engine `make engines` built for this model, GPU and TensorRT, when there is one.
+        keyed = replace(options, trt_cache_dir=serving_cache_dir(models_dir, options.trt_cache_dir), trt_profile=PROFILE_SHAPES)
+        self.model = OnnxModel(models_dir / MODEL_FILE, keyed, "generator_restoration")
+        self.provider = self.model.provider
+
+    def warm_up(self) -> None:
+        rgb = np.full((48, 64, 3), 120, np.uint8)
+        self.generate(RestorationInput(rgb, {}, common_pb2.DamageReport(), common_pb2.RestoreOptions()), 0)
+
+    def predict(self, filled: np.ndarray, damage: np.ndarray, fading: np.ndarray, colorize: bool,
+                seed: int) -> np.ndarray:
+        """Restored normalised Lab (h x w x 3) at the working resolution, from the inpainted photo."""
+        size = compose.working_size(*filled.shape[:2])
+        planes = network_input(
+            rgb_to_lab(compose.downscale(filled, size)),
+            compose.downscale(damage, size).astype(np.float32) / 255.0,
+            compose.downscale(fading, size).astype(np.float32) / 255.0,
+            colorize,
+            noise_planes(np.random.default_rng(seed), size),
+        )
+        height, width = size
+        pad = ((0, 0), (0, round_up(height, MULTIPLE) - height), (0, round_up(width, MULTIPLE) - width))
+        (lab,) = self.model.run({"planes": np.pad(planes, pad, mode="reflect")[None]})
+        return np.ascontiguousarray(lab[0, :, :height, :width].transpose(1, 2, 0))
+
+    def generate(self, request: RestorationInput, seed: int) -> np.ndarray:
+        damage = request.damage_mask()
+        fading = request.masks.get(common_pb2.FADING, np.zeros(damage.shape, np.uint8))
+        colorize = request.should_colorize()
+        neutral = not colorize and request.report.is_grayscale
+        filled = compose.fill_damage(request.rgb, damage)
+        prediction = self.predict(filled, damage, fading, colorize, seed)
+        strength = request.options.strength if request.options.HasField("strength") else DEFAULT_STRENGTH
+        restored = compose.compose(filled, prediction, strength, neutral)
+        if request.options.hair_color != common_pb2.HAIR_COLOR_UNSPECIFIED:
+            faces = list(request.report.faces) or self.analyzer.analyze(request.rgb)
+            restored = hair.recolour(restored, faces, request.options.hair_color, neutral)
+        return restored

@@ -1,0 +1,98 @@
+"""Hair colour: recolour the hair around each face towards the requested colour, in Lab.
+
+A deterministic edit, not something the small network learns: the hair
+region is the band above and around a face (from its box, minus the face
+itself, from the 68 landmarks when present), narrowed to pixels that look
+like the hair sampled just above the forehead, feathered. There the Lab
+colour is moved to the target's mean while the hair's own texture (its
+deviations from its mean) is kept. A black-and-white result only gets the
+target lightness. HAIR_COLOR_UNSPECIFIED (auto) leaves the hair as the
+model made it.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from revive.v1 import common_pb2
+from services.generator.planes import LAB_SCALE, lab_to_rgb, rgb_to_lab
+
+#: Target CIELAB (L 0..100, a, b) per colour.
+TARGETS = {
+    common_pb2.BLACK: (18.0, 1.0, 2.0),
+    common_pb2.BROWN: (32.0, 10.0, 20.0),
+    common_pb2.BLOND: (68.0, 5.0, 32.0),
+    common_pb2.RED: (42.0, 38.0, 42.0),
+    common_pb2.GREY: (66.0, 0.0, 3.0),
+}
+#: How much of the hair's own lightness and chroma variation is kept.
+KEEP_TEXTURE = (0.8, 0.3, 0.3)
+#: Colour distance (normalised Lab) at which a pixel stops counting as hair.
+HAIR_SPREAD = 0.18
+
+
+def head_window(face: common_pb2.Face, height: int, width: int) -> tuple[slice, slice]:
+    """Rows and columns of the photo around the face where its hair can be."""
+    box = face.box
+    top, bottom = int(box.y - 0.9 * box.height), int(box.y + 1.0 * box.height)
+    left, right = int(box.x - 0.6 * box.width), int(box.x + 1.6 * box.width)
+    return slice(max(top, 0), min(bottom, height)), slice(max(left, 0), min(right, width))
+
+
+def hair_weight(lab: np.ndarray, face: common_pb2.Face, rows: slice, cols: slice) -> np.ndarray:
+    """0..1 hair weight over the window `lab` (the photo's Lab at rows, cols)."""
+    shape = lab.shape[:2]
+    box = face.box
+    cx, cy = box.x + box.width / 2 - cols.start, box.y - rows.start
+    head = np.zeros(shape, np.uint8)
+    cv2.ellipse(head, (int(cx), int(cy + 0.3 * box.height)), (int(0.78 * box.width), int(0.95 * box.height)),
+                0, 0, 360, 1, -1)
+    head[int(cy + 0.9 * box.height):] = 0  # stop at the jaw line: neck and shoulders are not hair
+    skin = np.zeros(shape, np.uint8)
+    if len(face.landmarks) == 68:
+        points = np.array([(p.x - cols.start, p.y - rows.start) for p in face.landmarks], np.float32)
+        brows = points[17:27].copy()
+        brows[:, 1] -= 0.12 * box.height  # the forehead above the brows is skin too
+        cv2.fillConvexPoly(skin, cv2.convexHull(np.concatenate([points[:17], brows]).astype(np.int32)), 1)
+    else:
+        cv2.ellipse(skin, (int(cx), int(cy + 0.55 * box.height)), (int(0.45 * box.width), int(0.58 * box.height)),
+                    0, 0, 360, 1, -1)
+    region = (head > 0) & (skin == 0)
+    # The hair's colour: the region's median in a band just above the face.
+    band = region.copy()
+    band[max(int(cy + 0.1 * box.height), 0):] = False
+    band[:max(int(cy - 0.35 * box.height), 0)] = False
+    sample = lab[band] if band.sum() >= 16 else lab[region]
+    if len(sample) == 0:
+        return np.zeros(shape, np.float32)
+    distance = np.linalg.norm(lab - np.median(sample, axis=0), axis=2)
+    weight = region * np.exp(-0.5 * (distance / HAIR_SPREAD) ** 2)
+    feather = max(1.0, 0.03 * box.width)
+    return cv2.GaussianBlur(weight.astype(np.float32), (0, 0), feather)
+
+
+def recolour(rgb: np.ndarray, faces: list[common_pb2.Face], colour: int, neutral: bool = False) -> np.ndarray:
+    """`rgb` with the hair of every face moved towards `colour`; unchanged for auto or no faces."""
+    if colour not in TARGETS or not faces:
+        return rgb
+    target = np.array(TARGETS[colour], np.float32) / LAB_SCALE
+    keep = np.array(KEEP_TEXTURE, np.float32)
+    out = rgb.copy()
+    height, width = rgb.shape[:2]
+    for face in faces:
+        rows, cols = head_window(face, height, width)
+        if rows.stop <= rows.start or cols.stop <= cols.start:
+            continue
+        lab = rgb_to_lab(out[rows, cols])
+        weight = hair_weight(lab, face, rows, cols)
+        total = weight.sum()
+        if total < 1.0:
+            continue
+        mean = (lab * weight[..., None]).sum(axis=(0, 1)) / total
+        moved = target + keep * (lab - mean)
+        if neutral:
+            moved[..., 1:] = 0.0
+        rgb = lab_to_rgb(lab + weight[..., None] * (moved - lab))
+        out[rows, cols] = np.repeat(rgb[..., 1:2], 3, axis=2) if neutral else rgb
+    return out

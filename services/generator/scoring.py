@@ -1,0 +1,140 @@
+"""Scores for each candidate from the detector's face analysis: is it the same person, as asked?
+
+A small generator follows gender and age only weakly, so the gateway asks
+for more seeds than the user wants and keeps the best by `overall`. Per
+candidate, against the main face of the input photo (the largest face in
+the detector's report, or found here when the report has none):
+
+- identity_similarity: cosine similarity of the face embeddings (face-api's
+  dlib ResNet). The gateway drops candidates below `IDENTITY_THRESHOLD`;
+- gender_agreement: the analyser's probability that the candidate's face is
+  the requested gender (absent when no gender was requested);
+- age_agreement: exp(-0.5 * ((age - requested) / AGE_SIGMA)^2) (absent when no
+  age was requested);
+- overall: the geometric mean of the figures present (identity clipped to
+  0..1); 1.0 when the photo shows no face and nothing can be judged.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from pathlib import Path
+
+import numpy as np
+
+from revive.v1 import common_pb2
+from services.common.config import ServiceConfig
+from services.common.engines import EngineFactory, runtime_options
+from services.common.runtime import RuntimeOptions
+from services.detector.faces.analyzer import FaceAnalyzer, similarity
+from services.detector.faces.geometry import iou
+from services.generator.engine import GeneratorEngine, RestorationInput
+
+#: Cosine similarity below which a candidate is no longer the same person
+#: (measured by bench/generator_bench.py: see models/generator/restoration.json).
+IDENTITY_THRESHOLD = 0.92
+#: Years at which age agreement falls to exp(-0.5).
+AGE_SIGMA = 10.0
+
+
+@functools.cache
+def shared_analyzer(models_dir: Path, options: RuntimeOptions) -> FaceAnalyzer:
+    """One FaceAnalyzer per process and models directory, however many engines score."""
+    return FaceAnalyzer(Path(models_dir) / "faces", options)
+
+
+def _box(face: common_pb2.Face) -> np.ndarray:
+    return np.array([face.box.x, face.box.y, face.box.width, face.box.height], np.float64)
+
+
+def main_face(faces: list[common_pb2.Face] | tuple[common_pb2.Face, ...]) -> common_pb2.Face | None:
+    """The largest face that has an embedding, or None."""
+    usable = [face for face in faces if len(face.embedding)]
+    return max(usable, key=lambda face: face.box.width * face.box.height, default=None)
+
+
+def matching_face(reference: common_pb2.Face, faces: list[common_pb2.Face]) -> common_pb2.Face | None:
+    """The face in `faces` at the reference face's place (best box overlap, at least 0.3)."""
+    usable = [face for face in faces if len(face.embedding)]
+    if not usable:
+        return None
+    overlaps = iou(_box(reference), np.stack([_box(face) for face in usable]))
+    best = int(np.argmax(overlaps))
+    return usable[best] if overlaps[best] >= 0.3 else None
+
+
+def gender_agreement(face: common_pb2.Face, wanted: int) -> float:
+    return face.gender_confidence if face.gender == wanted else 1.0 - face.gender_confidence
+
+
+def age_agreement(face: common_pb2.Face, wanted: float) -> float:
+    return math.exp(-0.5 * ((face.age - wanted) / AGE_SIGMA) ** 2)
+
+
+def combine(scores: common_pb2.CandidateScores) -> float:
+    """Geometric mean of the figures present; 0 when the identity was lost."""
+    terms = []
+    if scores.HasField("identity_similarity"):
+        terms.append(min(max(scores.identity_similarity, 0.0), 1.0))
+    if scores.HasField("gender_agreement"):
+        terms.append(scores.gender_agreement)
+    if scores.HasField("age_agreement"):
+        terms.append(scores.age_agreement)
+    if not terms:
+        return 1.0
+    if min(terms) <= 0.0:
+        return 0.0
+    return float(math.exp(sum(math.log(t) for t in terms) / len(terms)))
+
+
+class CandidateScorer:
+    """Scores candidates of one photo; built once per request (it holds the input's face)."""
+
+    def __init__(self, analyzer: FaceAnalyzer, rgb: np.ndarray, report: common_pb2.DamageReport,
+                 options: common_pb2.RestoreOptions) -> None:
+        self._analyzer = analyzer
+        self._options = options
+        self.reference = main_face(list(report.faces)) or main_face(analyzer.analyze(rgb))
+
+    def score(self, candidate: np.ndarray) -> common_pb2.CandidateScores:
+        scores = common_pb2.CandidateScores()
+        if self.reference is not None:
+            face = matching_face(self.reference, self._analyzer.analyze(candidate))
+            # A face the analyser no longer finds where it was counts as a lost identity.
+            scores.identity_similarity = similarity(self.reference, face) if face is not None else 0.0
+            if face is not None and self._options.gender != common_pb2.GENDER_UNSPECIFIED:
+                scores.gender_agreement = gender_agreement(face, self._options.gender)
+            if face is not None and self._options.HasField("age"):
+                scores.age_agreement = age_agreement(face, self._options.age)
+        scores.overall = combine(scores)
+        return scores
+
+
+class ScoredEngine:
+    """A generator engine plus the face analyser that scores its candidates (any engine, Telea too)."""
+
+    def __init__(self, engine: GeneratorEngine, analyzer: FaceAnalyzer) -> None:
+        self.engine = engine
+        self.analyzer = analyzer
+        self.name = engine.name
+        self.provider = engine.provider
+
+    def warm_up(self) -> None:
+        self.engine.warm_up()
+        self.analyzer.analyze(np.full((64, 64, 3), 128, np.uint8))
+
+    def generate(self, request: RestorationInput, seed: int) -> np.ndarray:
+        return self.engine.generate(request, seed)
+
+    def scorer(self, request: RestorationInput) -> CandidateScorer:
+        return CandidateScorer(self.analyzer, request.rgb, request.report, request.options)
+
+
+def scored(factory: EngineFactory[GeneratorEngine]) -> EngineFactory[ScoredEngine]:
+    """An engine factory whose engines come wrapped in ScoredEngine, sharing one analyser per process."""
+
+    def build(config: ServiceConfig) -> ScoredEngine:
+        return ScoredEngine(factory(config), shared_analyzer(config.models_dir, runtime_options(config)))
+
+    return build

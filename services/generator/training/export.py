@@ -1,0 +1,104 @@
+"""Export the trained RestorationNet to the ONNX model the "learned" engine serves.
+
+Batch, height and width are dynamic (height and width multiples of
+planes.MULTIPLE), so one file serves every working resolution and TensorRT
+can build optimisation profiles over them. The export is checked against
+torch eager on a non-square batch before anything is written; the manifest
+next to the model records provenance, and `bench/generator_bench.py
+--write-manifest` adds the figures measured on the held-out photos.
+
+python -m services.generator.training.export [--run-dir var/generator-train]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import torch
+from torch.export import Dim
+
+from services.common.logs import setup_logging
+from services.detector.training import sources
+from services.detector.training.export import sha256
+from services.generator.planes import CHANNELS
+from services.generator.training.model import RestorationNet, parameter_count
+from services.generator.training.train import DEFAULT_RUN_DIR
+
+log = logging.getLogger(__name__)
+
+MODEL_DIR = Path(__file__).resolve().parents[3] / "models" / "generator"
+ONNX_NAME = "restoration.onnx"
+WEIGHTS_NAME = "restoration.pt"
+MANIFEST_NAME = "restoration.json"
+#: Largest |ONNX - torch| accepted on the probe (normalised Lab).
+TOLERANCE = 1e-3
+
+
+def export_onnx(model: RestorationNet, path: Path) -> float:
+    """Write the ONNX graph and return its worst disagreement with torch on a probe batch."""
+    model = model.eval()
+    dims = {0: Dim.DYNAMIC, 2: Dim.DYNAMIC, 3: Dim.DYNAMIC}
+    torch.onnx.export(model, (torch.rand(1, CHANNELS, 64, 64),), str(path), input_names=["planes"],
+                      output_names=["lab"], dynamic_shapes=(dims,), opset_version=18, external_data=False)
+    probe = torch.randn(2, CHANNELS, 72, 120) * 0.5
+    with torch.no_grad():
+        expected = model(probe).numpy()
+    (got,) = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"planes": probe.numpy()})
+    worst = float(np.abs(expected - got).max())
+    if worst > TOLERANCE:
+        raise RuntimeError(f"ONNX and torch disagree by {worst}")
+    return worst
+
+
+def write_manifest(out_dir: Path, training_args: dict, steps: int, parameters: int, worst: float) -> None:
+    path = out_dir / MANIFEST_NAME
+    previous = json.loads(path.read_text()) if path.exists() else {}
+    flags = " ".join(f"--{key} {training_args[key]}" for key in ("steps", "batch", "tries", "crop", "lr", "seed", "minutes"))
+    manifest = {
+        "model": "RestorationNet (services/generator/training/model.py)",
+        "files": {name: {"sha256": sha256(out_dir / name), "bytes": (out_dir / name).stat().st_size}
+                  for name in (ONNX_NAME, WEIGHTS_NAME)},
+        "parameters": parameters,
+        "trained_steps": steps,
+        "inputs": f"planes: N x {CHANNELS} x H x W float32 (services/generator/planes.py), H and W multiples of 8",
+        "outputs": "lab: N x 3 x H x W restored Lab, normalised (L/100, a/110, b/110)",
+        "onnx_vs_torch_max_abs_diff": worst,
+        "license": "Apache-2.0 (code); weights trained only on the photos listed under data",
+        "provenance": "trained from scratch on one CPU thread, no pretrained weights; synthetic damage from "
+                      "services/detector/training/synthetic_damage.py on crops of the training photos",
+        "data": {"train": [p.path for p in sources.TRAIN], "held_out": [p.path for p in sources.HELD_OUT],
+                 "sources_and_licenses": "services/detector/training/sources.py, models/detector/DATA_LICENSES.md"},
+        "commands": [
+            "python -m services.detector.training.sources --dir var/detector-data",
+            f"OMP_NUM_THREADS=1 python -m services.generator.training.train {flags}",
+            "python -m services.generator.training.export",
+            "python -m bench.generator_bench --write-manifest",
+        ],
+        "eval": previous.get("eval", "not measured yet: python -m bench.generator_bench --write-manifest"),
+    }
+    path.write_text(json.dumps(manifest, indent=2) + "\n")
+
+
+def main() -> None:
+    setup_logging("info")
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--run-dir", type=Path, default=DEFAULT_RUN_DIR)
+    parser.add_argument("--out-dir", type=Path, default=MODEL_DIR)
+    args = parser.parse_args()
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+    state = torch.load(args.run_dir / "checkpoint.pt", map_location="cpu", weights_only=False)
+    model = RestorationNet()
+    model.load_state_dict(state["model"])
+    worst = export_onnx(model, args.out_dir / ONNX_NAME)
+    torch.save(model.state_dict(), args.out_dir / WEIGHTS_NAME)
+    write_manifest(args.out_dir, state["args"], state["step"], parameter_count(model), worst)
+    log.info("exported", extra={"dir": str(args.out_dir), "step": state["step"], "max_abs_diff_vs_torch": worst})
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,154 @@
+"""Train RestorationNet on synthetically aged crops of the training photos.
+
+Candidates must differ per seed, yet a plain L1 loss teaches a network to
+ignore its noise (the average answer wins). So each pair is tried with
+`--tries` noise draws and mostly the best try is penalised (a min-of-N,
+"multiple choice" loss, as in Guzman-Rivera et al. 2012 and IMLE): the
+noise learns to pick between plausible answers (chroma of a grey sweater,
+the fill of a tear), while the mean term keeps every try faithful.
+
+Seeded and resumable: the checkpoint (model, optimiser, step) is written
+every `--save-every` steps and when `--minutes` runs out; a rerun with the
+same flags continues with the same batches.
+
+Data (once): python -m services.detector.training.sources --dir var/detector-data
+Train:       OMP_NUM_THREADS=1 python -m services.generator.training.train --minutes 38
+Export:      python -m services.generator.training.export
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from services.common.logs import setup_logging
+from services.detector.training import sources
+from services.detector.training.synthetic_damage import DamageSynthesizer
+from services.generator.planes import noise_planes
+from services.generator.training.dataset import batch, held_out_pairs
+from services.generator.training.model import RestorationNet, parameter_count
+
+log = logging.getLogger(__name__)
+
+DEFAULT_RUN_DIR = sources.DEFAULT_DIR.parent / "generator-train"
+#: Loss weight of chroma (a, b) relative to lightness, and of damaged pixels relative to intact ones.
+CHROMA_WEIGHT = 1.5
+DAMAGE_WEIGHT = 4.0
+#: Share of the loss on the best try; the rest is the mean over tries.
+BEST_TRY_SHARE = 0.75
+VALIDATION_PAIRS = 24
+GRADIENT_CLIP = 0.5
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data-dir", type=Path, default=sources.DEFAULT_DIR)
+    parser.add_argument("--run-dir", type=Path, default=DEFAULT_RUN_DIR, help="checkpoint and log directory")
+    parser.add_argument("--steps", type=int, default=3400)
+    parser.add_argument("--batch", type=int, default=8, help="pairs per step")
+    parser.add_argument("--tries", type=int, default=2, help="noise draws per pair")
+    parser.add_argument("--crop", type=int, default=96, help="working-resolution crop side, a multiple of 8")
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--seed", type=int, default=11)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--minutes", type=float, default=0, help="stop (and checkpoint) after this long; 0 = no limit")
+    parser.add_argument("--save-every", type=int, default=200)
+    return parser.parse_args(argv)
+
+
+def per_pair_loss(prediction: torch.Tensor, target: torch.Tensor, damage: torch.Tensor) -> torch.Tensor:
+    """Weighted L1 per pair (N): chroma and damaged pixels count more."""
+    channel = torch.tensor([1.0, CHROMA_WEIGHT, CHROMA_WEIGHT]).view(1, 3, 1, 1)
+    weight = (1.0 + DAMAGE_WEIGHT * damage)[:, None] * channel
+    return ((prediction - target).abs() * weight).mean(dim=(1, 2, 3))
+
+
+def loss_fn(prediction: torch.Tensor, target: torch.Tensor, damage: torch.Tensor, tries: int) -> torch.Tensor:
+    repeated = lambda t: t.repeat_interleave(tries, dim=0)
+    losses = per_pair_loss(prediction, repeated(target), repeated(damage)).view(-1, tries)
+    return (BEST_TRY_SHARE * losses.min(dim=1).values + (1 - BEST_TRY_SHARE) * losses.mean(dim=1)).mean()
+
+
+@torch.no_grad()
+def validate(model: RestorationNet, pairs: list, seed: int) -> dict[str, float]:
+    """Mean L1 (normalised Lab) on held-out pairs: everywhere and inside the damage."""
+    model.eval()
+    rng = np.random.default_rng(seed)
+    inputs = np.stack([p.planes for p in pairs])
+    for row in inputs:
+        row[-3:] = noise_planes(rng, row.shape[1:])
+    error = (model(torch.from_numpy(inputs)).numpy() - np.stack([p.target for p in pairs])).__abs__().mean(axis=1)
+    damage = np.stack([p.damage for p in pairs])
+    model.train()
+    return {"val_l1": float(error.mean()), "val_l1_damaged": float((error * damage).sum() / max(damage.sum(), 1.0))}
+
+
+def train(args: argparse.Namespace) -> Path:
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    args.run_dir.mkdir(parents=True, exist_ok=True)
+    photos = sources.load_all(sources.TRAIN, args.data_dir)
+    validation = held_out_pairs(sources.load_all(sources.HELD_OUT, args.data_dir), VALIDATION_PAIRS, args.crop)
+    synth = DamageSynthesizer()
+    model = RestorationNet()
+    optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(step / args.steps, 1.0))))
+    checkpoint = args.run_dir / "checkpoint.pt"
+    step = 0
+    if checkpoint.exists():
+        state = torch.load(checkpoint, weights_only=False)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        schedule.load_state_dict(state["schedule"])
+        step = state["step"]
+        log.info("resumed", extra={"step": step})
+
+    def save() -> None:
+        torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(),
+                    "step": step, "args": {k: str(v) for k, v in vars(args).items()}}, checkpoint)
+
+    log.info("training", extra={"parameters": parameter_count(model), "from_step": step})
+    deadline = time.monotonic() + args.minutes * 60 if args.minutes else math.inf
+    history = (args.run_dir / "loss.jsonl").open("a")
+    progress = tqdm(total=args.steps, initial=step, desc="generator", unit="step")
+    running = None
+    while step < args.steps and time.monotonic() < deadline:
+        inputs, target, damage = batch(photos, synth, args.crop, args.batch, args.tries, args.seed, step)
+        loss = loss_fn(model(torch.from_numpy(inputs)), torch.from_numpy(target), torch.from_numpy(damage), args.tries)
+        optimizer.zero_grad()
+        loss.backward()
+        # Without a cap one unlucky batch (a large tear under a strong fade) can blow the weights up.
+        torch.nn.utils.clip_grad_norm_(model.parameters(), GRADIENT_CLIP)
+        optimizer.step()
+        schedule.step()
+        step += 1
+        running = loss.item() if running is None else 0.98 * running + 0.02 * loss.item()
+        progress.update(1)
+        progress.set_postfix(loss=f"{running:.4f}")
+        if step % args.save_every == 0 or step == args.steps:
+            record = {"step": step, "loss": running, **validate(model, validation, args.seed)}
+            history.write(json.dumps(record) + "\n")
+            history.flush()
+            save()
+    save()
+    progress.close()
+    log.info("stopped", extra={"step": step, "of": args.steps})
+    return checkpoint
+
+
+def main() -> None:
+    setup_logging("info")
+    train(parse_args())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,125 @@
+"""The learned generator engine with its real ONNX model: fills, faithfulness, seeds, colour, hair, runtime."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from revive.v1 import common_pb2
+from services.common.runtime import RuntimeOptions
+from services.generator import compose, hair
+from services.generator.engine import RestorationInput
+from services.generator.engines.learned import LearnedGenerator
+from services.generator.planes import rgb_to_lab
+from services.generator.scoring import main_face
+from services.generator.tensorrt_build import EXIT_NO_GPU
+from services.generator.tensorrt_build import main as build_engine
+from tests.photos import portrait, scratched
+
+MODELS = Path(__file__).resolve().parents[2] / "models"
+FACES = Path(__file__).resolve().parents[1] / "data" / "faces"
+
+
+@pytest.fixture(scope="module")
+def engine() -> LearnedGenerator:
+    generator = LearnedGenerator(models_dir=MODELS, options=RuntimeOptions(providers=("tensorrt", "cuda", "cpu"), threads=1))
+    generator.warm_up()
+    return generator
+
+
+def restore(engine: LearnedGenerator, rgb: np.ndarray, masks: dict | None = None, seed: int = 0,
+            grayscale: bool = False, **options: object) -> np.ndarray:
+    request = RestorationInput(rgb, masks or {}, common_pb2.DamageReport(is_grayscale=grayscale),
+                               common_pb2.RestoreOptions(**options))
+    return engine.generate(request, seed)
+
+
+def test_falls_back_to_cpu_without_tensorrt_or_cuda(engine):
+    assert engine.provider == "CPUExecutionProvider"
+    assert engine.model.session.get_providers() == ["CPUExecutionProvider"]
+
+
+def test_tensorrt_build_refuses_cleanly_without_a_gpu(capsys):
+    assert build_engine(["--models-dir", str(MODELS)]) == EXIT_NO_GPU
+    assert "cannot build a TensorRT engine here" in capsys.readouterr().err
+
+
+def test_fills_scratches_and_leaves_the_rest_alone(engine):
+    clean = portrait(360, 450)
+    damaged, mask = scratched(clean, count=4)
+    restored = restore(engine, damaged, {common_pb2.SCRATCH: mask})
+    assert restored.shape == clean.shape and restored.dtype == np.uint8
+    inside, outside = mask > 0, mask == 0
+    error = lambda image, where: np.abs(image.astype(float) - clean)[where].mean()
+    assert error(restored, inside) < 0.3 * error(damaged, inside)
+    assert error(restored, outside) < 6.0
+
+
+def test_same_seed_same_image_other_seed_other_image(engine):
+    damaged, mask = scratched(portrait(240, 300))
+    grey = np.repeat(cv2.cvtColor(damaged, cv2.COLOR_RGB2GRAY)[..., None], 3, axis=2)
+    first = restore(engine, grey, {common_pb2.SCRATCH: mask}, seed=1, grayscale=True)
+    assert np.array_equal(first, restore(engine, grey, {common_pb2.SCRATCH: mask}, seed=1, grayscale=True))
+    assert not np.array_equal(first, restore(engine, grey, {common_pb2.SCRATCH: mask}, seed=2, grayscale=True))
+
+
+def test_colourizes_black_and_white_only_when_asked(engine):
+    grey = np.repeat(cv2.cvtColor(portrait(240, 300), cv2.COLOR_RGB2GRAY)[..., None], 3, axis=2)
+    coloured = restore(engine, grey, grayscale=True)  # auto: a black-and-white photo is colourized
+    chroma = np.abs(rgb_to_lab(coloured)[..., 1:]).mean()
+    assert chroma > 0.01
+    kept = restore(engine, grey, grayscale=True, colorize=common_pb2.COLORIZE_OFF)
+    assert np.array_equal(kept[..., 0], kept[..., 1]) and np.array_equal(kept[..., 1], kept[..., 2])
+    # The full-resolution lightness is the photo's (tone-corrected), its fine detail included.
+    def detail(rgb: np.ndarray) -> np.ndarray:
+        lightness = cv2.cvtColor(rgb, cv2.COLOR_RGB2Lab)[..., 0].astype(float)
+        return (lightness - cv2.GaussianBlur(lightness, (0, 0), 2.0)).ravel()
+
+    assert np.corrcoef(detail(coloured), detail(grey))[0, 1] > 0.9
+
+
+def test_strength_zero_keeps_the_photo(engine):
+    photo = portrait(200, 240)
+    assert np.abs(restore(engine, photo, strength=0.0).astype(int) - photo).max() <= 2
+
+
+def test_hair_colour_moves_the_hair_region(engine):
+    photo = cv2.cvtColor(cv2.imread(str(FACES / "sample1.jpg")), cv2.COLOR_BGR2RGB)
+    photo = cv2.resize(photo, (960, 640), interpolation=cv2.INTER_AREA)
+    face = main_face(engine.analyzer.analyze(photo))
+    rows, cols = hair.head_window(face, *photo.shape[:2])
+    weight = hair.hair_weight(rgb_to_lab(photo[rows, cols]), face, rows, cols)
+
+    def mean_lab(colour: int) -> np.ndarray:
+        request = RestorationInput(photo, {}, common_pb2.DamageReport(faces=[face]),
+                                   common_pb2.RestoreOptions(hair_color=colour))
+        lab = rgb_to_lab(engine.generate(request, 0)[rows, cols]) * [100, 110, 110]
+        return (lab * weight[..., None]).sum(axis=(0, 1)) / weight.sum()
+
+    black, blond, red = mean_lab(common_pb2.BLACK), mean_lab(common_pb2.BLOND), mean_lab(common_pb2.RED)
+    assert blond[0] > black[0] + 15  # lighter
+    assert blond[2] > black[2] + 10  # yellower
+    assert red[1] > black[1] + 10  # redder
+
+
+def test_strips_upsample_exactly_like_one_resize():
+    field = np.random.default_rng(0).random((37, 53, 3)).astype(np.float32)
+    size = (compose.STRIP * 2 + 77, 301)
+    whole = cv2.resize(field, (size[1], size[0]), interpolation=cv2.INTER_LINEAR)
+    pieces = np.concatenate([compose.upsample_rows(field, rows, size) for rows in compose.strips(size[0])])
+    assert np.abs(pieces - whole).max() < 1e-4
+
+
+def test_large_photo_runs_the_network_at_working_resolution(engine):
+    calls = []
+    run = engine.model.run
+    engine.model.run = lambda feeds: calls.append(feeds["planes"].shape) or run(feeds)
+    try:
+        out = restore(engine, np.full((2400, 1600, 3), 90, np.uint8))
+    finally:
+        engine.model.run = run
+    assert out.shape == (2400, 1600, 3)
+    assert max(calls[0][2:]) <= compose.WORK_SIDE

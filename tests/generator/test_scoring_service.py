@@ -1,0 +1,70 @@
+"""Candidate scores over real gRPC: every engine's candidates carry face scores; the rules that combine them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from revive.v1 import common_pb2, generator_pb2, generator_pb2_grpc
+from services.common.imaging import from_proto, to_proto
+from services.common.server import ServiceServer
+from services.generator.scoring import IDENTITY_THRESHOLD, combine
+from services.generator.service import DEFINITION
+from tests.cluster import channel, start_service
+from tests.photos import scratched
+
+FACES = Path(__file__).resolve().parents[1] / "data" / "faces"
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[ServiceServer]:
+    running = start_service(DEFINITION, "--engines", "learned,telea")
+    yield running
+    running.stop(0)
+
+
+@pytest.fixture(scope="module")
+def group_photo() -> tuple[np.ndarray, np.ndarray]:
+    photo = cv2.cvtColor(cv2.imread(str(FACES / "sample1.jpg")), cv2.COLOR_BGR2RGB)
+    return scratched(cv2.resize(photo, (960, 640), interpolation=cv2.INTER_AREA), count=3)
+
+
+def generate(server: ServiceServer, photo: np.ndarray, mask: np.ndarray, engine: str, seeds: list[int],
+             **options: object) -> list[generator_pb2.Candidate]:
+    report = common_pb2.DamageReport(masks=[common_pb2.DamageMask(type=common_pb2.SCRATCH, mask=to_proto(mask))])
+    request = generator_pb2.GenerateRequest(image=to_proto(photo), damage=report, seeds=seeds, engine=engine,
+                                            options=common_pb2.RestoreOptions(**options))
+    return list(generator_pb2_grpc.GeneratorStub(channel(server.port)).Generate(request, timeout=60))
+
+
+@pytest.mark.parametrize("engine", ["learned", "telea"])
+def test_candidates_carry_identity_gender_and_age_scores(server, group_photo, engine):
+    photo, mask = group_photo
+    candidates = generate(server, photo, mask, engine, [1, 2], gender=common_pb2.FEMALE, age=30)
+    assert [c.seed for c in candidates] == [1, 2] and {c.engine for c in candidates} == {engine}
+    for candidate in candidates:
+        scores = candidate.scores
+        assert from_proto(candidate.image).shape == photo.shape
+        assert scores.identity_similarity >= IDENTITY_THRESHOLD  # the restored face is the same person
+        assert 0.0 <= scores.gender_agreement <= 1.0 and 0.0 <= scores.age_agreement <= 1.0
+        assert 0.0 < scores.overall <= 1.0
+        assert scores.overall == pytest.approx(combine(scores))
+
+
+def test_unrequested_options_and_faceless_photos_are_not_scored(server):
+    photo = np.tile(np.linspace(40, 220, 320, dtype=np.uint8)[None, :, None], (240, 1, 3))
+    mask = np.zeros(photo.shape[:2], np.uint8)
+    (candidate,) = generate(server, photo, mask, "learned", [5])
+    assert not candidate.scores.HasField("identity_similarity")
+    assert not candidate.scores.HasField("gender_agreement") and not candidate.scores.HasField("age_agreement")
+    assert candidate.scores.overall == 1.0
+
+
+def test_overall_is_the_geometric_mean_and_zero_when_identity_is_lost():
+    assert combine(common_pb2.CandidateScores(identity_similarity=0.9, gender_agreement=0.4)) == pytest.approx(0.6)
+    assert combine(common_pb2.CandidateScores(identity_similarity=-0.1, age_agreement=1.0)) == 0.0
+    assert combine(common_pb2.CandidateScores()) == 1.0

@@ -47,7 +47,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=512, help="photo side in pixels")
     args = parser.parse_args()
     photo = encode(portrait(args.size, args.size, seed=9))
-    print(f"{args.jobs} concurrent jobs, {args.size}x{args.size} photo, 2 candidates each, classical engines")
+    print(f"{args.jobs} concurrent jobs, {args.size}x{args.size} photo, 2 candidates each, default engines")
     print(f"{'replicas':>8} {'done':>5} {'p50 s':>7} {'p99 s':>7} {'wall s':>7} {'jobs/s':>7}")
     for replicas in (1, 2):
         with tempfile.TemporaryDirectory() as results, local_cluster(results, replicas) as url:

@@ -79,7 +79,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as results, local_cluster(results) as url:
-        print(f"Pipeline latency, {CANDIDATES} candidates, classical engines, CPU ({os.cpu_count()} cores), median of {args.repeats}")
+        print(f"Pipeline latency, {CANDIDATES} candidates, each service's default engine, CPU ({os.cpu_count()} cores), "
+              f"median of {args.repeats}")
         print(f"{'size':6} {'upscale':>7} {'detect s':>9} {'generate s':>11} {'upscale s':>10} {'services s':>11} {'gateway s':>10} {'overhead':>9}")
         for label, width, height, factor in CASES:
             photo, _ = scratched(portrait(width, height, seed=2), count=6)

@@ -3,7 +3,9 @@
 A deterministic edit, not something the small network learns: the hair
 region is the band above and around a face (from its box, minus the face
 itself, from the 68 landmarks when present), narrowed to pixels that look
-like the hair sampled just above the forehead, feathered. There the Lab
+like the hair sampled just above the forehead, then cut out by GrabCut seeded
+with those pixels, feathered. Without a hair-parsing model this still bleeds
+into backgrounds of the hair's own colour (dark hair before a dark room). There the Lab
 colour is moved to the target's mean while the hair's own texture (its
 deviations from its mean) is kept. A black-and-white result only gets the
 target lightness. HAIR_COLOR_UNSPECIFIED (auto) leaves the hair as the
@@ -30,6 +32,9 @@ TARGETS = {
 KEEP_TEXTURE = (0.8, 0.3, 0.3)
 #: Colour distance (normalised Lab) at which a pixel stops counting as hair.
 HAIR_SPREAD = 0.18
+#: GrabCut works on the head window shrunk to this side, with this many iterations.
+GRABCUT_SIDE = 192
+GRABCUT_ITERATIONS = 3
 
 
 def head_window(face: common_pb2.Face, height: int, width: int) -> tuple[slice, slice]:
@@ -40,8 +45,33 @@ def head_window(face: common_pb2.Face, height: int, width: int) -> tuple[slice, 
     return slice(max(top, 0), min(bottom, height)), slice(max(left, 0), min(right, width))
 
 
-def hair_weight(lab: np.ndarray, face: common_pb2.Face, rows: slice, cols: slice) -> np.ndarray:
-    """0..1 hair weight over the window `lab` (the photo's Lab at rows, cols)."""
+def segment(rgb: np.ndarray, sure: np.ndarray, likely: np.ndarray, possible: np.ndarray, never: np.ndarray) -> np.ndarray:
+    """Hair pixels by GrabCut, seeded with colour-matched (`likely`) and excluded pixels.
+
+    Colour alone cannot tell dark hair from a dark room behind it; GrabCut adds
+    a colour model of the surroundings and a preference for following edges.
+    Runs on a window at most GRABCUT_SIDE on a side, for speed.
+    """
+    scale = min(1.0, GRABCUT_SIDE / max(rgb.shape[:2]))
+    small = (max(1, round(rgb.shape[1] * scale)), max(1, round(rgb.shape[0] * scale)))
+    def shrink(mask: np.ndarray) -> np.ndarray:
+        return cv2.resize(mask.astype(np.uint8), small, interpolation=cv2.INTER_NEAREST) > 0
+    seeds = np.full(small[::-1], cv2.GC_BGD, np.uint8)
+    seeds[shrink(possible)] = cv2.GC_PR_BGD
+    seeds[shrink(likely)] = cv2.GC_PR_FGD
+    seeds[shrink(sure)] = cv2.GC_FGD
+    seeds[shrink(never)] = cv2.GC_BGD
+    if not np.isin(seeds, (cv2.GC_FGD, cv2.GC_PR_FGD)).any() or not (seeds == cv2.GC_BGD).any():
+        return np.zeros(rgb.shape[:2], bool)
+    bgr = cv2.cvtColor(cv2.resize(rgb, small, interpolation=cv2.INTER_AREA), cv2.COLOR_RGB2BGR)
+    models = (np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64))
+    cv2.grabCut(bgr, seeds, None, *models, GRABCUT_ITERATIONS, cv2.GC_INIT_WITH_MASK)
+    hair = ((seeds == cv2.GC_FGD) | (seeds == cv2.GC_PR_FGD)).astype(np.uint8)
+    return cv2.resize(hair, rgb.shape[1::-1], interpolation=cv2.INTER_NEAREST) > 0
+
+
+def hair_weight(lab: np.ndarray, rgb: np.ndarray, face: common_pb2.Face, rows: slice, cols: slice) -> np.ndarray:
+    """0..1 hair weight over the window `lab`/`rgb` (the photo at rows, cols)."""
     shape = lab.shape[:2]
     box = face.box
     cx, cy = box.x + box.width / 2 - cols.start, box.y - rows.start
@@ -67,7 +97,9 @@ def hair_weight(lab: np.ndarray, face: common_pb2.Face, rows: slice, cols: slice
     if len(sample) == 0:
         return np.zeros(shape, np.float32)
     distance = np.linalg.norm(lab - np.median(sample, axis=0), axis=2)
-    weight = region * np.exp(-0.5 * (distance / HAIR_SPREAD) ** 2)
+    close = distance < HAIR_SPREAD
+    hair = segment(rgb, band & close, region & close, region, skin > 0)
+    weight = hair * np.exp(-0.5 * (distance / HAIR_SPREAD) ** 2)
     feather = max(1.0, 0.03 * box.width)
     return cv2.GaussianBlur(weight.astype(np.float32), (0, 0), feather)
 
@@ -85,7 +117,7 @@ def recolour(rgb: np.ndarray, faces: list[common_pb2.Face], colour: int, neutral
         if rows.stop <= rows.start or cols.stop <= cols.start:
             continue
         lab = rgb_to_lab(out[rows, cols])
-        weight = hair_weight(lab, face, rows, cols)
+        weight = hair_weight(lab, out[rows, cols], face, rows, cols)
         total = weight.sum()
         if total < 1.0:
             continue

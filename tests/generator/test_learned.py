@@ -91,7 +91,7 @@ def test_hair_colour_moves_the_hair_region(engine):
     photo = cv2.resize(photo, (960, 640), interpolation=cv2.INTER_AREA)
     face = main_face(engine.analyzer.analyze(photo))
     rows, cols = hair.head_window(face, *photo.shape[:2])
-    weight = hair.hair_weight(rgb_to_lab(photo[rows, cols]), face, rows, cols)
+    weight = hair.hair_weight(rgb_to_lab(photo[rows, cols]), photo[rows, cols], face, rows, cols)
 
     def mean_lab(colour: int) -> np.ndarray:
         request = RestorationInput(photo, {}, common_pb2.DamageReport(faces=[face]),

@@ -38,6 +38,7 @@ from services.common.runtime import RuntimeOptions
 from services.detector.faces.analyzer import similarity
 from services.detector.training import sources
 from services.detector.training.synthetic_damage import DamageSynthesizer
+from services.detector.engines.classical import ClassicalDetector
 from services.generator import hair
 from services.generator.engine import RestorationInput
 from services.generator.engines.learned import LearnedGenerator
@@ -116,9 +117,14 @@ def restoration(engines: dict, photos: list[np.ndarray]) -> dict:
 
 
 def no_harm(engines: dict, photos: list[np.ndarray]) -> dict:
+    """SSIM of each engine's output to an intact input, given what the default detector reports on it
+    (its false alarms included), as the pipeline would run."""
+    detector = ClassicalDetector()
+    detections = [detector.detect(photo) for photo in photos]
     results = {}
     for name, engine in engines.items():
-        scores = [float(ssim_map(engine.generate(request(photo, {}, False), 0), photo).mean()) for photo in photos]
+        scores = [float(ssim_map(engine.generate(request(photo, d.masks, d.is_grayscale), 0), photo).mean())
+                  for photo, d in zip(photos, detections)]
         results[name] = {"ssim_mean": float(np.mean(scores)), "ssim_min": float(np.min(scores))}
     return results
 
@@ -202,7 +208,7 @@ def hair_effect(engine: LearnedGenerator, photo: np.ndarray, analyzer) -> dict:
     found = analyzer.analyze(photo)
     face = main_face(found)
     rows, cols = hair.head_window(face, *photo.shape[:2])
-    weight = hair.hair_weight(rgb_to_lab(photo[rows, cols]), face, rows, cols)
+    weight = hair.hair_weight(rgb_to_lab(photo[rows, cols]), photo[rows, cols], face, rows, cols)
     results = {}
     for colour in (common_pb2.HAIR_COLOR_UNSPECIFIED, *hair.TARGETS):
         req = RestorationInput(photo, {}, common_pb2.DamageReport(faces=found), common_pb2.RestoreOptions(hair_color=colour))

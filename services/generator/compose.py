@@ -115,12 +115,15 @@ def fill_damage(rgb: np.ndarray, damage: np.ndarray) -> np.ndarray:
     return cv2.inpaint(np.ascontiguousarray(rgb), mask, INPAINT_RADIUS, cv2.INPAINT_TELEA)
 
 
-def compose(guide: np.ndarray, prediction_lab: np.ndarray, strength: float = 1.0, neutral: bool = False) -> np.ndarray:
+def compose(guide: np.ndarray, prediction_lab: np.ndarray, strength: float = 1.0, neutral: bool = False,
+            where: np.ndarray | None = None) -> np.ndarray:
     """Full-resolution RGB uint8 from the damage-filled photo (`fill_damage`) and the working-res prediction.
 
     `strength` (0..1) scales the model's correction (tone, cast, colour and
     its fill of large holes; thin damage stays inpainted at any strength);
-    `neutral` makes the result exactly grey.
+    `neutral` makes the result exactly grey. `where` (working resolution,
+    0..1) limits the correction to where the detector found something to
+    correct, so an intact photo, or an intact part of one, is left alone.
     """
     size = prediction_lab.shape[:2]
     coefficients = guided_coefficients(rgb_to_lab(downscale(guide, size)), prediction_lab)
@@ -130,7 +133,8 @@ def compose(guide: np.ndarray, prediction_lab: np.ndarray, strength: float = 1.0
         lab = rgb_to_lab(guide[rows])
         maps = upsample_rows(flat, rows, guide.shape[:2]).reshape(lab.shape[0], lab.shape[1], 4, 3)
         restored = np.einsum("hwk,hwkc->hwc", lab, maps[:, :, :3]) + maps[:, :, 3]
-        restored = lab + strength * (restored - lab)
+        amount = strength if where is None else strength * upsample_rows(where[..., None], rows, guide.shape[:2])
+        restored = lab + amount * (restored - lab)
         rgb = lab_to_rgb(restored)
         # Exactly grey: Lab with zero chroma comes back with off-by-one channels.
         out[rows] = np.repeat(rgb[..., 1:2], 3, axis=2) if neutral else rgb

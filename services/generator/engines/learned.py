@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from revive.v1 import common_pb2
@@ -38,6 +39,16 @@ MODEL_FILE = Path("generator") / "restoration.onnx"
 
 def round_up(value: int, multiple: int) -> int:
     return -(-value // multiple) * multiple
+
+
+#: Blur (working-resolution pixels) that turns the damage/fading masks into a smooth correction area.
+AREA_SOFTNESS = 6.0
+
+
+def correction_area(damage: np.ndarray, fading: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """0..1 at working resolution: where the detector reported damage or fading, softened."""
+    area = compose.downscale(np.maximum(damage, fading), size).astype(np.float32) / 255.0
+    return np.clip(cv2.GaussianBlur(area, (0, 0), AREA_SOFTNESS) * 2.0, 0.0, 1.0)
 
 
 class LearnedGenerator:
@@ -82,7 +93,9 @@ class LearnedGenerator:
         filled = compose.fill_damage(request.rgb, damage)
         prediction = self.predict(filled, damage, fading, colorize, seed)
         strength = request.options.strength if request.options.HasField("strength") else DEFAULT_STRENGTH
-        restored = compose.compose(filled, prediction, strength, neutral)
+        # Colourizing changes every pixel; otherwise only what the detector flagged is corrected.
+        where = None if colorize else correction_area(damage, fading, prediction.shape[:2])
+        restored = compose.compose(filled, prediction, strength, neutral, where)
         if request.options.hair_color != common_pb2.HAIR_COLOR_UNSPECIFIED:
             faces = list(request.report.faces) or self.analyzer.analyze(request.rgb)
             restored = hair.recolour(restored, faces, request.options.hair_color, neutral)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from services.common.config import add_flag
+from services.common.config import MIB, add_flag
 
 
 @dataclass(frozen=True)
@@ -36,11 +36,11 @@ class GatewayConfig:
 
     @property
     def max_upload_bytes(self) -> int:
-        return self.max_upload_mb * 1024 * 1024
+        return self.max_upload_mb * MIB
 
     @property
     def max_message_bytes(self) -> int:
-        return self.max_message_mb * 1024 * 1024
+        return self.max_message_mb * MIB
 
 
 def parse_config(argv: Sequence[str] | None = None) -> GatewayConfig:

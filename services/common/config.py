@@ -15,6 +15,8 @@ from typing import Sequence
 
 ENV_PREFIX = "REVIVE_"
 
+MIB = 1024 * 1024
+
 #: Default execution providers, most preferred first; unavailable ones are skipped.
 DEFAULT_PROVIDERS = ("tensorrt", "cuda", "cpu")
 
@@ -40,7 +42,7 @@ class ServiceConfig:
 
     @property
     def max_message_bytes(self) -> int:
-        return self.max_message_mb * 1024 * 1024
+        return self.max_message_mb * MIB
 
     @property
     def default_engine(self) -> str:

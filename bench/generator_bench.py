@@ -35,16 +35,16 @@ import torch
 
 from revive.v1 import common_pb2
 from services.common.runtime import RuntimeOptions
-from services.detector.faces.analyzer import similarity
+from services.detector.engines.classical import ClassicalDetector
+from services.detector.faces.analyzer import shared_face_analyzer, similarity
 from services.detector.training import sources
 from services.detector.training.synthetic_damage import DamageSynthesizer
-from services.detector.engines.classical import ClassicalDetector
 from services.generator import hair
 from services.generator.engine import RestorationInput
 from services.generator.engines.learned import LearnedGenerator
 from services.generator.engines.telea import TeleaGenerator
 from services.generator.planes import CHANNELS, rgb_to_lab
-from services.generator.scoring import IDENTITY_THRESHOLD, CandidateScorer, main_face, shared_analyzer
+from services.generator.scoring import IDENTITY_THRESHOLD, CandidateScorer, main_face
 from services.generator.training.export import MANIFEST_NAME, WEIGHTS_NAME
 from services.generator.training.model import RestorationNet
 
@@ -304,7 +304,7 @@ def main(argv: list[str] | None = None) -> None:
     learned = LearnedGenerator(models_dir=args.models_dir, options=options)
     telea = TeleaGenerator()
     engines = {"learned": learned, "telea": telea}
-    analyzer = shared_analyzer(args.models_dir, options)
+    analyzer = shared_face_analyzer(args.models_dir, options)
     photos, people = held_out(), face_photos()
     figures = {
         "restoration": restoration(engines, photos),

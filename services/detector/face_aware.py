@@ -7,21 +7,12 @@ face models are loaded once per process however many engines share them.
 
 from __future__ import annotations
 
-import functools
-from pathlib import Path
-
 import numpy as np
 
 from services.common.config import ServiceConfig
 from services.common.engines import EngineFactory, runtime_options
-from services.common.runtime import RuntimeOptions
 from services.detector.engine import Detection, DetectorEngine
-from services.detector.faces.analyzer import FaceAnalyzer
-
-
-@functools.cache
-def shared_face_analyzer(models_dir: Path, options: RuntimeOptions) -> FaceAnalyzer:
-    return FaceAnalyzer(models_dir, options)
+from services.detector.faces.analyzer import FaceAnalyzer, shared_face_analyzer
 
 
 class FaceAwareDetector:
@@ -44,7 +35,7 @@ def with_faces(factory: EngineFactory[DetectorEngine]) -> EngineFactory[FaceAwar
     """Wrap an engine factory so the engine it builds also analyses faces on request."""
 
     def build(config: ServiceConfig) -> FaceAwareDetector:
-        faces = shared_face_analyzer(config.models_dir / "faces", runtime_options(config))
+        faces = shared_face_analyzer(config.models_dir, runtime_options(config))
         return FaceAwareDetector(factory(config), faces)
 
     return build

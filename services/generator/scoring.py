@@ -17,17 +17,14 @@ the detector's report, or found here when the report has none):
 
 from __future__ import annotations
 
-import functools
 import math
-from pathlib import Path
 
 import numpy as np
 
 from revive.v1 import common_pb2
 from services.common.config import ServiceConfig
 from services.common.engines import EngineFactory, runtime_options
-from services.common.runtime import RuntimeOptions
-from services.detector.faces.analyzer import FaceAnalyzer, similarity
+from services.detector.faces.analyzer import FaceAnalyzer, shared_face_analyzer, similarity
 from services.detector.faces.geometry import iou
 from services.generator.engine import GeneratorEngine, RestorationInput
 
@@ -36,12 +33,6 @@ from services.generator.engine import GeneratorEngine, RestorationInput
 IDENTITY_THRESHOLD = 0.92
 #: Years at which age agreement falls to exp(-0.5).
 AGE_SIGMA = 10.0
-
-
-@functools.cache
-def shared_analyzer(models_dir: Path, options: RuntimeOptions) -> FaceAnalyzer:
-    """One FaceAnalyzer per process and models directory, however many engines score."""
-    return FaceAnalyzer(Path(models_dir) / "faces", options)
 
 
 def _box(face: common_pb2.Face) -> np.ndarray:
@@ -135,6 +126,6 @@ def scored(factory: EngineFactory[GeneratorEngine]) -> EngineFactory[ScoredEngin
     """An engine factory whose engines come wrapped in ScoredEngine, sharing one analyser per process."""
 
     def build(config: ServiceConfig) -> ScoredEngine:
-        return ScoredEngine(factory(config), shared_analyzer(config.models_dir, runtime_options(config)))
+        return ScoredEngine(factory(config), shared_face_analyzer(config.models_dir, runtime_options(config)))
 
     return build

@@ -18,7 +18,6 @@ On a machine without CUDA or TensorRT it exits with status 2 and says why.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import logging
 import re
@@ -30,6 +29,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
+from services.common.artifacts import sha256
 from services.common.logs import setup_logging
 from services.common.runtime import OnnxModel, RuntimeOptions
 from services.generator.compose import WORK_SIDE
@@ -46,10 +46,6 @@ EXIT_NO_GPU = 2
 
 class NoTensorRT(RuntimeError):
     """This machine cannot build a TensorRT engine."""
-
-
-def sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def gpu_name() -> str:

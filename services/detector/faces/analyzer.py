@@ -13,6 +13,7 @@ placement so compare.py can check the converted networks to the last digit.
 
 from __future__ import annotations
 
+import functools
 import logging
 from pathlib import Path
 from typing import Sequence
@@ -32,6 +33,12 @@ RECOGNITION_INPUT = 150
 #: face-api's TinyFaceDetectorOptions default, and its IOU_THRESHOLD.
 SCORE_THRESHOLD = 0.5
 IOU_THRESHOLD = 0.4
+
+
+@functools.cache
+def shared_face_analyzer(models_dir: Path, options: RuntimeOptions) -> "FaceAnalyzer":
+    """One FaceAnalyzer per process and models directory, however many engines use it."""
+    return FaceAnalyzer(Path(models_dir) / "faces", options)
 
 
 def similarity(a: common_pb2.Face | Sequence[float], b: common_pb2.Face | Sequence[float]) -> float:

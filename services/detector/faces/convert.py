@@ -13,7 +13,6 @@ compare.py then checks the whole pipeline against face-api itself.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import logging
 import shutil
@@ -29,9 +28,10 @@ import torch
 from onnx import TensorProto, helper, numpy_helper
 from torch import nn
 
+from services.common.artifacts import sha256
 from services.common.logs import setup_logging
-from services.detector.faces import networks
 from services.common.tfjs_weights import load_weights
+from services.detector.faces import networks
 
 log = logging.getLogger(__name__)
 
@@ -67,10 +67,6 @@ SPECS: dict[str, Spec] = {
         "face_recognition_model-weights_manifest.json", networks.FaceRecognitionNet, 150, ("embedding",),
         "dlib's face recognition ResNet (weights trained by Davis King, 99.38% on LFW), ported to TFJS by face-api.js"),
 }
-
-
-def sha256(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def store_quantized(model: onnx.ModelProto, sources: dict[str, networks.WeightSource]) -> int:

@@ -14,7 +14,6 @@ python -m services.detector.training.export [--run-dir var/detector-train]
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import logging
 import shutil
@@ -28,6 +27,7 @@ from torch import nn
 from torch.export import Dim
 from tqdm import tqdm
 
+from services.common.artifacts import sha256
 from services.common.logs import setup_logging
 from services.detector.training import sources
 from services.detector.training.dataset import training_batch
@@ -111,10 +111,6 @@ def export(model: DamageUNet, path: Path, thresholds: Sequence[float]) -> None:
     if worst > 1e-3:
         raise RuntimeError(f"ONNX and torch disagree by {worst}")
     log.info("exported", extra={"path": str(path), "max_abs_diff_vs_torch": worst})
-
-
-def sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def write_manifest(model: DamageUNet, run_dir: Path, out_dir: Path, thresholds: Sequence[float]) -> None:

@@ -25,13 +25,13 @@ from revive.v1 import common_pb2
 from services.common.config import ServiceConfig
 from services.common.engines import runtime_options
 from services.common.runtime import OnnxModel, RuntimeOptions
+from services.detector.faces.analyzer import shared_face_analyzer
 from services.generator import compose, hair
 from services.generator.engine import RestorationInput
 
 # The same default as the baseline, so `strength` means the same whichever engine runs.
 from services.generator.engines.telea import DEFAULT_STRENGTH
 from services.generator.planes import MULTIPLE, network_input, noise_planes, rgb_to_lab
-from services.generator.scoring import shared_analyzer
 from services.generator.tensorrt_build import PROFILE_SHAPES, serving_cache_dir
 
 MODEL_FILE = Path("generator") / "restoration.onnx"
@@ -59,7 +59,7 @@ class LearnedGenerator:
         models_dir = Path(models_dir or config.models_dir)
         options = options or runtime_options(config)
         # Loaded here so health waits for it; the same instance scores the candidates.
-        self.analyzer = shared_analyzer(models_dir, options)
+        self.analyzer = shared_face_analyzer(models_dir, options)
         # The TensorRT engine `make engines` built for this model, GPU and TensorRT, when there is one.
         keyed = replace(options, trt_cache_dir=serving_cache_dir(models_dir, options.trt_cache_dir), trt_profile=PROFILE_SHAPES)
         self.model = OnnxModel(models_dir / MODEL_FILE, keyed, "generator_restoration")

@@ -22,9 +22,9 @@ import onnxruntime as ort
 import torch
 from torch.export import Dim
 
+from services.common.artifacts import sha256
 from services.common.logs import setup_logging
 from services.detector.training import sources
-from services.detector.training.export import sha256
 from services.generator.planes import CHANNELS
 from services.generator.training.model import RestorationNet, parameter_count
 from services.generator.training.train import DEFAULT_RUN_DIR

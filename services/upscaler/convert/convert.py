@@ -13,7 +13,6 @@ usage: python -m services.upscaler.convert.convert --tier medium --scales 2 4 --
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import logging
 import shutil
@@ -26,6 +25,7 @@ import onnxruntime as ort
 import torch
 from torch import nn
 
+from services.common.artifacts import sha256
 from services.common.logs import setup_logging
 from services.upscaler.convert.keras_graph import KerasGraph, read_layers_model
 
@@ -69,10 +69,6 @@ def build(npm_dir: Path, tier: str, scale: int) -> UnitRange:
     package = package_dir(npm_dir, tier)
     network = KerasGraph(*read_layers_model(package / "models" / f"x{scale}" / "model.json"))
     return UnitRange(network, value_range(package)).eval()
-
-
-def sha256(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def export(npm_dir: Path, tier: str, scale: int, out_dir: Path) -> dict:

@@ -27,6 +27,9 @@ STATS_SIDE = 512
 HAT_KERNEL = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (9, 9))
 #: Smallest luminance departure (of 255) taken as damage, whatever the noise.
 MIN_RESIDUAL = 28
+#: Window and ratio of the local-texture test: a candidate must stand this far above its surroundings' mean residual.
+TEXTURE_WINDOW = (31, 31)
+TEXTURE_RATIO = 4.0
 #: Components longer than this (pixels) and at least this elongated are scratches.
 SCRATCH_MIN_LENGTH = 20
 SCRATCH_MIN_ELONGATION = 4.0
@@ -34,6 +37,12 @@ SCRATCH_MIN_ELONGATION = 4.0
 SPOT_MAX_AREA = 400
 #: Paper-bright flat regions larger than this fraction of the photo are tears.
 TEAR_MIN_FRACTION = 0.002
+#: Exposed paper: pale, even (grain and scan noise allowed) and at most yellowed.
+PAPER_MIN_LUMA = 185
+PAPER_MAX_VARIANCE = 250.0
+PAPER_MAX_SATURATION = 90
+#: Largest tone spread (of 255) across one piece of exposed paper.
+PAPER_MAX_TONE_SPREAD = 5.0
 
 
 def _downscaled(image: np.ndarray) -> np.ndarray:
@@ -70,7 +79,10 @@ def residual_damage(luma: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         cv2.morphologyEx(luma, cv2.MORPH_TOPHAT, HAT_KERNEL), cv2.morphologyEx(luma, cv2.MORPH_BLACKHAT, HAT_KERNEL)
     )
     noise = float(np.median(_downscaled(residual))) * 1.4826 * 6
-    candidates = (residual > max(MIN_RESIDUAL, noise)).astype(np.uint8)
+    # Damage is sparse: where the neighbourhood itself is busy (hair, fabric, foliage)
+    # a thin structure is texture, and a speck there would be invisible anyway.
+    busy = cv2.blur(residual.astype(np.float32), TEXTURE_WINDOW) * TEXTURE_RATIO
+    candidates = ((residual > max(MIN_RESIDUAL, noise)) & (residual > busy)).astype(np.uint8)
     count, labels, stats, _ = cv2.connectedComponentsWithStats(candidates, connectivity=8)
     widths, heights, areas = stats[:, cv2.CC_STAT_WIDTH], stats[:, cv2.CC_STAT_HEIGHT], stats[:, cv2.CC_STAT_AREA]
     length = np.maximum(widths, heights).astype(np.float32)
@@ -85,18 +97,42 @@ def residual_damage(luma: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return scratches, spots
 
 
+def _tone_spread(luma: np.ndarray, labels: np.ndarray, count: int) -> np.ndarray:
+    """Per component, the standard deviation of the smoothed tone inside it (its rim left out)."""
+    smooth = cv2.GaussianBlur(luma.astype(np.float32), (0, 0), 2.0)
+    inner = cv2.erode((labels > 0).astype(np.uint8), np.ones((7, 7), np.uint8)) > 0
+    which, values = labels[inner], smooth[inner]
+    pixels = np.bincount(which, minlength=count).astype(np.float64)
+    mean = np.bincount(which, values, minlength=count) / np.maximum(pixels, 1)
+    square = np.bincount(which, values.astype(np.float64) ** 2, minlength=count) / np.maximum(pixels, 1)
+    spread = np.sqrt(np.maximum(square - mean**2, 0.0))
+    return np.where(pixels > 0, spread, np.inf)
+
+
 def tears(rgb: np.ndarray, luma: np.ndarray) -> np.ndarray:
-    """Large, flat, bright, low-saturation regions: torn-off or missing paper."""
+    """Large, even, pale, low-saturation regions that reach the photo's edge: missing paper.
+
+    Exposed paper is grainy and yellowed after scanning, so flatness and
+    saturation are loose; what tells it from a white shirt is where it is.
+    Paper goes missing from corners and edges (an inner hole is left to
+    the learned engine), and a piece of blank paper is one even tone from
+    side to side, where a pale sky or shirt is shaded.
+    """
     flat_window = (9, 9)
     mean = cv2.blur(luma.astype(np.float32), flat_window)
     variance = cv2.blur(luma.astype(np.float32) ** 2, flat_window) - mean**2
     saturation = cv2.cvtColor(rgb, cv2.COLOR_RGB2HSV)[..., 1]
-    paper = ((luma >= 200) & (variance < 16.0) & (saturation < 60)).astype(np.uint8)
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(paper, connectivity=4)
-    large = stats[:, cv2.CC_STAT_AREA] >= TEAR_MIN_FRACTION * luma.size
+    paper = ((luma >= PAPER_MIN_LUMA) & (variance < PAPER_MAX_VARIANCE) & (saturation < PAPER_MAX_SATURATION))
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(paper.astype(np.uint8), connectivity=4)
+    left, top = stats[:, cv2.CC_STAT_LEFT], stats[:, cv2.CC_STAT_TOP]
+    right, bottom = left + stats[:, cv2.CC_STAT_WIDTH], top + stats[:, cv2.CC_STAT_HEIGHT]
+    height, width = luma.shape
+    at_edge = (left == 0) | (top == 0) | (right == width) | (bottom == height)
+    large = (stats[:, cv2.CC_STAT_AREA] >= TEAR_MIN_FRACTION * luma.size) & at_edge
     large[0] = False
+    large &= _tone_spread(luma, labels, count) <= PAPER_MAX_TONE_SPREAD
     mask = large[labels].astype(np.uint8) * 255
-    return cv2.dilate(mask, np.ones((5, 5), np.uint8)) if count > 1 else mask
+    return cv2.dilate(mask, np.ones((5, 5), np.uint8)) if large.any() else mask
 
 
 class ClassicalDetector:

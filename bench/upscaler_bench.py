@@ -1,13 +1,14 @@
-"""Learned (ESRGAN tiers) vs classical upscaling: quality, throughput, the 1024 -> 4096 case.
+"""Learned (fidelity, ESRGAN tiers) vs classical upscaling: quality, throughput, the 1024 -> 4096 case.
 
 Prints, side by side:
 - PSNR and SSIM on the Y channel (BT.601, border of `factor` pixels cropped)
   of held-out photos downscaled by 2 and by 4 (Pillow bicubic, antialiased)
-  and brought back by bicubic, Lanczos and each ESRGAN tier; the gain over
-  bicubic in dB (goal: >= +1.5 dB at x4);
+  and brought back by bicubic, Lanczos, Revive's fidelity model and each
+  ESRGAN tier; the gain over bicubic in dB (goal: >= +1.5 dB at x4);
 - throughput in output megapixels per second on this machine's cores,
-  ONNX Runtime vs torch eager (the PyTorch rebuild, when the npm packages are
-  installed), per tier at x4 on one 256x256 -> 1024x1024 call;
+  ONNX Runtime vs torch eager (the committed weights for fidelity, the
+  PyTorch rebuild for the tiers when the npm packages are installed), per
+  model at x4 on one 256x256 -> 1024x1024 call;
 - the engine's time and the process's peak memory for 1024x1024 -> 4096x4096
   (goal: <= 2 GB) at the default tiling and at alternatives (BIG_RUNS), each
   in a fresh subprocess so nothing else counts.
@@ -33,30 +34,46 @@ import cv2
 import numpy as np
 import onnxruntime as ort
 import torch
-from PIL import Image
 from skimage.metrics import structural_similarity
 from tqdm import tqdm
 
 from services.upscaler.convert import heldout
 from services.upscaler.convert.convert import NPM_DIR, build, package_dir
-from services.upscaler.engines.esrgan import EsrganUpscaler, model_path
+from services.upscaler.engines import esrgan, fidelity
+from services.upscaler.engines.tiled_onnx import TiledOnnxUpscaler, model_path
 from services.upscaler.service import DEFINITION
+from services.upscaler.training.dataset import downscale
+from services.upscaler.training.model import FidelitySR
 
-TIERS = ("slim", "medium", "thick")
+#: Learned models measured: bench label -> ONNX file stem.
+MODELS = {"fidelity": fidelity.STEM, **{f"esrgan-{tier}": esrgan.stem(tier) for tier in ("slim", "medium", "thick")}}
 FACTORS = (2, 4)
 #: Models directories: the committed one, then where reference.sh converts every tier.
 MODELS_DIRS = (Path("models"), Path("build/tiers"))
 Upscale = Callable[[np.ndarray, int], np.ndarray]
 
 
-def models_dir(tier: str) -> Path | None:
-    """The first models directory holding the tier at every factor."""
-    return next((d for d in MODELS_DIRS if all(model_path(d, tier, f).exists() for f in FACTORS)), None)
+def models_dir(stem: str) -> Path | None:
+    """The first models directory holding the model at every factor."""
+    return next((d for d in MODELS_DIRS if all(model_path(d, stem, f).exists() for f in FACTORS)), None)
 
 
-def find_model(tier: str, factor: int) -> Path | None:
-    directory = models_dir(tier)
-    return model_path(directory, tier, factor) if directory else None
+def find_model(stem: str, factor: int) -> Path | None:
+    directory = models_dir(stem)
+    return model_path(directory, stem, factor) if directory else None
+
+
+def eager_model(label: str, factor: int) -> torch.nn.Module | None:
+    """The PyTorch twin of a learned model, where its weights are at hand."""
+    if label == "fidelity":
+        weights = find_model(fidelity.STEM, factor)
+        if weights is None or not weights.with_suffix(".pt").exists():
+            return None
+        model = FidelitySR(factor)
+        model.load_state_dict(torch.load(weights.with_suffix(".pt"), weights_only=True))
+        return model.eval()
+    tier = label.removeprefix("esrgan-")
+    return build(NPM_DIR, tier, factor) if package_dir(NPM_DIR, tier).exists() else None
 
 
 def luma(rgb: np.ndarray) -> np.ndarray:
@@ -92,15 +109,15 @@ def quality(threads: int) -> dict:
     results: dict = {}
     for factor in FACTORS:
         methods: dict[str, Upscale] = {"bicubic": classical(cv2.INTER_CUBIC), "lanczos": classical(cv2.INTER_LANCZOS4)}
-        for tier in TIERS:
-            path = find_model(tier, factor)
+        for label, stem in MODELS.items():
+            path = find_model(stem, factor)
             if path:
-                methods[f"esrgan-{tier}"] = onnx_upscaler(path, threads)
+                methods[label] = onnx_upscaler(path, threads)
         scores = {name: [] for name in methods}
         for photo in tqdm(photos.values(), desc=f"x{factor} photos", leave=False):
             height, width = (side // factor * factor for side in photo.shape[:2])
             truth = photo[:height, :width]
-            small = np.asarray(Image.fromarray(truth).resize((width // factor, height // factor), Image.BICUBIC))
+            small = downscale(truth, factor)
             for method, upscale in methods.items():
                 scores[method].append(psnr_ssim(truth, upscale(small, factor), factor))
         results[f"x{factor}"] = {
@@ -125,22 +142,22 @@ def throughput(threads: int, side: int = 256) -> dict:
     rgb = (np.random.default_rng(0).random((side, side, 3)) * 255).astype(np.uint8)
     out_mp = (side * 4) ** 2 / 1e6
     results = {}
-    for tier in TIERS:
-        path = find_model(tier, 4)
+    for label, stem in MODELS.items():
+        path = find_model(stem, 4)
         if path is None:
             continue
         upscale = onnx_upscaler(path, threads)
         upscale(rgb, 4)
         row = {"onnxruntime_mp_per_s": out_mp / timed(lambda: upscale(rgb, 4))}
-        if package_dir(NPM_DIR, tier).exists():
-            model = build(NPM_DIR, tier, 4)
+        model = eager_model(label, 4)
+        if model is not None:
             batch = torch.from_numpy(rgb.transpose(2, 0, 1)[None].astype(np.float32) / 255)
             with torch.inference_mode():
                 model(batch)
                 row["torch_eager_mp_per_s"] = out_mp / timed(lambda: model(batch))
             row["ratio_onnx_over_torch"] = row["onnxruntime_mp_per_s"] / row["torch_eager_mp_per_s"]
-        results[tier] = row
-    return {"input": f"{side}x{side} -> {side * 4}x{side * 4}", "threads": threads, "tiers": results}
+        results[label] = row
+    return {"input": f"{side}x{side} -> {side * 4}x{side * 4}", "threads": threads, "models": results}
 
 
 def peak_rss_mb() -> float:
@@ -150,29 +167,39 @@ def peak_rss_mb() -> float:
     return next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM:")) / 1024
 
 
-def big_run(tier: str, threads: int) -> dict:
+def engine_for(label: str, threads: int) -> TiledOnnxUpscaler:
+    """The service's engine for a bench label, reading the models directory that holds it."""
+    config = DEFINITION.parse(["--threads", str(threads), "--models-dir", str(models_dir(MODELS[label]))])
+    if label == "fidelity":
+        return fidelity.FidelityUpscaler(config)
+    return esrgan.EsrganUpscaler(config, tier=label.removeprefix("esrgan-"))
+
+
+def big_run(label: str, threads: int) -> dict:
     """Time and peak RSS of one 1024 -> 4096 engine call, in this (fresh) process."""
-    config = DEFINITION.parse(["--threads", str(threads), "--models-dir", str(models_dir(tier))])
-    engine = EsrganUpscaler(config, tier=tier)
+    engine = engine_for(label, threads)
     photo = cv2.resize(heldout.load("astronaut"), (1024, 1024), interpolation=cv2.INTER_AREA)
     engine.upscale(photo[:64, :64], 4)
     start = time.perf_counter()
     out = engine.upscale(photo, 4)
     seconds = time.perf_counter() - start
     peak_mb = peak_rss_mb()
-    return {"tier": tier, "output": list(out.shape), "seconds": seconds, "peak_rss_mb": peak_mb,
+    return {"model": label, "output": list(out.shape), "seconds": seconds, "peak_rss_mb": peak_mb,
             "tile": engine.tile, "overlap": engine.overlap, "batch": engine.batch, "threads": threads,
             "output_mp_per_s": out.shape[0] * out.shape[1] / 1e6 / seconds}
 
 
-#: (tier, tile, batch) for the 1024 -> 4096 runs: the engine's defaults first, then the alternatives.
-BIG_RUNS = (("medium", 256, 1), ("medium", 256, 2), ("medium", 128, 4), ("thick", 256, 1))
+#: (model, tile, batch) for the 1024 -> 4096 runs: the engines' defaults first, then the alternatives.
+BIG_RUNS = (("fidelity", 256, 1), ("fidelity", 512, 1), ("esrgan-medium", 256, 1), ("esrgan-medium", 128, 4),
+            ("esrgan-thick", 256, 1))
 
 
-def big(tier: str, tile: int, batch: int, threads: int) -> dict:
+def big(label: str, tile: int, batch: int, threads: int) -> dict | None:
+    if models_dir(MODELS[label]) is None:
+        return None
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), REVIVE_UPSCALER_TILE=str(tile),
                REVIVE_UPSCALER_BATCH=str(batch))
-    command = [sys.executable, "-m", "bench.upscaler_bench", "--big-only", tier, "--threads", str(threads)]
+    command = [sys.executable, "-m", "bench.upscaler_bench", "--big-only", label, "--threads", str(threads)]
     done = subprocess.run(command, env=env, check=True, capture_output=True, text=True)
     return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -184,15 +211,20 @@ def report(figures: dict) -> None:
         print(f"  {factor}: {'method':16s} {'PSNR dB':>8s} {'vs bicubic':>10s} {'SSIM':>7s}")
         for method, score in methods.items():
             print(f"      {method:16s} {score['psnr']:8.2f} {score['psnr'] - base:+10.2f} {score['ssim']:7.4f}")
+    x4 = figures["quality"]["scores"]["x4"]
+    best = max((m for m in x4 if m not in ("bicubic", "lanczos")), key=lambda m: x4[m]["psnr"], default=None)
+    if best:
+        gain = x4[best]["psnr"] - x4["bicubic"]["psnr"]
+        print(f"  x4 goal >= +1.50 dB over bicubic: best learned {best} {gain:+.2f} dB -> {'met' if gain >= 1.5 else 'NOT met'}")
     speed = figures["throughput"]
     print(f"\nThroughput at x4, {speed['input']}, {speed['threads']} threads (output MP/s)")
-    for tier, row in speed["tiers"].items():
+    for label, row in speed["models"].items():
         torch_figure = f"{row['torch_eager_mp_per_s']:.3f}" if "torch_eager_mp_per_s" in row else "n/a"
         ratio = f"{row['ratio_onnx_over_torch']:.2f}x" if "ratio_onnx_over_torch" in row else ""
-        print(f"  {tier:7s} onnxruntime {row['onnxruntime_mp_per_s']:.3f}  torch eager {torch_figure}  {ratio}")
-    print("\n1024x1024 -> 4096x4096 through the esrgan engine (peak RSS goal <= 2048 MB)")
+        print(f"  {label:14s} onnxruntime {row['onnxruntime_mp_per_s']:.3f}  torch eager {torch_figure}  {ratio}")
+    print("\n1024x1024 -> 4096x4096 through the service's engines (peak RSS goal <= 2048 MB)")
     for run in figures["big"]:
-        print(f"  {run['tier']:7s} tile {run['tile']:4d} overlap {run['overlap']} batch {run['batch']} "
+        print(f"  {run['model']:14s} tile {run['tile']:4d} overlap {run['overlap']} batch {run['batch']} "
               f"({run['threads']} threads): {run['seconds']:6.1f} s  {run['output_mp_per_s']:.2f} MP/s  "
               f"peak RSS {run['peak_rss_mb']:.0f} MB")
 
@@ -201,14 +233,15 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--record", type=Path, help="manifest.json to store the figures in")
-    parser.add_argument("--big-only", metavar="TIER", help=argparse.SUPPRESS)
+    parser.add_argument("--big-only", metavar="MODEL", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.big_only:
         print(json.dumps(big_run(args.big_only, args.threads)))
         return
     figures = {"machine": f"{platform.processor() or platform.machine()}, {args.threads} threads",
                "quality": quality(args.threads), "throughput": throughput(args.threads),
-               "big": [big(tier, tile, batch, args.threads) for tier, tile, batch in tqdm(BIG_RUNS, desc="1024->4096")]}
+               "big": [run for run in (big(label, tile, batch, args.threads)
+                                       for label, tile, batch in tqdm(BIG_RUNS, desc="1024->4096")) if run]}
     report(figures)
     if args.record:
         manifest = json.loads(args.record.read_text())

@@ -15,7 +15,8 @@ from revive.v1 import upscaler_pb2, upscaler_pb2_grpc
 from services.common.imaging import from_proto, to_proto
 from services.common.server import ServiceServer
 from services.upscaler.convert.convert import NPM_DIR, build, package_dir
-from services.upscaler.engines.esrgan import DEFAULT_MODELS_DIR, EsrganUpscaler, model_path
+from services.upscaler.engines.esrgan import EsrganUpscaler, stem
+from services.upscaler.engines.tiled_onnx import DEFAULT_MODELS_DIR, model_path
 from services.upscaler.service import DEFINITION
 from tests.cluster import channel
 from tests.photos import portrait
@@ -58,15 +59,17 @@ def test_committed_onnx_matches_the_pytorch_rebuild(factor):
     rgb = np.random.default_rng(factor).random((1, 3, 20, 36), dtype=np.float32)
     with torch.no_grad():
         expected = build(NPM_DIR, "medium", factor)(torch.from_numpy(rgb)).numpy()
-    session = ort.InferenceSession(str(model_path(DEFAULT_MODELS_DIR, "medium", factor)),
+    session = ort.InferenceSession(str(model_path(DEFAULT_MODELS_DIR, stem("medium"), factor)),
                                    providers=["CPUExecutionProvider"])
     got = session.run(None, {"rgb": rgb})[0]
     assert np.abs(got - expected).max() <= EXPORT_MAX_DIFF
 
 
-def test_manifest_describes_the_committed_files():
+def test_manifest_describes_the_converted_files():
     manifest = json.loads((DEFAULT_MODELS_DIR / "upscaler" / "manifest.json").read_text())
-    for name, entry in manifest["models"].items():
+    converted = {name: entry for name, entry in manifest["models"].items() if name.startswith("esrgan_")}
+    assert converted
+    for name, entry in converted.items():
         path = DEFAULT_MODELS_DIR / "upscaler" / entry["file"]
         assert hashlib.sha256(path.read_bytes()).hexdigest() == entry["sha256"], f"{name} changed since conversion"
         assert manifest["reference_check"]["results"][name]["pass"]

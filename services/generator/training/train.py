@@ -7,9 +7,8 @@ ignore its noise (the average answer wins). So each pair is tried with
 noise learns to pick between plausible answers (chroma of a grey sweater,
 the fill of a tear), while the mean term keeps every try faithful.
 
-Seeded and resumable: the checkpoint (model, optimiser, step) is written
-every `--save-every` steps and when `--minutes` runs out; a rerun with the
-same flags continues with the same batches.
+Seeded and resumable (services/common/training.py): a rerun with the same
+flags continues from the checkpoint with the same batches.
 
 Data (once): python -m services.detector.training.sources --dir var/detector-data
 Train:       OMP_NUM_THREADS=1 python -m services.generator.training.train --minutes 38
@@ -19,17 +18,14 @@ Export:      python -m services.generator.training.export
 from __future__ import annotations
 
 import argparse
-import json
 import logging
-import math
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from services.common.logs import setup_logging
+from services.common.training import TrainingRun, add_run_flags, cosine_schedule, train_steps
 from services.detector.training import sources
 from services.detector.training.synthetic_damage import DamageSynthesizer
 from services.generator.planes import noise_planes
@@ -52,15 +48,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-dir", type=Path, default=sources.DEFAULT_DIR)
     parser.add_argument("--run-dir", type=Path, default=DEFAULT_RUN_DIR, help="checkpoint and log directory")
-    parser.add_argument("--steps", type=int, default=3400)
-    parser.add_argument("--batch", type=int, default=8, help="pairs per step")
     parser.add_argument("--tries", type=int, default=2, help="noise draws per pair")
-    parser.add_argument("--crop", type=int, default=96, help="working-resolution crop side, a multiple of 8")
-    parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--seed", type=int, default=11)
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--minutes", type=float, default=0, help="stop (and checkpoint) after this long; 0 = no limit")
-    parser.add_argument("--save-every", type=int, default=200)
+    add_run_flags(parser, steps=3400, batch=8, crop=96, crop_help="working-resolution crop side, a multiple of 8",
+                  lr=1e-3, seed=11, save_every=200)
     return parser.parse_args(argv)
 
 
@@ -87,62 +77,29 @@ def validate(model: RestorationNet, pairs: list, seed: int) -> dict[str, float]:
         row[-3:] = noise_planes(rng, row.shape[1:])
     error = (model(torch.from_numpy(inputs)).numpy() - np.stack([p.target for p in pairs])).__abs__().mean(axis=1)
     damage = np.stack([p.damage for p in pairs])
-    model.train()
     return {"val_l1": float(error.mean()), "val_l1_damaged": float((error * damage).sum() / max(damage.sum(), 1.0))}
 
 
-def train(args: argparse.Namespace) -> Path:
+def train(args: argparse.Namespace) -> bool:
+    """True when the run finished (model.pt written), False when `--minutes` paused it."""
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
-    args.run_dir.mkdir(parents=True, exist_ok=True)
     photos = sources.load_all(sources.TRAIN, args.data_dir)
     validation = held_out_pairs(sources.load_all(sources.HELD_OUT, args.data_dir), VALIDATION_PAIRS, args.crop)
     synth = DamageSynthesizer()
     model = RestorationNet()
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(step / args.steps, 1.0))))
-    checkpoint = args.run_dir / "checkpoint.pt"
-    step = 0
-    if checkpoint.exists():
-        state = torch.load(checkpoint, weights_only=False)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        schedule.load_state_dict(state["schedule"])
-        step = state["step"]
-        log.info("resumed", extra={"step": step})
+    run = TrainingRun(args.run_dir, model, optimizer, cosine_schedule(optimizer, args.steps), vars(args))
+    log.info("training", extra={"parameters": parameter_count(model), "steps": args.steps})
 
-    def save() -> None:
-        torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(),
-                    "step": step, "args": {k: str(v) for k, v in vars(args).items()}}, checkpoint)
-
-    log.info("training", extra={"parameters": parameter_count(model), "from_step": step})
-    deadline = time.monotonic() + args.minutes * 60 if args.minutes else math.inf
-    history = (args.run_dir / "loss.jsonl").open("a")
-    progress = tqdm(total=args.steps, initial=step, desc="generator", unit="step")
-    running = None
-    while step < args.steps and time.monotonic() < deadline:
+    def loss_at(step: int) -> torch.Tensor:
         inputs, target, damage = batch(photos, synth, args.crop, args.batch, args.tries, args.seed, step)
-        loss = loss_fn(model(torch.from_numpy(inputs)), torch.from_numpy(target), torch.from_numpy(damage), args.tries)
-        optimizer.zero_grad()
-        loss.backward()
-        # Without a cap one unlucky batch (a large tear under a strong fade) can blow the weights up.
-        torch.nn.utils.clip_grad_norm_(model.parameters(), GRADIENT_CLIP)
-        optimizer.step()
-        schedule.step()
-        step += 1
-        running = loss.item() if running is None else 0.98 * running + 0.02 * loss.item()
-        progress.update(1)
-        progress.set_postfix(loss=f"{running:.4f}")
-        if step % args.save_every == 0 or step == args.steps:
-            record = {"step": step, "loss": running, **validate(model, validation, args.seed)}
-            history.write(json.dumps(record) + "\n")
-            history.flush()
-            save()
-    save()
-    progress.close()
-    log.info("stopped", extra={"step": step, "of": args.steps})
-    return checkpoint
+        return loss_fn(model(torch.from_numpy(inputs)), torch.from_numpy(target), torch.from_numpy(damage), args.tries)
+
+    # Without a cap one unlucky batch (a large tear under a strong fade) can blow the weights up.
+    return train_steps(run, args.steps, loss_at, minutes=args.minutes, save_every=args.save_every,
+                       clip_norm=GRADIENT_CLIP, evaluate=lambda: validate(model, validation, args.seed),
+                       desc="generator")
 
 
 def main() -> None:

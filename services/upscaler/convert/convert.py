@@ -71,10 +71,13 @@ def build(npm_dir: Path, tier: str, scale: int) -> UnitRange:
     return UnitRange(network, value_range(package)).eval()
 
 
-def export(npm_dir: Path, tier: str, scale: int, out_dir: Path) -> dict:
-    """Export one model, verify it against PyTorch, and return its manifest entry."""
-    model = build(npm_dir, tier, scale)
-    path = out_dir / model_file(tier, scale)
+def export_checked(model: nn.Module, path: Path) -> float:
+    """Write `model` as ONNX with dynamic batch, height and width, and return its worst
+    disagreement with PyTorch on a batch and shape it was not traced with (raises over tolerance).
+
+    The upscaler's trained models (services/upscaler/training) are written the same way.
+    """
+    model = model.eval()
     example = torch.rand(2, 3, 24, 32)
     with torch.no_grad():
         torch.onnx.export(
@@ -84,8 +87,6 @@ def export(npm_dir: Path, tier: str, scale: int, out_dir: Path) -> dict:
             opset_version=OPSET, dynamo=False,
         )
     onnx.checker.check_model(onnx.load(str(path)))
-
-    # A shape and batch the export was not traced with.
     probe = np.random.default_rng(0).random((3, 3, 40, 28), dtype=np.float32)
     with torch.no_grad():
         expected = model(torch.from_numpy(probe)).numpy()
@@ -94,6 +95,14 @@ def export(npm_dir: Path, tier: str, scale: int, out_dir: Path) -> dict:
     max_diff = float(np.abs(got - expected).max())
     if got.shape != expected.shape or max_diff > EXPORT_TOLERANCE:
         raise RuntimeError(f"{path.name}: ONNX {got.shape} differs from PyTorch {expected.shape} by {max_diff}")
+    return max_diff
+
+
+def export(npm_dir: Path, tier: str, scale: int, out_dir: Path) -> dict:
+    """Export one model, verify it against PyTorch, and return its manifest entry."""
+    model = build(npm_dir, tier, scale)
+    path = out_dir / model_file(tier, scale)
+    max_diff = export_checked(model, path)
     model_json = package_dir(npm_dir, tier) / "models" / f"x{scale}" / "model.json"
     shards = [shard for group in json.loads(model_json.read_text())["weightsManifest"] for shard in group["paths"]]
     log.info("exported", extra={"model": path.name, "bytes": path.stat().st_size, "max_diff": max_diff})

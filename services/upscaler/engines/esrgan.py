@@ -1,68 +1,20 @@
-"""The learned upscaler: UpscalerJS's ESRGAN (RDN) weights on ONNX Runtime, tiled.
+"""The "esrgan" engine: UpscalerJS's ESRGAN (RDN) weights, converted by services/upscaler/convert.
 
-One ONNX file per factor (models_dir/upscaler/esrgan_<tier>_x<factor>.onnx,
-made by services/upscaler/convert). Photos are processed in overlapping,
-feathered tiles (services/common/tiling.py) so a 1024x1024 -> 4096x4096
-request stays within a fixed memory budget; bench/upscaler_bench.py has the
-figures behind the defaults.
-
-Tier, tile, overlap and batch come from REVIVE_UPSCALER_TIER,
-REVIVE_UPSCALER_TILE, REVIVE_UPSCALER_OVERLAP and REVIVE_UPSCALER_BATCH.
+GAN-trained, so it draws crisp texture rather than the most likely pixels;
+"fidelity" is the faithful choice. The tier comes from REVIVE_UPSCALER_TIER.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import numpy as np
-
 from services.common.config import ServiceConfig, env_default
-from services.common.engines import runtime_options
-from services.common.runtime import OnnxModel, RuntimeOptions
-from services.common.tiling import tiled_apply
-
-DEFAULT_MODELS_DIR = Path(__file__).resolve().parents[3] / "models"
+from services.upscaler.engines.tiled_onnx import TiledOnnxUpscaler
 
 
-def model_path(models_dir: Path, tier: str, factor: int) -> Path:
-    return Path(models_dir) / "upscaler" / f"esrgan_{tier}_x{factor}.onnx"
+def stem(tier: str) -> str:
+    return f"esrgan_{tier}"
 
 
-class EsrganUpscaler:
-    """UpscalerEngine "esrgan": x2 and x4 super-resolution."""
-
-    name = "esrgan"
-    factors = (2, 4)
-
-    def __init__(self, config: ServiceConfig | None = None, *, tier: str | None = None, tile: int | None = None,
-                 overlap: int | None = None, batch: int | None = None) -> None:
-        """Loads one model per factor; keyword arguments override the environment (tests, bench)."""
-        models_dir = config.models_dir if config else DEFAULT_MODELS_DIR
-        options = runtime_options(config) if config else RuntimeOptions()
+class EsrganUpscaler(TiledOnnxUpscaler):
+    def __init__(self, config: ServiceConfig | None = None, *, tier: str | None = None, **tiling: int) -> None:
         self.tier = tier or env_default("upscaler-tier", "medium")
-        self.tile = tile or int(env_default("upscaler-tile", "256"))
-        self.overlap = overlap or int(env_default("upscaler-overlap", "32"))
-        self.batch = batch or int(env_default("upscaler-batch", "1"))
-        if not 0 < self.overlap < self.tile or self.batch < 1:
-            raise ValueError(f"need 0 < overlap ({self.overlap}) < tile ({self.tile}) and batch ({self.batch}) >= 1")
-        self.models = {
-            factor: OnnxModel(model_path(models_dir, self.tier, factor), options, name=f"esrgan_{self.tier}_x{factor}")
-            for factor in self.factors
-        }
-        self.provider = self.models[self.factors[0]].provider
-
-    def warm_up(self) -> None:
-        for factor in self.factors:
-            self.upscale(np.full((16, 16, 3), 128, np.uint8), factor)
-
-    def upscale(self, rgb: np.ndarray, factor: int) -> np.ndarray:
-        model = self.models[factor]
-
-        def run(batch: np.ndarray) -> np.ndarray:
-            return model.run({"rgb": batch * np.float32(1 / 255)})[0]
-
-        out = tiled_apply(rgb, run, self.tile, self.overlap, self.batch)
-        # In place: at 4096x4096 each float32 temporary would cost another 200 MB.
-        out *= 255
-        out += 0.5
-        return np.clip(out, 0, 255, out=out).astype(np.uint8)
+        super().__init__("esrgan", stem(self.tier), config, **tiling)

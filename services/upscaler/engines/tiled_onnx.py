@@ -1,0 +1,63 @@
+"""What every learned upscaler shares: one ONNX file per factor, run in feathered tiles.
+
+Photos are processed in overlapping, feathered tiles (services/common/tiling.py)
+so a 1024x1024 -> 4096x4096 request stays within a fixed memory budget;
+bench/upscaler_bench.py has the figures behind the defaults. Every model takes
+N x 3 x H x W RGB in 0..1 ("rgb") and returns the upscaled batch first.
+
+Tile, overlap and batch come from REVIVE_UPSCALER_TILE, REVIVE_UPSCALER_OVERLAP
+and REVIVE_UPSCALER_BATCH, or from keyword arguments (tests, bench).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from services.common.config import ServiceConfig, env_default
+from services.common.engines import runtime_options
+from services.common.runtime import OnnxModel, RuntimeOptions
+from services.common.tiling import tiled_apply
+
+DEFAULT_MODELS_DIR = Path(__file__).resolve().parents[3] / "models"
+
+
+class TiledOnnxUpscaler:
+    """An UpscalerEngine serving models_dir/upscaler/<stem>_x<factor>.onnx for x2 and x4."""
+
+    factors = (2, 4)
+
+    def __init__(self, name: str, stem: str, config: ServiceConfig | None = None, *, tile: int | None = None,
+                 overlap: int | None = None, batch: int | None = None) -> None:
+        self.name = name
+        models_dir = config.models_dir if config else DEFAULT_MODELS_DIR
+        options = runtime_options(config) if config else RuntimeOptions()
+        self.tile = tile or int(env_default("upscaler-tile", "256"))
+        self.overlap = overlap or int(env_default("upscaler-overlap", "32"))
+        self.batch = batch or int(env_default("upscaler-batch", "1"))
+        if not 0 < self.overlap < self.tile or self.batch < 1:
+            raise ValueError(f"need 0 < overlap ({self.overlap}) < tile ({self.tile}) and batch ({self.batch}) >= 1")
+        self.models = {factor: OnnxModel(model_path(models_dir, stem, factor), options, name=f"{stem}_x{factor}")
+                       for factor in self.factors}
+        self.provider = self.models[self.factors[0]].provider
+
+    def warm_up(self) -> None:
+        for factor in self.factors:
+            self.upscale(np.full((16, 16, 3), 128, np.uint8), factor)
+
+    def upscale(self, rgb: np.ndarray, factor: int) -> np.ndarray:
+        model = self.models[factor]
+
+        def run(batch: np.ndarray) -> np.ndarray:
+            return model.run({"rgb": batch * np.float32(1 / 255)})[0]
+
+        out = tiled_apply(rgb, run, self.tile, self.overlap, self.batch)
+        # In place: at 4096x4096 each float32 temporary would cost another 200 MB.
+        out *= 255
+        out += 0.5
+        return np.clip(out, 0, 255, out=out).astype(np.uint8)
+
+
+def model_path(models_dir: Path, stem: str, factor: int) -> Path:
+    return Path(models_dir) / "upscaler" / f"{stem}_x{factor}.onnx"

@@ -1,0 +1,74 @@
+"""Pairs for fine-tuning the upscaler: crops of clean photos and their bicubic downscales.
+
+The degradation is the one the benchmark measures (Pillow's antialiased
+bicubic, rounded to 8 bits), so `downscale` lives here and bench/ imports it.
+Photos come from the detector's sources (registry packages only), minus the
+upscaler's held-out samples (services/upscaler/convert/heldout.py) and minus
+the two wallpapers kept back for validation.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from services.detector.training import sources
+from services.upscaler.convert import heldout
+
+#: Longer side the wallpapers are reduced to: their JPEG blocks vanish and detail
+#: comes to about the scale of the held-out samples.
+MAX_SIDE = 1600
+VALIDATION = ("Storm.jpg", "YellowFlower.jpg")
+
+
+def downscale(rgb: np.ndarray, factor: int) -> np.ndarray:
+    """The low-resolution input for a photo whose sides are multiples of `factor`."""
+    height, width = rgb.shape[:2]
+    return np.asarray(Image.fromarray(rgb).resize((width // factor, height // factor), Image.BICUBIC))
+
+
+def _split() -> tuple[list[sources.Photo], list[sources.Photo]]:
+    train, validation = [], []
+    for photo in sources.TRAIN + sources.HELD_OUT:
+        name = Path(photo.path).name
+        if Path(name).stem in heldout.PHOTOS:
+            continue
+        (validation if name in VALIDATION else train).append(photo)
+    return train, validation
+
+
+TRAIN, VALIDATE = _split()
+
+
+def load(photos: list[sources.Photo], data_dir: Path) -> list[np.ndarray]:
+    return sources.load_all(tuple(photos), data_dir, MAX_SIDE)
+
+
+def _crop(photo: np.ndarray, crop: int, rng: np.random.Generator) -> np.ndarray:
+    y = int(rng.integers(photo.shape[0] - crop + 1))
+    x = int(rng.integers(photo.shape[1] - crop + 1))
+    patch = np.rot90(photo[y:y + crop, x:x + crop], int(rng.integers(4)))
+    return np.ascontiguousarray(patch[:, ::-1] if rng.random() < 0.5 else patch)
+
+
+def to_tensor_layout(images: list[np.ndarray]) -> np.ndarray:
+    """HxWx3 uint8 images -> N x 3 x H x W float32 in 0..1, the models' interface."""
+    return np.stack(images).transpose(0, 3, 1, 2).astype(np.float32) / 255
+
+
+def batch(photos: list[np.ndarray], factor: int, crop: int, size: int, seed: int,
+          step: int) -> tuple[np.ndarray, np.ndarray]:
+    """(low-resolution, high-resolution) batch for `step`: the same on every rerun."""
+    rng = np.random.default_rng((seed, step))
+    high = [_crop(photos[int(rng.integers(len(photos)))], crop, rng) for _ in range(size)]
+    return to_tensor_layout([downscale(h, factor) for h in high]), to_tensor_layout(high)
+
+
+def validation_pairs(photos: list[np.ndarray], factor: int, crop: int, count: int = 8,
+                     seed: int = 2026) -> tuple[np.ndarray, np.ndarray]:
+    """A fixed validation batch from the validation photos."""
+    rng = np.random.default_rng(seed)
+    high = [_crop(photos[i % len(photos)], crop, rng) for i in range(count)]
+    return to_tensor_layout([downscale(h, factor) for h in high]), to_tensor_layout(high)

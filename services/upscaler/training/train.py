@@ -1,0 +1,97 @@
+"""Train FidelitySR for one factor: L1 to the true photo on bicubic-downscaled crops.
+
+The UpscalerJS ESRGAN tiers were trained with a GAN loss for sharp-looking
+texture and score at bicubic's level on PSNR (bench/upscaler_bench.py);
+fine-tuning them for fidelity on two CPU cores moved them by tenths of a dB
+an hour. Restoring scans wants the faithful answer, so Revive trains its own
+small network (model.py) from scratch in the classic "bicubic track" setting:
+it starts as bicubic and learns only what bicubic misses.
+
+Data (once): python -m services.detector.training.sources --dir var/detector-data
+Train:       python -m services.upscaler.training.train --factor 4
+Export:      python -m services.upscaler.training.export --factor 4
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+import torch
+
+from services.common.logs import setup_logging
+from services.common.training import TrainingRun, add_run_flags, cosine_schedule, train_steps
+from services.detector.training import sources
+from services.upscaler.training import dataset
+from services.upscaler.training.model import FidelitySR
+
+log = logging.getLogger(__name__)
+
+DEFAULT_RUN_ROOT = sources.DEFAULT_DIR.parent / "upscaler-train"
+
+
+def run_dir(root: Path, factor: int) -> Path:
+    return root / f"x{factor}"
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--factor", type=int, choices=(2, 4), required=True)
+    parser.add_argument("--data-dir", type=Path, default=sources.DEFAULT_DIR)
+    parser.add_argument("--run-root", type=Path, default=DEFAULT_RUN_ROOT, help="one run directory per factor below it")
+    add_run_flags(parser, steps=7000, batch=16, crop=192, crop_help="high-resolution crop side, a multiple of the factor",
+                  lr=1e-3, seed=5, save_every=100, threads=2)
+    parser.add_argument("--init", type=Path, help="start from these weights (a finished run's model.pt) "
+                                                  "for a further, fresh schedule in a new --run-root")
+    return parser.parse_args(argv)
+
+
+def gain_over_bicubic(model: torch.nn.Module, low: torch.Tensor, high: torch.Tensor, factor: int) -> float:
+    """Mean PSNR gain (dB, RGB) over bicubic interpolation on a batch: the figure the goal is set in."""
+    with torch.no_grad():
+        guess = model(low)
+        bicubic = torch.nn.functional.interpolate(low, scale_factor=factor, mode="bicubic").clamp(0, 1)
+
+    def psnr(x: torch.Tensor) -> torch.Tensor:
+        return -10 * torch.log10(((x - high) ** 2).mean(dim=(1, 2, 3)))
+
+    return float((psnr(guess) - psnr(bicubic)).mean())
+
+
+def train(args: argparse.Namespace) -> bool:
+    if args.crop % args.factor:
+        raise SystemExit(f"--crop {args.crop} is not a multiple of --factor {args.factor}")
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    photos = dataset.load(dataset.TRAIN, args.data_dir)
+    low_val, high_val = (torch.from_numpy(a) for a in
+                         dataset.validation_pairs(dataset.load(dataset.VALIDATE, args.data_dir), args.factor, args.crop))
+    model = FidelitySR(args.factor)
+    if args.init:
+        model.load_state_dict(torch.load(args.init, weights_only=True))
+    optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
+    run = TrainingRun(run_dir(args.run_root, args.factor), model, optimizer,
+                      cosine_schedule(optimizer, args.steps, floor=0.02, warmup=50), vars(args))
+    log.info("training", extra={"factor": args.factor, "photos": len(photos),
+                                "parameters": sum(p.numel() for p in model.parameters())})
+
+    def loss_at(step: int) -> torch.Tensor:
+        low, high = dataset.batch(photos, args.factor, args.crop, args.batch, args.seed, step)
+        return (model(torch.from_numpy(low)) - torch.from_numpy(high)).abs().mean()
+
+    def evaluate() -> dict[str, float]:
+        model.eval()
+        return {"val_gain_db": round(gain_over_bicubic(model, low_val, high_val, args.factor), 3)}
+
+    return train_steps(run, args.steps, loss_at, minutes=args.minutes, save_every=args.save_every,
+                       evaluate=evaluate, desc=f"upscaler x{args.factor}")
+
+
+def main() -> None:
+    setup_logging("info")
+    train(parse_args())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,59 @@
+"""The shared training loop: a paused and resumed run ends exactly where an uninterrupted one does."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+from services.common.training import TrainingRun, cosine_schedule, train_steps
+
+STEPS = 6
+
+
+def make_run(run_dir: Path) -> TrainingRun:
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 1))
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.05)
+    return TrainingRun(run_dir, model, optimizer, cosine_schedule(optimizer, STEPS, warmup=2))
+
+
+def loss_for(run: TrainingRun):
+    def loss_at(step: int) -> torch.Tensor:
+        generator = torch.Generator().manual_seed(step)  # batches depend only on the step
+        x = torch.randn(16, 4, generator=generator)
+        # Dropout-like noise from the global RNG, which the checkpoint must carry over.
+        noise = torch.rand(16, 1) * 0.01
+        return ((run.model(x) - x.sum(dim=1, keepdim=True) - noise) ** 2).mean()
+    return loss_at
+
+
+def test_resumed_run_matches_an_uninterrupted_one(tmp_path):
+    straight = make_run(tmp_path / "straight")
+    assert train_steps(straight, STEPS, loss_for(straight), save_every=2, desc="straight")
+
+    # First half, then a fresh process's view: new objects, same directory.
+    first = make_run(tmp_path / "paused")
+    train_steps(first, STEPS // 2, loss_for(first), save_every=100, desc="first half")
+    resumed = make_run(tmp_path / "paused")
+    assert train_steps(resumed, STEPS, loss_for(resumed), save_every=100, desc="second half")
+
+    assert resumed.step == straight.step == STEPS
+    for a, b in zip(straight.model.state_dict().values(), resumed.model.state_dict().values()):
+        assert torch.equal(a, b)
+    assert torch.load(resumed.weights, weights_only=True).keys() == straight.model.state_dict().keys()
+
+
+def test_history_records_loss_and_evaluation(tmp_path):
+    run = make_run(tmp_path / "run")
+    train_steps(run, STEPS, loss_for(run), save_every=3, evaluate=lambda: {"probe": 1.5}, desc="history")
+    records = [json.loads(line) for line in (run.run_dir / "loss.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records] == [3, 6]
+    assert all(r["probe"] == 1.5 and r["loss"] > 0 for r in records)
+
+
+def test_minutes_budget_pauses_with_a_checkpoint(tmp_path):
+    run = make_run(tmp_path / "run")
+    assert not train_steps(run, STEPS, loss_for(run), minutes=1e-9, desc="no time")
+    assert run.checkpoint.exists() and not run.weights.exists()

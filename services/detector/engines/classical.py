@@ -1,14 +1,17 @@
-"""A classical damage detector: the baseline the learned detector must beat.
+"""A classical damage detector: the baseline the learned detector must beat, and the default.
 
 It looks for what old-photo damage does to the luminance, without learning:
 - scratches and specks are thin or small structures that a morphological
-  top-hat (bright) or black-hat (dark) isolates; long thin components are
-  scratches, small compact ones spots;
-- tears and missing areas are large, flat, paper-bright regions;
+  top-hat (bright) or black-hat (dark) isolates, standing well above the
+  residual of their neighbourhood; long thin components are scratches,
+  small compact ones spots;
+- tears and missing areas are large, even, paper-pale regions reaching the
+  photo's edge;
 - fading is a compressed tonal range with a lifted black level;
 - a photo is black-and-white (sepia included) when its chroma hardly varies.
-Real texture (hair, eyelashes, fabric) is thin and small too, so this
-detector over-flags busy photos; the learned engine exists to fix that.
+Real texture (hair, eyelashes, fabric) is thin and small too; the local
+test keeps it out where it is dense, at the price of missing damage that
+crosses such texture.
 """
 
 from __future__ import annotations

@@ -190,8 +190,7 @@ def big_run(label: str, threads: int) -> dict:
 
 
 #: (model, tile, batch) for the 1024 -> 4096 runs: the engines' defaults first, then the alternatives.
-BIG_RUNS = (("fidelity", 256, 1), ("fidelity", 512, 1), ("esrgan-medium", 256, 1), ("esrgan-medium", 128, 4),
-            ("esrgan-thick", 256, 1))
+BIG_RUNS = (("fidelity", 256, 1), ("fidelity", 512, 1), ("fidelity", 128, 4), ("esrgan-medium", 256, 1))
 
 
 def big(label: str, tile: int, batch: int, threads: int) -> dict | None:

@@ -1,0 +1,100 @@
+"""The fidelity engine with the committed model: beats bicubic on a held-out photo, tiles
+without seams, matches its PyTorch weights, and is the upscaler service's default."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Iterator
+
+import numpy as np
+import pytest
+import torch
+
+from revive.v1 import upscaler_pb2, upscaler_pb2_grpc
+from services.common.imaging import from_proto, to_proto
+from services.common.server import ServiceServer
+from services.upscaler.convert import heldout
+from services.upscaler.engines.fidelity import STEM, FidelityUpscaler
+from services.upscaler.engines.tiled_onnx import DEFAULT_MODELS_DIR, model_path
+from services.upscaler.service import DEFINITION
+from services.upscaler.training.dataset import downscale
+from services.upscaler.training.model import FidelitySR
+from tests.cluster import channel, start_service
+
+#: Tiled vs untiled, in uint8 levels (feathered 32-pixel overlaps; the receptive field is 19 pixels).
+TILING_MAX_DIFF = 1
+#: Smallest Y-PSNR gain over bicubic accepted on the test crop; the bench measures the real figure.
+MIN_GAIN_DB = {2: 1.0, 4: 0.8}
+
+
+def y_psnr(truth: np.ndarray, guess: np.ndarray, border: int) -> float:
+    weights = np.array([65.481, 128.553, 24.966]) / 255
+    a, b = (x.astype(np.float64) @ weights for x in (truth, guess))
+    mse = np.mean((a - b)[border:-border, border:-border] ** 2)
+    return float(10 * np.log10(255 ** 2 / mse))
+
+
+@pytest.fixture(scope="module")
+def engine() -> FidelityUpscaler:
+    return FidelityUpscaler()
+
+
+@pytest.mark.parametrize("factor", [2, 4])
+def test_beats_bicubic_on_a_held_out_photo(engine, factor):
+    import cv2
+
+    truth = heldout.load("camera")[128:384, 128:384]
+    small = downscale(truth, factor)
+    bicubic = cv2.resize(small, None, fx=factor, fy=factor, interpolation=cv2.INTER_CUBIC)
+    gain = y_psnr(truth, engine.upscale(small, factor), factor) - y_psnr(truth, bicubic, factor)
+    assert gain >= MIN_GAIN_DB[factor], f"x{factor}: {gain:+.2f} dB over bicubic"
+
+
+@pytest.mark.parametrize("factor", [2, 4])
+def test_tiled_and_untiled_outputs_agree(factor):
+    photo = heldout.load("coffee")[:120, :150]
+    tiled = FidelityUpscaler(tile=48, overlap=32, batch=3).upscale(photo, factor)
+    whole = FidelityUpscaler(tile=1024, overlap=32).upscale(photo, factor)
+    assert tiled.shape == whole.shape == (120 * factor, 150 * factor, 3)
+    assert np.abs(tiled.astype(int) - whole.astype(int)).max() <= TILING_MAX_DIFF
+
+
+@pytest.mark.parametrize("factor", [2, 4])
+def test_onnx_matches_the_committed_weights(factor):
+    import onnxruntime as ort
+
+    path = model_path(DEFAULT_MODELS_DIR, STEM, factor)
+    model = FidelitySR(factor).eval()
+    model.load_state_dict(torch.load(path.with_suffix(".pt"), weights_only=True))
+    rgb = np.random.default_rng(factor).random((2, 3, 20, 36), dtype=np.float32)
+    with torch.no_grad():
+        expected = model(torch.from_numpy(rgb)).numpy()
+    got = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"rgb": rgb})[0]
+    assert np.abs(got - expected).max() <= 1e-4
+
+
+def test_manifest_records_provenance_and_figures():
+    manifest = json.loads((DEFAULT_MODELS_DIR / "upscaler" / "manifest.json").read_text())
+    for factor in (2, 4):
+        entry = manifest["models"][f"{STEM}_x{factor}"]
+        folder = DEFAULT_MODELS_DIR / "upscaler"
+        for file, digest in ((entry["file"], entry["sha256"]), (entry["weights"]["file"], entry["weights"]["sha256"])):
+            assert hashlib.sha256((folder / file).read_bytes()).hexdigest() == digest, f"{file} changed since export"
+        assert entry["source"]["trained_by"] and entry["source"]["commands"] and entry["source"]["data"]["train"]
+    assert "fidelity" in manifest["eval"]["quality"]["scores"]["x4"], "bench figures not recorded"
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[ServiceServer]:
+    running = start_service(DEFINITION)  # every engine, the definition's default first
+    yield running
+    running.stop(0)
+
+
+def test_service_default_is_fidelity(server):
+    stub = upscaler_pb2_grpc.UpscalerStub(channel(server.port))
+    photo = heldout.load("chelsea")[:40, :50]
+    reply = stub.Upscale(upscaler_pb2.UpscaleRequest(image=to_proto(photo), factor=4))
+    assert reply.engine == "fidelity"
+    assert from_proto(reply.image).shape == (160, 200, 3)

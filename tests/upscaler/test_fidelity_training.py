@@ -16,10 +16,11 @@ from tests.photos import portrait
 
 
 @pytest.mark.parametrize("factor", [2, 4])
-def test_untrained_network_is_exactly_bicubic(factor):
+def test_untrained_network_is_bicubic(factor):
+    """The skip's conv + pixel shuffle reproduces torch's bicubic, borders included, to float rounding."""
     rgb = torch.rand(2, 3, 12, 20)
     expected = F.interpolate(rgb, scale_factor=factor, mode="bicubic", align_corners=False).clamp(0, 1)
-    assert torch.equal(FidelitySR(factor)(rgb), expected)
+    assert torch.allclose(FidelitySR(factor)(rgb), expected, atol=1e-6)
 
 
 def test_training_never_sees_the_benchmark_photos():

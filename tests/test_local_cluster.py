@@ -36,7 +36,8 @@ def test_cluster_with_two_replicas_serves_balances_and_stops_cleanly(tmp_path):
     env = {**os.environ, "PYTHONPATH": f"{ROOT}:{ROOT / 'build' / 'gen'}"}
     launcher = subprocess.Popen(
         [sys.executable, "-m", "deploy.local.launch", "--replicas", "2", "--port-offset", str(offset),
-         "--http-port", str(http_port), "--grpc-port", str(grpc_port), "--results-dir", str(tmp_path)],
+         "--http-port", str(http_port), "--grpc-port", str(grpc_port), "--results-dir", str(tmp_path),
+         "--upscaler-engines", "lanczos"],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True,
     )
     try:
@@ -50,6 +51,9 @@ def test_cluster_with_two_replicas_serves_balances_and_stops_cleanly(tmp_path):
         # round_robin spread the six one-seed calls over both generator replicas.
         per_replica = [generate_calls(9102 + offset + 10 * replica) for replica in (0, 1)]
         assert all(calls >= 2 for calls in per_replica), per_replica
+        # --upscaler-engines reached the upscalers: no learned model was loaded there.
+        upscaler_metrics = urllib.request.urlopen(f"http://127.0.0.1:{9103 + offset}/metrics", timeout=5).read()
+        assert b"revive_model_loaded_info{" not in upscaler_metrics
     finally:
         launcher.send_signal(signal.SIGINT)
         assert launcher.wait(60) == 0

@@ -85,6 +85,9 @@ def main() -> int:
                         help="added to every service and metrics port, to run beside another cluster")
     parser.add_argument("--results-dir", default=env_default("results-dir", str(ROOT / "var" / "results")))
     parser.add_argument("--ready-timeout", type=float, default=180.0, help="seconds to wait for readiness")
+    for name, _, _ in SERVICES:
+        parser.add_argument(f"--{name}-engines", default=env_default(f"{name}-engines", ""),
+                            help=f"the {name}'s --engines, default first (empty: the service's own default)")
     args, passthrough = parser.parse_known_args()
 
     children: list[Child] = []
@@ -93,10 +96,12 @@ def main() -> int:
     os.environ.setdefault("REVIVE_THREADS", "1")
     for name, port, metrics_port in SERVICES:
         addresses = []
+        engines = getattr(args, f"{name}_engines")
         for replica in range(args.replicas):
             offset = args.port_offset + REPLICA_PORT_STRIDE * replica
             children.append(start(f"{name}-{replica}", [
                 f"services.{name}", "--port", str(port + offset), "--metrics-port", str(metrics_port + offset),
+                *(["--engines", engines] if engines else []),
             ]))
             addresses.append(f"127.0.0.1:{port + offset}")
         targets[name] = "ipv4:" + ",".join(addresses)

@@ -21,14 +21,13 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
-import onnxruntime as ort
 import torch
 from torch import nn
-from torch.export import Dim
 from tqdm import tqdm
 
 from services.common.artifacts import sha256
 from services.common.logs import setup_logging
+from services.common.onnx_export import export_checked
 from services.detector.training import sources
 from services.detector.training.dataset import training_batch
 from services.detector.training.model import MASK_CHANNELS, DamageUNet, parameter_count
@@ -96,27 +95,16 @@ def calibrate(model: DamageUNet, photos: Sequence[np.ndarray], batches: int, siz
 
 
 def export(model: DamageUNet, path: Path, thresholds: Sequence[float]) -> None:
-    wrapped = Probabilities(model, thresholds).eval()
-    dynamic = {0: Dim.DYNAMIC, 2: Dim.DYNAMIC, 3: Dim.DYNAMIC}  # batch, height, width
-    torch.onnx.export(
-        wrapped, (torch.rand(1, 3, 128, 128),), str(path), input_names=["rgb"], output_names=["masks", "scores"],
-        dynamic_shapes=(dynamic,), opset_version=18, external_data=False,
-    )
-    probe = torch.rand(2, 3, 96, 160)
-    with torch.no_grad():
-        expected = [t.numpy() for t in wrapped(probe)]
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    got = session.run(None, {"rgb": probe.numpy()})
-    worst = max(float(np.abs(a - b).max()) for a, b in zip(expected, got))
-    if worst > 1e-3:
-        raise RuntimeError(f"ONNX and torch disagree by {worst}")
+    worst = export_checked(Probabilities(model, thresholds), path, torch.rand(1, 3, 128, 128),
+                           torch.rand(2, 3, 96, 160), "rgb", ("masks", "scores"), tolerance=1e-3)
     log.info("exported", extra={"path": str(path), "max_abs_diff_vs_torch": worst})
 
 
 def write_manifest(model: DamageUNet, run_dir: Path, out_dir: Path, thresholds: Sequence[float]) -> None:
     path = out_dir / MANIFEST_NAME
     previous = json.loads(path.read_text()) if path.exists() else {}
-    args = torch.load(run_dir / "checkpoint.pt", weights_only=False)["args"]
+    checkpoint = torch.load(run_dir / "checkpoint.pt", weights_only=False)
+    args = checkpoint["args"]
     manifest = {
         "model": "DamageUNet (services/detector/training/model.py)",
         "files": {name: {"sha256": sha256(out_dir / name), "bytes": (out_dir / name).stat().st_size}
@@ -138,7 +126,7 @@ def write_manifest(model: DamageUNet, run_dir: Path, out_dir: Path, thresholds: 
             "python -m bench.detector_bench --write-manifest",
         ],
         "training_args": {k: args[k] for k in HYPERPARAMETERS + ("threads",)},
-        "training_steps_done": torch.load(run_dir / "checkpoint.pt", weights_only=False)["step"],
+        "training_steps_done": checkpoint["step"],
         "mask_thresholds": {"SCRATCH, TEAR, STAIN, FADING": thresholds,
                             "how": "maximise F1 on synthetic draws from the training photos, folded into the graph "
                                    "so 0.5 is the decision point"},

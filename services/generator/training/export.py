@@ -17,13 +17,11 @@ import json
 import logging
 from pathlib import Path
 
-import numpy as np
-import onnxruntime as ort
 import torch
-from torch.export import Dim
 
 from services.common.artifacts import sha256
 from services.common.logs import setup_logging
+from services.common.onnx_export import export_checked
 from services.detector.training import sources
 from services.generator.planes import CHANNELS
 from services.generator.training.model import RestorationNet, parameter_count
@@ -41,18 +39,8 @@ TOLERANCE = 1e-3
 
 def export_onnx(model: RestorationNet, path: Path) -> float:
     """Write the ONNX graph and return its worst disagreement with torch on a probe batch."""
-    model = model.eval()
-    dims = {0: Dim.DYNAMIC, 2: Dim.DYNAMIC, 3: Dim.DYNAMIC}
-    torch.onnx.export(model, (torch.rand(1, CHANNELS, 64, 64),), str(path), input_names=["planes"],
-                      output_names=["lab"], dynamic_shapes=(dims,), opset_version=18, external_data=False)
-    probe = torch.randn(2, CHANNELS, 72, 120) * 0.5
-    with torch.no_grad():
-        expected = model(probe).numpy()
-    (got,) = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"planes": probe.numpy()})
-    worst = float(np.abs(expected - got).max())
-    if worst > TOLERANCE:
-        raise RuntimeError(f"ONNX and torch disagree by {worst}")
-    return worst
+    return export_checked(model, path, torch.rand(1, CHANNELS, 64, 64), torch.randn(2, CHANNELS, 72, 120) * 0.5,
+                          "planes", ("lab",), TOLERANCE)
 
 
 def write_manifest(out_dir: Path, training_args: dict, steps: int, parameters: int, worst: float) -> None:

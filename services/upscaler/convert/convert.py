@@ -27,11 +27,11 @@ from torch import nn
 
 from services.common.artifacts import sha256
 from services.common.logs import setup_logging
+from services.common.onnx_export import OPSET, export_checked
 from services.upscaler.convert.keras_graph import KerasGraph, read_layers_model
 
 log = logging.getLogger(__name__)
 
-OPSET = 17
 NPM_DIR = Path(__file__).resolve().parents[3] / "build" / "npm" / "esrgan" / "node_modules"
 #: ONNX vs PyTorch, in 0..1 units, on a random probe: float32 reordering only.
 EXPORT_TOLERANCE = 1e-4
@@ -64,6 +64,15 @@ class UnitRange(nn.Module):
         return torch.clamp(self.network(rgb * self.span) / self.span, 0.0, 1.0)
 
 
+def export_onnx(model: nn.Module, path: Path) -> float:
+    """An upscaler's ONNX file ("rgb" in, "rgb_out" out), checked on an untraced batch and shape.
+
+    The upscaler's trained models (services/upscaler/training) are written the same way.
+    """
+    probe = torch.from_numpy(np.random.default_rng(0).random((3, 3, 40, 28), dtype=np.float32))
+    return export_checked(model, path, torch.rand(2, 3, 24, 32), probe, "rgb", ("rgb_out",), EXPORT_TOLERANCE)
+
+
 def build(npm_dir: Path, tier: str, scale: int) -> UnitRange:
     """The PyTorch rebuild of one tier and scale, in eval mode."""
     package = package_dir(npm_dir, tier)
@@ -71,38 +80,11 @@ def build(npm_dir: Path, tier: str, scale: int) -> UnitRange:
     return UnitRange(network, value_range(package)).eval()
 
 
-def export_checked(model: nn.Module, path: Path) -> float:
-    """Write `model` as ONNX with dynamic batch, height and width, and return its worst
-    disagreement with PyTorch on a batch and shape it was not traced with (raises over tolerance).
-
-    The upscaler's trained models (services/upscaler/training) are written the same way.
-    """
-    model = model.eval()
-    example = torch.rand(2, 3, 24, 32)
-    with torch.no_grad():
-        torch.onnx.export(
-            model, (example,), str(path), input_names=["rgb"], output_names=["rgb_out"],
-            dynamic_axes={"rgb": {0: "batch", 2: "height", 3: "width"},
-                          "rgb_out": {0: "batch", 2: "out_height", 3: "out_width"}},
-            opset_version=OPSET, dynamo=False,
-        )
-    onnx.checker.check_model(onnx.load(str(path)))
-    probe = np.random.default_rng(0).random((3, 3, 40, 28), dtype=np.float32)
-    with torch.no_grad():
-        expected = model(torch.from_numpy(probe)).numpy()
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    got = session.run(None, {"rgb": probe})[0]
-    max_diff = float(np.abs(got - expected).max())
-    if got.shape != expected.shape or max_diff > EXPORT_TOLERANCE:
-        raise RuntimeError(f"{path.name}: ONNX {got.shape} differs from PyTorch {expected.shape} by {max_diff}")
-    return max_diff
-
-
 def export(npm_dir: Path, tier: str, scale: int, out_dir: Path) -> dict:
     """Export one model, verify it against PyTorch, and return its manifest entry."""
     model = build(npm_dir, tier, scale)
     path = out_dir / model_file(tier, scale)
-    max_diff = export_checked(model, path)
+    max_diff = export_onnx(model, path)
     model_json = package_dir(npm_dir, tier) / "models" / f"x{scale}" / "model.json"
     shards = [shard for group in json.loads(model_json.read_text())["weightsManifest"] for shard in group["paths"]]
     log.info("exported", extra={"model": path.name, "bytes": path.stat().st_size, "max_diff": max_diff})

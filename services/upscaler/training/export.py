@@ -1,7 +1,7 @@
 """Export a trained FidelitySR to the ONNX file the "fidelity" engine serves, with its manifest entry.
 
 The export is checked against torch eager on a batch and shape it was not
-traced with (services/upscaler/convert/convert.py:export_checked); the entry
+traced with (services/upscaler/convert/convert.py:export_onnx); the entry
 in models/upscaler/manifest.json records provenance, data, licences and the
 training command, and `python -m bench.upscaler_bench --record
 models/upscaler/manifest.json` adds the held-out figures.
@@ -21,7 +21,7 @@ import torch
 
 from services.common.artifacts import sha256
 from services.common.logs import setup_logging
-from services.upscaler.convert.convert import export_checked
+from services.upscaler.convert.convert import export_onnx
 from services.upscaler.engines.fidelity import STEM
 from services.upscaler.engines.tiled_onnx import DEFAULT_MODELS_DIR, model_path
 from services.upscaler.training import dataset
@@ -105,7 +105,7 @@ def main(argv: list[str] | None = None) -> None:
     model.load_state_dict(torch.load(run / "model.pt", weights_only=True))
     path = model_path(args.models_dir, STEM, args.factor)
     path.parent.mkdir(parents=True, exist_ok=True)
-    max_diff = export_checked(model, path)
+    max_diff = export_onnx(model, path)
     # The PyTorch weights too: the bench's eager comparison and any later fine-tune start from them.
     shutil.copyfile(run / "model.pt", path.with_suffix(".pt"))
     manifest_path = path.parent / "manifest.json"

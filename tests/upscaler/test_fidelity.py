@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from bench.upscaler_bench import psnr_ssim
 from revive.v1 import upscaler_pb2, upscaler_pb2_grpc
 from services.common.imaging import from_proto, to_proto
 from services.common.server import ServiceServer
@@ -28,13 +29,6 @@ TILING_MAX_DIFF = 1
 MIN_GAIN_DB = {2: 1.0, 4: 0.8}
 
 
-def y_psnr(truth: np.ndarray, guess: np.ndarray, border: int) -> float:
-    weights = np.array([65.481, 128.553, 24.966]) / 255
-    a, b = (x.astype(np.float64) @ weights for x in (truth, guess))
-    mse = np.mean((a - b)[border:-border, border:-border] ** 2)
-    return float(10 * np.log10(255 ** 2 / mse))
-
-
 @pytest.fixture(scope="module")
 def engine() -> FidelityUpscaler:
     return FidelityUpscaler()
@@ -47,7 +41,7 @@ def test_beats_bicubic_on_a_held_out_photo(engine, factor):
     truth = heldout.load("camera")[128:384, 128:384]
     small = downscale(truth, factor)
     bicubic = cv2.resize(small, None, fx=factor, fy=factor, interpolation=cv2.INTER_CUBIC)
-    gain = y_psnr(truth, engine.upscale(small, factor), factor) - y_psnr(truth, bicubic, factor)
+    gain = psnr_ssim(truth, engine.upscale(small, factor), factor)[0] - psnr_ssim(truth, bicubic, factor)[0]
     assert gain >= MIN_GAIN_DB[factor], f"x{factor}: {gain:+.2f} dB over bicubic"
 
 

@@ -11,7 +11,7 @@ from torch.nn import functional as F
 
 from services.upscaler.convert import heldout
 from services.upscaler.training import dataset
-from services.upscaler.training.model import FidelitySR
+from services.upscaler.training.model import FidelitySR, grow
 from tests.photos import portrait
 
 
@@ -21,6 +21,19 @@ def test_untrained_network_is_bicubic(factor):
     rgb = torch.rand(2, 3, 12, 20)
     expected = F.interpolate(rgb, scale_factor=factor, mode="bicubic", align_corners=False).clamp(0, 1)
     assert torch.allclose(FidelitySR(factor)(rgb), expected, atol=1e-6)
+
+
+def test_a_grown_network_computes_what_the_trained_one_did():
+    torch.manual_seed(0)
+    shallow = FidelitySR(4, blocks=2)
+    for parameter in shallow.parameters():  # nonzero everywhere, so every weight moved by growing would show
+        torch.nn.init.normal_(parameter, std=0.05)
+    deep = FidelitySR(4, blocks=5)
+    grow(deep, shallow.state_dict())
+    rgb = torch.rand(1, 3, 10, 14)
+    assert torch.allclose(deep(rgb), shallow(rgb), atol=1e-6)
+    with pytest.raises(ValueError):
+        grow(FidelitySR(4, blocks=1), shallow.state_dict())
 
 
 def test_training_never_sees_the_benchmark_photos():

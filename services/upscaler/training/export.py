@@ -25,7 +25,7 @@ from services.upscaler.convert.convert import export_onnx
 from services.upscaler.engines.fidelity import STEM
 from services.upscaler.engines.tiled_onnx import DEFAULT_MODELS_DIR, model_path
 from services.upscaler.training import dataset
-from services.upscaler.training.model import FidelitySR
+from services.upscaler.training.model import FidelitySR, block_count
 from services.upscaler.training.train import DEFAULT_RUN_ROOT, run_dir
 
 log = logging.getLogger(__name__)
@@ -47,6 +47,8 @@ def train_commands(run_dir: Path) -> list[str]:
     args = state["args"]
     flags = [f"--factor {args['factor']}", f"--photos {args.get('photos', 'base')}"]
     flags += [f"--{name.replace('_', '-')} {args[name]}" for name in ("crop", "batch", "steps", "lr", "seed", "threads")]
+    if "blocks" in args:
+        flags.append(f"--blocks {args['blocks']}")
     if state["step"] < int(args["steps"]):
         flags.append(f"--pause-at {state['step']}")
     earlier: list[str] = []
@@ -101,8 +103,9 @@ def main(argv: list[str] | None = None) -> None:
     setup_logging("info")
     logging.getLogger("torch.onnx").setLevel(logging.ERROR)
     run = run_dir(args.run_root, args.factor)
-    model = FidelitySR(args.factor)
-    model.load_state_dict(torch.load(run / "model.pt", weights_only=True))
+    state = torch.load(run / "model.pt", weights_only=True)
+    model = FidelitySR(args.factor, blocks=block_count(state))
+    model.load_state_dict(state)
     path = model_path(args.models_dir, STEM, args.factor)
     path.parent.mkdir(parents=True, exist_ok=True)
     max_diff = export_onnx(model, path)

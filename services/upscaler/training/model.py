@@ -72,8 +72,11 @@ class ResidualBlock(nn.Module):
         return x + self.body(x)
 
 
+BLOCKS = 8
+
+
 class FidelitySR(nn.Module):
-    def __init__(self, scale: int, channels: int = 48, blocks: int = 8) -> None:
+    def __init__(self, scale: int, channels: int = 48, blocks: int = BLOCKS) -> None:
         super().__init__()
         self.scale = scale
         self.head = nn.Conv2d(3, channels, 3, padding=1)
@@ -89,3 +92,30 @@ class FidelitySR(nn.Module):
         features = self.head(rgb - 0.5)
         correction = self.tail(features + self.body(features))
         return torch.clamp(self.bicubic(rgb) + correction, 0.0, 1.0)
+
+
+def block_count(state: dict[str, torch.Tensor]) -> int:
+    """How many residual blocks a saved FidelitySR holds, so loaders rebuild the same network."""
+    return sum(1 for key in state if key.startswith("body.") and key.endswith(".body.0.weight"))
+
+
+def grow(model: FidelitySR, state: dict[str, torch.Tensor]) -> None:
+    """Load a shallower network's weights into `model` so that it computes exactly the same function.
+
+    The extra residual blocks go after the old ones with their last convolution
+    zeroed (each starts as the identity), so a deeper network continues from a
+    trained one's quality instead of from bicubic: more capacity for the same
+    CPU hours.
+    """
+    old, new = block_count(state), len(model.body) - 1
+    if old > new:
+        raise ValueError(f"cannot shrink {old} blocks to {new}")
+    last = f"body.{old}."
+    grown = {(f"body.{new}." + key[len(last):] if key.startswith(last) else key): value for key, value in state.items()}
+    for index in range(old, new):
+        block = model.body[index].body[2]
+        grown[f"body.{index}.body.0.weight"] = model.body[index].body[0].weight.detach()
+        grown[f"body.{index}.body.0.bias"] = model.body[index].body[0].bias.detach()
+        grown[f"body.{index}.body.2.weight"] = torch.zeros_like(block.weight)
+        grown[f"body.{index}.body.2.bias"] = torch.zeros_like(block.bias)
+    model.load_state_dict(grown)

@@ -26,7 +26,7 @@ from services.common.logs import setup_logging
 from services.common.training import TrainingRun, add_run_flags, cosine_schedule, train_steps
 from services.detector.training import sources
 from services.upscaler.training import dataset
-from services.upscaler.training.model import FidelitySR
+from services.upscaler.training.model import BLOCKS, FidelitySR, grow
 
 log = logging.getLogger(__name__)
 
@@ -45,8 +45,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--run-root", type=Path, default=DEFAULT_RUN_ROOT, help="one run directory per factor below it")
     add_run_flags(parser, steps=7000, batch=16, crop=192, crop_help="high-resolution crop side, a multiple of the factor",
                   lr=1e-3, seed=5, save_every=100, threads=2)
+    parser.add_argument("--blocks", type=int, default=BLOCKS, help="residual blocks (model capacity)")
     parser.add_argument("--init", type=Path, help="start from these weights (a run's model.pt or checkpoint.pt) "
-                                                  "for a further, fresh schedule in a new --run-root")
+                                                  "for a further, fresh schedule in a new --run-root; a network "
+                                                  "with fewer blocks is grown to --blocks")
     parser.add_argument("--pause-at", type=int, help="stop (and checkpoint) at this step")
     return parser.parse_args(argv)
 
@@ -71,10 +73,10 @@ def train(args: argparse.Namespace) -> bool:
     photos = dataset.load(dataset.PHOTO_SETS[args.photos], args.data_dir)
     low_val, high_val = (torch.from_numpy(a) for a in
                          dataset.validation_pairs(dataset.load(dataset.VALIDATE, args.data_dir), args.factor, args.crop))
-    model = FidelitySR(args.factor)
+    model = FidelitySR(args.factor, blocks=args.blocks)
     if args.init:
         state = torch.load(args.init, weights_only=False)
-        model.load_state_dict(state.get("model", state))
+        grow(model, state.get("model", state))
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
     run = TrainingRun(run_dir(args.run_root, args.factor), model, optimizer,
                       cosine_schedule(optimizer, args.steps, floor=0.02, warmup=50), vars(args))

@@ -9,6 +9,7 @@ graph never reaches models/.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -19,6 +20,12 @@ import torch
 from torch.export import Dim
 
 OPSET = 18
+
+
+def quiet_exporter() -> None:
+    """Silence the exporter's per-pass chatter, which would bury a converter's own log lines."""
+    for name in ("onnxscript", "onnx_ir", "torch.onnx"):
+        logging.getLogger(name).setLevel(logging.ERROR)
 
 
 def export_checked(model: torch.nn.Module, path: Path, example: torch.Tensor, probe: torch.Tensor, input_name: str,

@@ -134,3 +134,24 @@ def train_steps(run: TrainingRun, steps: int, loss_at: Callable[[int], torch.Ten
     else:
         log.info("paused; rerun the same command to resume", extra={"step": run.step, "of": steps})
     return finished
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """What a finished or paused run's checkpoint says about how it was made."""
+
+    args: dict[str, str]
+    step: int
+
+    def flags(self, names: tuple[str, ...]) -> list[str]:
+        """`--name value` for each of `names` the run was given a value for."""
+        return [f"--{name.replace('_', '-')} {self.args[name]}" for name in names
+                if self.args.get(name) not in (None, "None")]
+
+
+def lineage(run_dir: Path) -> list[RunRecord]:
+    """A run and every run it started from (`--init`), earliest first: what a manifest needs to reproduce it."""
+    state = torch.load(run_dir / "checkpoint.pt", map_location="cpu", weights_only=False)
+    record = RunRecord(state["args"], state["step"])
+    init = record.args.get("init")
+    return (lineage(Path(init).parent) if init not in (None, "None") else []) + [record]

@@ -1,4 +1,4 @@
-"""The shared training loop: a paused and resumed run ends exactly where an uninterrupted one does."""
+"""The shared training loop: a resumed run ends where an uninterrupted one does; runs know their lineage."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from services.common.training import TrainingRun, cosine_schedule, train_steps
+from services.common.training import TrainingRun, cosine_schedule, lineage, train_steps
 
 STEPS = 6
 
@@ -63,3 +63,17 @@ def test_pause_at_stops_on_that_step(tmp_path):
     run = make_run(tmp_path / "run")
     assert not train_steps(run, STEPS, loss_for(run), pause_at=4, desc="pause")
     assert run.step == 4 and torch.load(run.checkpoint, weights_only=False)["step"] == 4
+
+
+def test_lineage_follows_init_back_to_the_first_run(tmp_path):
+    base = make_run(tmp_path / "base")
+    base.args = {"steps": STEPS, "lr": 0.05, "init": None}
+    train_steps(base, STEPS, loss_for(base), desc="base")
+    tuned = make_run(tmp_path / "tuned")
+    tuned.args = {"steps": 2, "lr": 0.01, "init": base.checkpoint}
+    train_steps(tuned, 4, loss_for(tuned), pause_at=2, desc="tuned")
+
+    records = lineage(tmp_path / "tuned")
+    assert [record.step for record in records] == [STEPS, 2]
+    assert records[0].flags(("lr", "init", "missing")) == ["--lr 0.05"]
+    assert records[1].flags(("steps", "init")) == ["--steps 2", f"--init {base.checkpoint}"]

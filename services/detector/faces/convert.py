@@ -30,6 +30,7 @@ from torch import nn
 
 from services.common.artifacts import sha256
 from services.common.logs import setup_logging
+from services.common.onnx_export import quiet_exporter
 from services.common.tfjs_weights import load_weights
 from services.detector.faces import networks
 
@@ -157,8 +158,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=Path("models/faces"))
     args = parser.parse_args(argv)
     setup_logging("info")
-    for noisy in ("onnxscript", "onnx_ir", "torch.onnx"):  # per-pass chatter from the exporter
-        logging.getLogger(noisy).setLevel(logging.ERROR)
+    quiet_exporter()
     torch.set_num_threads(1)
     args.out.mkdir(parents=True, exist_ok=True)
 

@@ -27,7 +27,7 @@ from torch import nn
 
 from services.common.artifacts import sha256
 from services.common.logs import setup_logging
-from services.common.onnx_export import OPSET, export_checked
+from services.common.onnx_export import OPSET, export_checked, quiet_exporter
 from services.upscaler.convert.keras_graph import KerasGraph, read_layers_model
 
 log = logging.getLogger(__name__)
@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=Path("models/upscaler"))
     args = parser.parse_args(argv)
     setup_logging("info")
-    logging.getLogger("torch.onnx").setLevel(logging.ERROR)
+    quiet_exporter()
     torch.set_num_threads(1)
     args.out.mkdir(parents=True, exist_ok=True)
 

@@ -19,8 +19,10 @@ from pathlib import Path
 
 import torch
 
-from services.common.artifacts import sha256
+from services.common.artifacts import sha256, shown
 from services.common.logs import setup_logging
+from services.common.onnx_export import quiet_exporter
+from services.common.training import lineage
 from services.upscaler.convert.convert import export_onnx
 from services.upscaler.engines.fidelity import STEM
 from services.upscaler.engines.tiled_onnx import DEFAULT_MODELS_DIR, model_path
@@ -30,33 +32,20 @@ from services.upscaler.training.train import DEFAULT_RUN_ROOT, run_dir
 
 log = logging.getLogger(__name__)
 
-REPO = Path(__file__).resolve().parents[3]
-
-
-def shown(path: str | Path) -> str:
-    """A path as the manifest shows it: relative to the repository when inside it."""
-    try:
-        return str(Path(path).resolve().relative_to(REPO))
-    except ValueError:
-        return str(path)
-
 
 def train_commands(run_dir: Path) -> list[str]:
     """The training commands that reproduce a run, its --init runs first (read from their checkpoints)."""
-    state = torch.load(run_dir / "checkpoint.pt", weights_only=False)
-    args = state["args"]
-    flags = [f"--factor {args['factor']}", f"--photos {args.get('photos', 'base')}"]
-    flags += [f"--{name.replace('_', '-')} {args[name]}" for name in ("crop", "batch", "steps", "lr", "seed", "threads")]
-    if "blocks" in args:
-        flags.append(f"--blocks {args['blocks']}")
-    if state["step"] < int(args["steps"]):
-        flags.append(f"--pause-at {state['step']}")
-    earlier: list[str] = []
-    if args.get("init") not in (None, "None"):
-        init = Path(args["init"])
-        earlier = train_commands(init.parent)
-        flags += [f"--init {shown(init)}", f"--run-root {shown(args['run_root'])}"]
-    return earlier + ["python -m services.upscaler.training.train " + " ".join(flags)]
+    commands = []
+    for record in lineage(run_dir):
+        # Runs from before --photos existed trained on the base set.
+        flags = [f"--factor {record.args['factor']}", f"--photos {record.args.get('photos', 'base')}"]
+        flags += record.flags(("crop", "batch", "steps", "lr", "seed", "threads", "blocks"))
+        if record.step < int(record.args["steps"]):
+            flags.append(f"--pause-at {record.step}")
+        if record.args.get("init") not in (None, "None"):
+            flags += [f"--init {shown(record.args['init'])}", f"--run-root {shown(record.args['run_root'])}"]
+        commands.append("python -m services.upscaler.training.train " + " ".join(flags))
+    return commands
 
 
 def manifest_entry(path: Path, model: FidelitySR, factor: int, run: Path, max_diff: float) -> dict:
@@ -101,7 +90,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--models-dir", type=Path, default=DEFAULT_MODELS_DIR)
     args = parser.parse_args(argv)
     setup_logging("info")
-    logging.getLogger("torch.onnx").setLevel(logging.ERROR)
+    quiet_exporter()
     run = run_dir(args.run_root, args.factor)
     state = torch.load(run / "model.pt", weights_only=True)
     model = FidelitySR(args.factor, blocks=block_count(state))

@@ -4,12 +4,20 @@ A deterministic edit, not something the small network learns: the hair
 region is the band above and around a face (from its box, minus the face
 itself, from the 68 landmarks when present), narrowed to pixels that look
 like the hair sampled just above the forehead, then cut out by GrabCut seeded
-with those pixels, feathered. Without a hair-parsing model this still bleeds
-into backgrounds of the hair's own colour (dark hair before a dark room). There the Lab
-colour is moved to the target's mean while the hair's own texture (its
-deviations from its mean) is kept. A black-and-white result only gets the
-target lightness. HAIR_COLOR_UNSPECIFIED (auto) leaves the hair as the
-model made it.
+with those pixels, feathered. Colour and GrabCut alone bleed into backgrounds
+of the hair's own colour (dark hair before a dark room), and where the band
+above the forehead shows the room (a tilted head) they sample the room and
+recolour it instead of the hair. So when a person mask is given (MediaPipe's
+selfie segmentation, `segmentation.person`, which counts hair as person) the
+region is cut to the person before sampling and GrabCut, and the feathered
+weight is multiplied by the person probability: the room behind stays as it
+was. Within the person there is still no hair-parsing model, so clothes or a
+hat of the hair's colour touching the hair can be recoloured too, wisps the
+mask only half covers change only partly, and hair below the jaw line is
+left out. Under that weight the Lab colour is moved to the target's
+mean while the hair's own texture (its deviations from its mean) is kept. A
+black-and-white result only gets the target lightness. HAIR_COLOR_UNSPECIFIED
+(auto) leaves the hair as the model made it.
 """
 
 from __future__ import annotations
@@ -32,6 +40,8 @@ TARGETS = {
 KEEP_TEXTURE = (0.8, 0.3, 0.3)
 #: Colour distance (normalised Lab) at which a pixel stops counting as hair.
 HAIR_SPREAD = 0.18
+#: Person probability from which a pixel may be hair (the mask is near 0 or 1 away from its edges).
+PERSON_THRESHOLD = 0.5
 #: GrabCut works on the head window shrunk to this side, with this many iterations.
 GRABCUT_SIDE = 192
 GRABCUT_ITERATIONS = 3
@@ -70,8 +80,14 @@ def segment(rgb: np.ndarray, sure: np.ndarray, likely: np.ndarray, possible: np.
     return cv2.resize(hair, rgb.shape[1::-1], interpolation=cv2.INTER_NEAREST) > 0
 
 
-def hair_weight(lab: np.ndarray, rgb: np.ndarray, face: common_pb2.Face, rows: slice, cols: slice) -> np.ndarray:
-    """0..1 hair weight over the window `lab`/`rgb` (the photo at rows, cols)."""
+def hair_weight(lab: np.ndarray, rgb: np.ndarray, face: common_pb2.Face, rows: slice, cols: slice,
+                person: np.ndarray | None = None) -> np.ndarray:
+    """0..1 hair weight over the window `lab`/`rgb` (the photo at rows, cols).
+
+    With `person` (the window's person probability) only the person can be
+    hair: the colour is sampled there, GrabCut takes everything else for
+    background, and the feathered weight is multiplied by the probability.
+    """
     shape = lab.shape[:2]
     box = face.box
     cx, cy = box.x + box.width / 2 - cols.start, box.y - rows.start
@@ -89,6 +105,8 @@ def hair_weight(lab: np.ndarray, rgb: np.ndarray, face: common_pb2.Face, rows: s
         cv2.ellipse(skin, (int(cx), int(cy + 0.55 * box.height)), (int(0.45 * box.width), int(0.58 * box.height)),
                     0, 0, 360, 1, -1)
     region = (head > 0) & (skin == 0)
+    if person is not None:
+        region &= person >= PERSON_THRESHOLD
     # The hair's colour: the region's median in a band just above the face.
     band = region.copy()
     band[max(int(cy + 0.1 * box.height), 0):] = False
@@ -101,11 +119,16 @@ def hair_weight(lab: np.ndarray, rgb: np.ndarray, face: common_pb2.Face, rows: s
     hair = segment(rgb, band & close, region & close, region, skin > 0)
     weight = hair * np.exp(-0.5 * (distance / HAIR_SPREAD) ** 2)
     feather = max(1.0, 0.03 * box.width)
-    return cv2.GaussianBlur(weight.astype(np.float32), (0, 0), feather)
+    weight = cv2.GaussianBlur(weight.astype(np.float32), (0, 0), feather)
+    return weight if person is None else weight * person
 
 
-def recolour(rgb: np.ndarray, faces: list[common_pb2.Face], colour: int, neutral: bool = False) -> np.ndarray:
-    """`rgb` with the hair of every face moved towards `colour`; unchanged for auto or no faces."""
+def recolour(rgb: np.ndarray, faces: list[common_pb2.Face], colour: int, neutral: bool = False,
+             person: np.ndarray | None = None) -> np.ndarray:
+    """`rgb` with the hair of every face moved towards `colour`; unchanged for auto or no faces.
+
+    `person` (H x W, 0..1, e.g. `PersonSegmenter.mask`) limits the change to the people in the photo.
+    """
     if colour not in TARGETS or not faces:
         return rgb
     target = np.array(TARGETS[colour], np.float32) / LAB_SCALE
@@ -117,7 +140,7 @@ def recolour(rgb: np.ndarray, faces: list[common_pb2.Face], colour: int, neutral
         if rows.stop <= rows.start or cols.stop <= cols.start:
             continue
         lab = rgb_to_lab(out[rows, cols])
-        weight = hair_weight(lab, out[rows, cols], face, rows, cols)
+        weight = hair_weight(lab, out[rows, cols], face, rows, cols, None if person is None else person[rows, cols])
         total = weight.sum()
         if total < 1.0:
             continue

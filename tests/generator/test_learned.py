@@ -91,7 +91,8 @@ def test_hair_colour_moves_the_hair_region(engine):
     photo = cv2.resize(photo, (960, 640), interpolation=cv2.INTER_AREA)
     face = main_face(engine.analyzer.analyze(photo))
     rows, cols = hair.head_window(face, *photo.shape[:2])
-    weight = hair.hair_weight(rgb_to_lab(photo[rows, cols]), photo[rows, cols], face, rows, cols)
+    person = engine.segmenter.mask(photo)[rows, cols]  # measured on her hair, not on the dark room behind it
+    weight = hair.hair_weight(rgb_to_lab(photo[rows, cols]), photo[rows, cols], face, rows, cols, person)
 
     def mean_lab(colour: int) -> np.ndarray:
         request = RestorationInput(photo, {}, common_pb2.DamageReport(faces=[face]),
@@ -103,6 +104,26 @@ def test_hair_colour_moves_the_hair_region(engine):
     assert blond[0] > black[0] + 15  # lighter
     assert blond[2] > black[2] + 10  # yellower
     assert red[1] > black[1] + 10  # redder
+
+
+def test_gender_and_age_condition_the_network(engine):
+    """Colourizing a black-and-white face, the network follows the request; an intact colour photo is never touched."""
+    photo = cv2.resize(cv2.cvtColor(cv2.imread(str(FACES / "sample1.jpg")), cv2.COLOR_BGR2RGB), (480, 320),
+                       interpolation=cv2.INTER_AREA)
+    grey = np.repeat(cv2.cvtColor(photo, cv2.COLOR_RGB2GRAY)[..., None], 3, axis=2)
+    asked = {name: restore(engine, grey, grayscale=True, **options).astype(float) for name, options in {
+        "female": {"gender": common_pb2.FEMALE}, "male": {"gender": common_pb2.MALE},
+        "young": {"age": 20}, "old": {"age": 70}}.items()}
+    assert np.abs(asked["female"] - asked["male"]).mean() > 2.0
+    assert np.abs(asked["young"] - asked["old"]).mean() > 0.5
+    # A request moves colour and tone; the photo's own fine lightness detail stays.
+    lightness = lambda rgb: rgb_to_lab(rgb.astype(np.uint8))[..., 0]
+    detail = lambda rgb: lightness(rgb) - cv2.GaussianBlur(lightness(rgb), (0, 0), 3)
+    for image in asked.values():
+        assert np.abs(detail(image) - detail(grey)).mean() < 0.4 * np.abs(detail(grey)).mean()
+
+    untouched = restore(engine, photo, gender=common_pb2.FEMALE, age=70)
+    assert np.array_equal(untouched, restore(engine, photo))
 
 
 def test_strips_upsample_exactly_like_one_resize():

@@ -3,11 +3,13 @@
 Per candidate: the detector's scratch/tear/stain masks are inpainted at full
 resolution (Telea), the result and the masks are area-downscaled to the
 working resolution (`compose.WORK_SIDE`), the network predicts restored Lab
-there from them, the colourize flag and noise drawn from the seed, and
+there from them, the conditions (colourize, gender, age) and noise drawn
+from the seed, and
 `compose` lays that prediction onto the full-resolution photo (tone, colour,
 chroma and large fills through guided upsampling, detail from the photo), in
 strips so a 4096x4096 photo stays in bounded memory.
-Hair colour is then set around each face (`hair.recolour`).
+Hair colour is then set around each face, within the person mask
+(`hair.recolour`, `segmentation.person`).
 
 The model runs on the best provider ONNX Runtime has (TensorRT engine from
 `make engines` -> CUDA -> CPU); `provider` says which one really runs.
@@ -31,7 +33,8 @@ from services.generator.engine import RestorationInput
 
 # The same default as the baseline, so `strength` means the same whichever engine runs.
 from services.generator.engines.telea import DEFAULT_STRENGTH
-from services.generator.planes import MULTIPLE, network_input, noise_planes, rgb_to_lab
+from services.generator.planes import MULTIPLE, Conditions, network_input, noise_planes, rgb_to_lab
+from services.generator.segmentation import person
 from services.generator.tensorrt_build import PROFILE_SHAPES, serving_cache_dir
 
 MODEL_FILE = Path("generator") / "restoration.onnx"
@@ -60,6 +63,8 @@ class LearnedGenerator:
         options = options or runtime_options(config)
         # Loaded here so health waits for it; the same instance scores the candidates.
         self.analyzer = shared_face_analyzer(models_dir, options)
+        # Keeps the hair colour off backgrounds of the hair's own colour.
+        self.segmenter = person.PersonSegmenter(models_dir / person.MODEL_FILE, options)
         # The TensorRT engine `make engines` built for this model, GPU and TensorRT, when there is one.
         keyed = replace(options, trt_cache_dir=serving_cache_dir(models_dir, options.trt_cache_dir), trt_profile=PROFILE_SHAPES)
         self.model = OnnxModel(models_dir / MODEL_FILE, keyed, "generator_restoration")
@@ -69,7 +74,7 @@ class LearnedGenerator:
         rgb = np.full((48, 64, 3), 120, np.uint8)
         self.generate(RestorationInput(rgb, {}, common_pb2.DamageReport(), common_pb2.RestoreOptions()), 0)
 
-    def predict(self, filled: np.ndarray, damage: np.ndarray, fading: np.ndarray, colorize: bool,
+    def predict(self, filled: np.ndarray, damage: np.ndarray, fading: np.ndarray, conditions: Conditions,
                 seed: int) -> np.ndarray:
         """Restored normalised Lab (h x w x 3) at the working resolution, from the inpainted photo."""
         size = compose.working_size(*filled.shape[:2])
@@ -77,7 +82,7 @@ class LearnedGenerator:
             rgb_to_lab(compose.downscale(filled, size)),
             compose.downscale(damage, size).astype(np.float32) / 255.0,
             compose.downscale(fading, size).astype(np.float32) / 255.0,
-            colorize,
+            conditions,
             noise_planes(np.random.default_rng(seed), size),
         )
         height, width = size
@@ -91,12 +96,13 @@ class LearnedGenerator:
         colorize = request.should_colorize()
         neutral = not colorize and request.report.is_grayscale
         filled = compose.fill_damage(request.rgb, damage)
-        prediction = self.predict(filled, damage, fading, colorize, seed)
+        prediction = self.predict(filled, damage, fading, Conditions.of(colorize, request.options), seed)
         strength = request.options.strength if request.options.HasField("strength") else DEFAULT_STRENGTH
         # Colourizing changes every pixel; otherwise only what the detector flagged is corrected.
         where = None if colorize else correction_area(damage, fading, prediction.shape[:2])
         restored = compose.compose(filled, prediction, strength, neutral, where)
         if request.options.hair_color != common_pb2.HAIR_COLOR_UNSPECIFIED:
             faces = list(request.report.faces) or self.analyzer.analyze(request.rgb)
-            restored = hair.recolour(restored, faces, request.options.hair_color, neutral)
+            mask = self.segmenter.mask(restored) if faces else None
+            restored = hair.recolour(restored, faces, request.options.hair_color, neutral, mask)
         return restored

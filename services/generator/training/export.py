@@ -19,11 +19,13 @@ from pathlib import Path
 
 import torch
 
-from services.common.artifacts import sha256
+from services.common.artifacts import sha256, shown
 from services.common.logs import setup_logging
 from services.common.onnx_export import export_checked
+from services.common.training import lineage
 from services.detector.training import sources
 from services.generator.planes import CHANNELS
+from services.generator.training import faces
 from services.generator.training.model import RestorationNet, parameter_count
 from services.generator.training.train import DEFAULT_RUN_DIR
 
@@ -43,10 +45,27 @@ def export_onnx(model: RestorationNet, path: Path) -> float:
                           "planes", ("lab",), TOLERANCE)
 
 
-def write_manifest(out_dir: Path, training_args: dict, steps: int, parameters: int, worst: float) -> None:
+#: The code that trained runs from before gender and age were input planes (their checkpoints lack face_batch).
+BEFORE_CONDITIONS = "(with the code of commit 05f4357)"
+
+
+def train_commands(run_dir: Path) -> list[str]:
+    """The training commands behind a run, the runs it was --init'ed from first."""
+    flags = ("steps", "batch", "tries", "crop", "lr", "seed", "minutes", "face_batch", "attribute_weight",
+             "critic_view")
+    commands = []
+    for record in lineage(run_dir):
+        given = record.flags(flags)
+        if record.args.get("init") not in (None, "None"):
+            given += [f"--init {shown(record.args['init'])}", f"--run-dir {shown(record.args['run_dir'])}"]
+        command = "OMP_NUM_THREADS=1 python -m services.generator.training.train " + " ".join(given)
+        commands.append(command if "face_batch" in record.args else f"{BEFORE_CONDITIONS} {command}")
+    return commands
+
+
+def write_manifest(out_dir: Path, run_dir: Path, steps: int, parameters: int, worst: float) -> None:
     path = out_dir / MANIFEST_NAME
     previous = json.loads(path.read_text()) if path.exists() else {}
-    flags = " ".join(f"--{key} {training_args[key]}" for key in ("steps", "batch", "tries", "crop", "lr", "seed", "minutes"))
     manifest = {
         "model": "RestorationNet (services/generator/training/model.py)",
         "files": {name: {"sha256": sha256(out_dir / name), "bytes": (out_dir / name).stat().st_size}
@@ -58,13 +77,17 @@ def write_manifest(out_dir: Path, training_args: dict, steps: int, parameters: i
         "onnx_vs_torch_max_abs_diff": worst,
         "license": "Apache-2.0 (code); weights trained only on the photos listed under data",
         "provenance": "trained from scratch on one CPU thread, no pretrained weights; synthetic damage from "
-                      "services/detector/training/synthetic_damage.py on crops of the training photos",
+                      "services/detector/training/synthetic_damage.py on crops of the training photos; gender and "
+                      "age fine-tuned with face-api's age/gender network (models/faces) as the critic",
         "data": {"train": [p.path for p in sources.TRAIN], "held_out": [p.path for p in sources.HELD_OUT],
+                 "faces_train": [f"npm @vladmandic/face-api@1.7.15 {name}" for name in faces.TRAIN_PHOTOS]
+                 + list(faces.EXTRA_PHOTOS),
+                 "faces_held_out": "tests/data/faces (the benchmark's)",
                  "sources_and_licenses": "services/detector/training/sources.py, models/detector/DATA_LICENSES.md"},
         "commands": [
             "python -m services.detector.training.sources --dir var/detector-data",
-            f"OMP_NUM_THREADS=1 python -m services.generator.training.train {flags}",
-            "python -m services.generator.training.export",
+            *train_commands(run_dir),
+            f"python -m services.generator.training.export --run-dir {shown(run_dir)}",
             "python -m bench.generator_bench --write-manifest",
         ],
         "eval": previous.get("eval", "not measured yet: python -m bench.generator_bench --write-manifest"),
@@ -84,7 +107,7 @@ def main() -> None:
     model.load_state_dict(state["model"])
     worst = export_onnx(model, args.out_dir / ONNX_NAME)
     torch.save(model.state_dict(), args.out_dir / WEIGHTS_NAME)
-    write_manifest(args.out_dir, state["args"], state["step"], parameter_count(model), worst)
+    write_manifest(args.out_dir, args.run_dir, state["step"], parameter_count(model), worst)
     log.info("exported", extra={"dir": str(args.out_dir), "step": state["step"], "max_abs_diff_vs_torch": worst})
 
 

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from services.generator.planes import CHANNELS
+from services.generator.planes import CHANNELS, CONDITIONS, NOISE_CHANNELS
 
 WIDTHS = (32, 48, 64)
 
@@ -62,3 +62,29 @@ class RestorationNet(nn.Module):
 
 def parameter_count(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
+
+
+#: The planes before gender and age were conditions: photo, masks and colourize flag (kept in place), then the noise.
+_KEPT_PLANES = CONDITIONS.start + 1
+_UNCONDITIONED_PLANES = _KEPT_PLANES + NOISE_CHANNELS
+
+
+def with_gender_and_age_inputs(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A state from before the gender and age planes, rearranged for today's input, computing the same.
+
+    The first convolution sees the planes folded 2x2 (plane c -> channels
+    4c..4c+3), so the noise planes' weights move up by the three new planes
+    and the new planes start with zero weights: the network begins exactly
+    where the committed one was and learns only what the conditions add.
+    """
+    key = "enc1.0.0.weight"
+    weight = state[key]
+    if weight.shape[1] == CHANNELS * 4:
+        return state
+    if weight.shape[1] != _UNCONDITIONED_PLANES * 4:
+        raise ValueError(f"{key} has {weight.shape[1]} input channels; expected {_UNCONDITIONED_PLANES * 4}")
+    kept = _KEPT_PLANES * 4
+    widened = torch.zeros(weight.shape[0], CHANNELS * 4, *weight.shape[2:], dtype=weight.dtype)
+    widened[:, :kept] = weight[:, :kept]
+    widened[:, -NOISE_CHANNELS * 4:] = weight[:, kept:]
+    return {**state, key: widened}

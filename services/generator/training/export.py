@@ -51,14 +51,14 @@ BEFORE_CONDITIONS = "(with the code of commit 05f4357)"
 
 def train_commands(run_dir: Path) -> list[str]:
     """The training commands behind a run, the runs it was --init'ed from first."""
-    flags = ("steps", "batch", "tries", "crop", "lr", "seed", "minutes", "face_batch", "attribute_weight",
+    flags = ("steps", "batch", "tries", "crop", "lr", "seed", "minutes", "threads", "face_batch", "attribute_weight",
              "critic_view")
     commands = []
     for record in lineage(run_dir):
         given = record.flags(flags)
         if record.args.get("init") not in (None, "None"):
             given += [f"--init {shown(record.args['init'])}", f"--run-dir {shown(record.args['run_dir'])}"]
-        command = "OMP_NUM_THREADS=1 python -m services.generator.training.train " + " ".join(given)
+        command = "python -m services.generator.training.train " + " ".join(given)
         commands.append(command if "face_batch" in record.args else f"{BEFORE_CONDITIONS} {command}")
     return commands
 

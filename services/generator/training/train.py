@@ -17,7 +17,7 @@ Seeded and resumable (services/common/training.py): a rerun with the same
 flags continues from the checkpoint with the same batches.
 
 Data (once): python -m services.detector.training.sources --dir var/detector-data
-Train:       OMP_NUM_THREADS=1 python -m services.generator.training.train --minutes 38
+Train:       python -m services.generator.training.train --minutes 38
 Export:      python -m services.generator.training.export
 The exact commands behind the committed model are in models/generator/restoration.json.
 """

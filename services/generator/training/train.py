@@ -58,7 +58,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--run-dir", type=Path, default=DEFAULT_RUN_DIR, help="checkpoint and log directory")
     parser.add_argument("--tries", type=int, default=2, help="noise draws per pair")
     parser.add_argument("--face-batch", type=int, default=0, help="face-guided pairs per step (gender and age)")
-    parser.add_argument("--attribute-weight", type=float, default=0.02,
+    parser.add_argument("--attribute-weight", type=float, default=0.05,
                         help="weight of the age/gender critic's loss against the restoration loss")
     parser.add_argument("--critic-view", choices=faces.VIEWS, default="served",
                         help="how the age/gender critic sees a prediction (faces.AttributeCritic)")

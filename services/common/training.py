@@ -143,15 +143,24 @@ class RunRecord:
     args: dict[str, str]
     step: int
 
+    def value(self, name: str) -> str | None:
+        """The run's value for flag `name`; None when it was not given (checkpoints store None as "None")."""
+        value = self.args.get(name)
+        return None if value in (None, "None") else value
+
+    @property
+    def init(self) -> Path | None:
+        """The weights the run started from (`--init`), if any."""
+        value = self.value("init")
+        return Path(value) if value else None
+
     def flags(self, names: tuple[str, ...]) -> list[str]:
         """`--name value` for each of `names` the run was given a value for."""
-        return [f"--{name.replace('_', '-')} {self.args[name]}" for name in names
-                if self.args.get(name) not in (None, "None")]
+        return [f"--{name.replace('_', '-')} {self.value(name)}" for name in names if self.value(name) is not None]
 
 
 def lineage(run_dir: Path) -> list[RunRecord]:
     """A run and every run it started from (`--init`), earliest first: what a manifest needs to reproduce it."""
     state = torch.load(run_dir / "checkpoint.pt", map_location="cpu", weights_only=False)
     record = RunRecord(state["args"], state["step"])
-    init = record.args.get("init")
-    return (lineage(Path(init).parent) if init not in (None, "None") else []) + [record]
+    return (lineage(record.init.parent) if record.init else []) + [record]

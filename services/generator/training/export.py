@@ -56,8 +56,8 @@ def train_commands(run_dir: Path) -> list[str]:
     commands = []
     for record in lineage(run_dir):
         given = record.flags(flags)
-        if record.args.get("init") not in (None, "None"):
-            given += [f"--init {shown(record.args['init'])}", f"--run-dir {shown(record.args['run_dir'])}"]
+        if record.init:
+            given += [f"--init {shown(record.init)}", f"--run-dir {shown(record.args['run_dir'])}"]
         command = "python -m services.generator.training.train " + " ".join(given)
         commands.append(command if "face_batch" in record.args else f"{BEFORE_CONDITIONS} {command}")
     return commands

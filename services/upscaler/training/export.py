@@ -42,8 +42,8 @@ def train_commands(run_dir: Path) -> list[str]:
         flags += record.flags(("crop", "batch", "steps", "lr", "seed", "threads", "blocks"))
         if record.step < int(record.args["steps"]):
             flags.append(f"--pause-at {record.step}")
-        if record.args.get("init") not in (None, "None"):
-            flags += [f"--init {shown(record.args['init'])}", f"--run-root {shown(record.args['run_root'])}"]
+        if record.init:
+            flags += [f"--init {shown(record.init)}", f"--run-root {shown(record.args['run_root'])}"]
         commands.append("python -m services.upscaler.training.train " + " ".join(flags))
     return commands
 

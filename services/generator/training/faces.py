@@ -35,7 +35,6 @@ import torch
 from torch.nn import functional as F
 
 from revive.v1 import common_pb2
-from services.common.runtime import RuntimeOptions
 from services.common.tfjs_weights import load_weights
 from services.detector.faces import geometry
 from services.detector.faces.analyzer import FaceAnalyzer
@@ -84,9 +83,8 @@ def analysed(rgb: np.ndarray, analyzer: FaceAnalyzer) -> FacePhoto:
     return FacePhoto(rgb, np.array(boxes, np.float32).reshape(-1, 4))
 
 
-def load_face_photos(npm_dir: Path, data_dir: Path, models_dir: Path) -> list[FacePhoto]:
+def load_face_photos(npm_dir: Path, data_dir: Path, analyzer: FaceAnalyzer) -> list[FacePhoto]:
     """The training face photos with their face boxes; those without a usable face are dropped."""
-    analyzer = FaceAnalyzer(models_dir / "faces", RuntimeOptions())
     paths = [npm_dir / name for name in TRAIN_PHOTOS] + [data_dir / name for name in EXTRA_PHOTOS]
     photos = [analysed(cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB), analyzer) for path in paths]
     return [photo for photo in photos if len(photo.boxes)]
@@ -210,9 +208,8 @@ def batch(photos: list[FacePhoto], size: int, count: int, tries: int, seed: int,
     return inputs, targets, damage, details, boxes, [conditions for _, _, conditions in drawn for _ in range(tries)]
 
 
-def held_out_photos(analyzer_models: Path) -> list[FacePhoto]:
+def held_out_photos(analyzer: FaceAnalyzer) -> list[FacePhoto]:
     """The benchmark's face photos (tests/data/faces), for watching the conditions take effect."""
-    analyzer = FaceAnalyzer(analyzer_models / "faces", RuntimeOptions())
     paths = sorted((Path(__file__).resolve().parents[3] / "tests" / "data" / "faces").glob("*.jpg"))
     return [analysed(cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB), analyzer) for path in paths]
 

@@ -32,7 +32,9 @@ import numpy as np
 import torch
 
 from services.common.logs import setup_logging
+from services.common.runtime import RuntimeOptions
 from services.common.training import TrainingRun, add_run_flags, cosine_schedule, train_steps
+from services.detector.faces.analyzer import FaceAnalyzer
 from services.detector.training import sources
 from services.detector.training.synthetic_damage import DamageSynthesizer
 from services.generator.planes import NOISE_CHANNELS, noise_planes
@@ -118,8 +120,9 @@ def train(args: argparse.Namespace) -> bool:
         if not (args.npm_dir / "model").is_dir():
             raise SystemExit(f"--face-batch needs face-api's weights in {args.npm_dir}: "
                              "npm install --prefix build/npm @vladmandic/face-api@1.7.15")
-        face_photos = faces.load_face_photos(args.npm_dir, args.data_dir, args.models_dir)
-        held_out_faces = faces.held_out_photos(args.models_dir)
+        analyzer = FaceAnalyzer(args.models_dir / "faces", RuntimeOptions())
+        face_photos = faces.load_face_photos(args.npm_dir, args.data_dir, analyzer)
+        held_out_faces = faces.held_out_photos(analyzer)
         critic = faces.AttributeCritic(args.npm_dir)
 
     def loss_at(step: int) -> torch.Tensor:

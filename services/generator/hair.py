@@ -27,6 +27,7 @@ import numpy as np
 
 from revive.v1 import common_pb2
 from services.generator.planes import LAB_SCALE, lab_to_rgb, rgb_to_lab
+from services.generator.segmentation.person import window
 
 #: Target CIELAB (L 0..100, a, b) per colour.
 TARGETS = {
@@ -127,7 +128,7 @@ def recolour(rgb: np.ndarray, faces: list[common_pb2.Face], colour: int, neutral
              person: np.ndarray | None = None) -> np.ndarray:
     """`rgb` with the hair of every face moved towards `colour`; unchanged for auto or no faces.
 
-    `person` (H x W, 0..1, e.g. `PersonSegmenter.mask`) limits the change to the people in the photo.
+    `person` (`PersonSegmenter.probability` of the photo) limits the change to the people in it.
     """
     if colour not in TARGETS or not faces:
         return rgb
@@ -140,7 +141,8 @@ def recolour(rgb: np.ndarray, faces: list[common_pb2.Face], colour: int, neutral
         if rows.stop <= rows.start or cols.stop <= cols.start:
             continue
         lab = rgb_to_lab(out[rows, cols])
-        weight = hair_weight(lab, out[rows, cols], face, rows, cols, None if person is None else person[rows, cols])
+        inside = None if person is None else window(person, (height, width), rows, cols)
+        weight = hair_weight(lab, out[rows, cols], face, rows, cols, inside)
         total = weight.sum()
         if total < 1.0:
             continue

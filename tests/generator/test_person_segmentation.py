@@ -105,7 +105,7 @@ def test_hair_colour_stays_off_a_dark_background_of_the_hairs_colour(segmenter, 
     background = (mask < BACKGROUND) & head_windows(faces, photo.shape)
     person = (mask > 0.9) & head_windows(faces, photo.shape)
     unmasked = changed(photo, hair.recolour(photo, faces, common_pb2.BLOND))
-    masked = changed(photo, hair.recolour(photo, faces, common_pb2.BLOND, person=mask))
+    masked = changed(photo, hair.recolour(photo, faces, common_pb2.BLOND, person=segmenter.probability(photo)))
     assert (unmasked[background] > 10).sum() > 10_000  # the dark room behind the dark hair turned blond
     assert masked[background].max() <= 3  # now it is left alone, but for rounding
     assert (masked[person] > 10).sum() > 0.9 * (unmasked[person] > 10).sum()  # the hair still changes

@@ -103,6 +103,6 @@ class LearnedGenerator:
         restored = compose.compose(filled, prediction, strength, neutral, where)
         if request.options.hair_color != common_pb2.HAIR_COLOR_UNSPECIFIED:
             faces = list(request.report.faces) or self.analyzer.analyze(request.rgb)
-            mask = self.segmenter.mask(restored) if faces else None
-            restored = hair.recolour(restored, faces, request.options.hair_color, neutral, mask)
+            person = self.segmenter.probability(restored) if faces else None
+            restored = hair.recolour(restored, faces, request.options.hair_color, neutral, person)
         return restored

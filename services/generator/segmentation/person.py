@@ -19,6 +19,7 @@ import cv2
 import numpy as np
 
 from services.common.runtime import OnnxModel, RuntimeOptions
+from services.generator.compose import upsample_rows
 
 MODEL_FILE = Path("person") / "selfie_segmentation.onnx"
 #: The network's input side (convert.py keeps the .tflite's 256x256).
@@ -90,8 +91,25 @@ class PersonSegmenter:
         #: What really runs the network.
         self.provider = self.model.provider
 
+    def probability(self, rgb: np.ndarray) -> np.ndarray:
+        """SIDE x SIDE float32 0..1: the network's person probability for `rgb` (uint8 RGB), stretched.
+
+        `window` lays it onto any part of the photo; callers that need only
+        the heads never build the full-resolution mask (64 MB at 4096x4096).
+        """
+        (probability,) = self.model.run({self.model.input_names[0]: network_input(rgb)})
+        return probability[0, 0]
+
     def mask(self, rgb: np.ndarray) -> np.ndarray:
         """H x W float32 0..1: the probability that each pixel of `rgb` (uint8 RGB) shows a person."""
-        (probability,) = self.model.run({self.model.input_names[0]: network_input(rgb)})
         height, width = rgb.shape[:2]
-        return cv2.resize(probability[0, 0], (width, height), interpolation=cv2.INTER_LINEAR)
+        return window(self.probability(rgb), (height, width), slice(0, height), slice(0, width))
+
+
+def window(probability: np.ndarray, size: tuple[int, int], rows: slice, cols: slice) -> np.ndarray:
+    """`probability` (`PersonSegmenter.probability`) over rows x cols of a photo of `size` (H, W).
+
+    MediaPipe resizes the map back bilinearly to the photo's size; this is
+    that resize, computed for the window's rows only (as the composer does its strips).
+    """
+    return upsample_rows(probability[..., None], rows, size)[:, cols, 0]

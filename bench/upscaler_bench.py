@@ -43,7 +43,7 @@ from services.upscaler.engines import esrgan, fidelity
 from services.upscaler.engines.tiled_onnx import TiledOnnxUpscaler, model_path
 from services.upscaler.service import DEFINITION
 from services.upscaler.training.dataset import downscale
-from services.upscaler.training.model import FidelitySR, block_count
+from services.upscaler.training.model import FidelitySR
 
 #: Learned models measured: bench label -> ONNX file stem.
 MODELS = {"fidelity": fidelity.STEM, **{f"esrgan-{tier}": esrgan.stem(tier) for tier in ("slim", "medium", "thick")}}
@@ -70,9 +70,7 @@ def eager_model(label: str, factor: int) -> torch.nn.Module | None:
         if weights is None or not weights.with_suffix(".pt").exists():
             return None
         state = torch.load(weights.with_suffix(".pt"), weights_only=True)
-        model = FidelitySR(factor, blocks=block_count(state))
-        model.load_state_dict(state)
-        return model.eval()
+        return FidelitySR.from_state(factor, state).eval()
     tier = label.removeprefix("esrgan-")
     return build(NPM_DIR, tier, factor) if package_dir(NPM_DIR, tier).exists() else None
 

@@ -20,7 +20,7 @@ from services.upscaler.engines.fidelity import STEM, FidelityUpscaler
 from services.upscaler.engines.tiled_onnx import DEFAULT_MODELS_DIR, model_path
 from services.upscaler.service import DEFINITION
 from services.upscaler.training.dataset import downscale
-from services.upscaler.training.model import FidelitySR, block_count
+from services.upscaler.training.model import FidelitySR
 from tests.cluster import channel, start_service
 
 #: Tiled vs untiled, in uint8 levels (feathered 32-pixel overlaps; the receptive field is 19 pixels).
@@ -60,8 +60,7 @@ def test_onnx_matches_the_committed_weights(factor):
 
     path = model_path(DEFAULT_MODELS_DIR, STEM, factor)
     state = torch.load(path.with_suffix(".pt"), weights_only=True)
-    model = FidelitySR(factor, blocks=block_count(state)).eval()
-    model.load_state_dict(state)
+    model = FidelitySR.from_state(factor, state).eval()
     rgb = np.random.default_rng(factor).random((2, 3, 20, 36), dtype=np.float32)
     with torch.no_grad():
         expected = model(torch.from_numpy(rgb)).numpy()

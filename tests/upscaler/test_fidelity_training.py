@@ -23,17 +23,42 @@ def test_untrained_network_is_bicubic(factor):
     assert torch.allclose(FidelitySR(factor)(rgb), expected, atol=1e-6)
 
 
-def test_a_grown_network_computes_what_the_trained_one_did():
+@pytest.mark.parametrize("channels, blocks", [(8, 5), (12, 2), (12, 5)])
+def test_a_grown_network_computes_what_the_trained_one_did(channels, blocks):
+    """Deeper, wider or both: the bigger network starts exactly where the trained one was."""
     torch.manual_seed(0)
-    shallow = FidelitySR(4, blocks=2)
-    for parameter in shallow.parameters():  # nonzero everywhere, so every weight moved by growing would show
+    small = FidelitySR(4, channels=8, blocks=2)
+    for parameter in small.parameters():  # nonzero everywhere, so every weight moved by growing would show
         torch.nn.init.normal_(parameter, std=0.05)
-    deep = FidelitySR(4, blocks=5)
-    grow(deep, shallow.state_dict())
+    big = FidelitySR(4, channels=channels, blocks=blocks)
+    grow(big, small.state_dict())
     rgb = torch.rand(1, 3, 10, 14)
-    assert torch.allclose(deep(rgb), shallow(rgb), atol=1e-6)
-    with pytest.raises(ValueError):
-        grow(FidelitySR(4, blocks=1), shallow.state_dict())
+    assert torch.allclose(big(rgb), small(rgb), atol=1e-6)
+    # ...and can learn: the new channels' route into the output receives gradient.
+    (big(rgb) - torch.rand(1, 3, 40, 56)).abs().mean().backward()
+    assert channels == 8 or big.tail[0].weight.grad[:, 8:].abs().sum() > 0
+    rebuilt = FidelitySR.from_state(4, big.state_dict())
+    assert torch.equal(rebuilt(rgb), big(rgb))
+
+
+@pytest.mark.parametrize("channels, blocks", [(8, 1), (4, 2)])
+def test_growing_refuses_to_shrink(channels, blocks):
+    with pytest.raises(ValueError, match="cannot shrink"):
+        grow(FidelitySR(4, channels=channels, blocks=blocks), FidelitySR(4, channels=8, blocks=2).state_dict())
+
+
+def test_bfloat16_training_keeps_the_bicubic_skip_in_float32():
+    """Under autocast only the correction is bfloat16; the image it is added to is not rounded."""
+    model = FidelitySR(4, channels=8, blocks=1)  # untrained: the correction is exactly zero
+    rgb = torch.rand(2, 3, 12, 20)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        correction = model.correction(rgb)
+        naive = model.bicubic(rgb)
+    assert correction.dtype == torch.bfloat16
+    composed = model.compose(rgb, correction)
+    expected = F.interpolate(rgb, scale_factor=4, mode="bicubic", align_corners=False).clamp(0, 1)
+    assert composed.dtype == torch.float32 and torch.allclose(composed, expected, atol=1e-6)
+    assert (naive.float() - expected).abs().max() > 1e-3  # what skipping `compose` would have cost
 
 
 def test_training_never_sees_the_benchmark_photos():

@@ -27,7 +27,7 @@ from services.upscaler.convert.convert import export_onnx
 from services.upscaler.engines.fidelity import STEM
 from services.upscaler.engines.tiled_onnx import DEFAULT_MODELS_DIR, model_path
 from services.upscaler.training import dataset
-from services.upscaler.training.model import FidelitySR, block_count
+from services.upscaler.training.model import FidelitySR
 from services.upscaler.training.train import DEFAULT_RUN_ROOT, run_dir
 
 log = logging.getLogger(__name__)
@@ -39,7 +39,7 @@ def train_commands(run_dir: Path) -> list[str]:
     for record in lineage(run_dir):
         # Runs from before --photos existed trained on the base set.
         flags = [f"--factor {record.args['factor']}", f"--photos {record.args.get('photos', 'base')}"]
-        flags += record.flags(("crop", "batch", "steps", "lr", "seed", "threads", "blocks"))
+        flags += record.flags(("crop", "batch", "steps", "lr", "seed", "threads", "blocks", "channels", "precision"))
         if record.step < int(record.args["steps"]):
             flags.append(f"--pause-at {record.step}")
         if record.init:
@@ -93,8 +93,7 @@ def main(argv: list[str] | None = None) -> None:
     quiet_exporter()
     run = run_dir(args.run_root, args.factor)
     state = torch.load(run / "model.pt", weights_only=True)
-    model = FidelitySR(args.factor, blocks=block_count(state))
-    model.load_state_dict(state)
+    model = FidelitySR.from_state(args.factor, state)
     path = model_path(args.models_dir, STEM, args.factor)
     path.parent.mkdir(parents=True, exist_ok=True)
     max_diff = export_onnx(model, path)

@@ -73,10 +73,11 @@ class ResidualBlock(nn.Module):
 
 
 BLOCKS = 8
+CHANNELS = 48
 
 
 class FidelitySR(nn.Module):
-    def __init__(self, scale: int, channels: int = 48, blocks: int = BLOCKS) -> None:
+    def __init__(self, scale: int, channels: int = CHANNELS, blocks: int = BLOCKS) -> None:
         super().__init__()
         self.scale = scale
         self.head = nn.Conv2d(3, channels, 3, padding=1)
@@ -88,10 +89,25 @@ class FidelitySR(nn.Module):
         nn.init.zeros_(self.tail[0].bias)
         self.bicubic = BicubicUpsample(scale)
 
+    @classmethod
+    def from_state(cls, scale: int, state: dict[str, torch.Tensor]) -> FidelitySR:
+        """The network a saved state_dict came from, whatever its width and depth, with its weights."""
+        model = cls(scale, channels=state["head.weight"].shape[0], blocks=block_count(state))
+        model.load_state_dict(state)
+        return model
+
     def forward(self, rgb: torch.Tensor) -> torch.Tensor:
+        return self.compose(rgb, self.correction(rgb))
+
+    def correction(self, rgb: torch.Tensor) -> torch.Tensor:
+        """What the network adds to bicubic: the only part training may run in bfloat16."""
         features = self.head(rgb - 0.5)
-        correction = self.tail(features + self.body(features))
-        return torch.clamp(self.bicubic(rgb) + correction, 0.0, 1.0)
+        return self.tail(features + self.body(features))
+
+    def compose(self, rgb: torch.Tensor, correction: torch.Tensor) -> torch.Tensor:
+        """Bicubic plus the correction, in float32: the skip carries the whole image, and bfloat16's
+        8-bit mantissa would round it by up to a level."""
+        return torch.clamp(self.bicubic(rgb.float()) + correction.float(), 0.0, 1.0)
 
 
 def block_count(state: dict[str, torch.Tensor]) -> int:
@@ -100,22 +116,35 @@ def block_count(state: dict[str, torch.Tensor]) -> int:
 
 
 def grow(model: FidelitySR, state: dict[str, torch.Tensor]) -> None:
-    """Load a shallower network's weights into `model` so that it computes exactly the same function.
+    """Load a smaller network's weights into `model` so that it computes exactly the same function.
 
-    The extra residual blocks go after the old ones with their last convolution
-    zeroed (each starts as the identity), so a deeper network continues from a
-    trained one's quality instead of from bicubic: more capacity for the same
-    CPU hours.
+    Deeper: the extra residual blocks go after the old ones with their last
+    convolution zeroed, so each starts as the identity. Wider: the extra
+    feature channels start from the usual random initialisation, but every
+    weight from a new channel into an old one (or into the tail) is zero, so
+    the old channels and the output are untouched until training finds a use
+    for the new ones. A bigger network thus continues from a trained one's
+    quality instead of from bicubic: more capacity for the same CPU hours.
     """
-    old, new = block_count(state), len(model.body) - 1
-    if old > new:
-        raise ValueError(f"cannot shrink {old} blocks to {new}")
-    last = f"body.{old}."
-    grown = {(f"body.{new}." + key[len(last):] if key.startswith(last) else key): value for key, value in state.items()}
-    for index in range(old, new):
-        block = model.body[index].body[2]
-        grown[f"body.{index}.body.0.weight"] = model.body[index].body[0].weight.detach()
-        grown[f"body.{index}.body.0.bias"] = model.body[index].body[0].bias.detach()
-        grown[f"body.{index}.body.2.weight"] = torch.zeros_like(block.weight)
-        grown[f"body.{index}.body.2.bias"] = torch.zeros_like(block.bias)
+    old_blocks, new_blocks = block_count(state), len(model.body) - 1
+    old_channels, new_channels = state["head.weight"].shape[0], model.head.out_channels
+    if old_blocks > new_blocks or old_channels > new_channels:
+        raise ValueError(f"cannot shrink {old_blocks} blocks x {old_channels} channels "
+                         f"to {new_blocks} x {new_channels}")
+    last = f"body.{old_blocks}."
+    renamed = {(f"body.{new_blocks}." + key[len(last):] if key.startswith(last) else key): value
+               for key, value in state.items()}
+    grown = {}
+    for key, fresh in model.state_dict().items():
+        value = fresh.detach().clone()
+        if key in renamed:
+            old = renamed[key]
+            if value.ndim == 4:  # out x in x kh x kw: old block kept, new inputs cut off from old outputs
+                value[:old.shape[0], old.shape[1]:] = 0
+                value[:old.shape[0], :old.shape[1]] = old
+            else:
+                value[:old.shape[0]] = old
+        elif key.endswith((".body.2.weight", ".body.2.bias")):
+            value.zero_()  # a new block's last convolution: the block starts as the identity
+        grown[key] = value
     model.load_state_dict(grown)

@@ -26,7 +26,7 @@ from services.common.logs import setup_logging
 from services.common.training import TrainingRun, add_run_flags, cosine_schedule, train_steps
 from services.detector.training import sources
 from services.upscaler.training import dataset
-from services.upscaler.training.model import BLOCKS, FidelitySR, grow
+from services.upscaler.training.model import BLOCKS, CHANNELS, FidelitySR, grow
 
 log = logging.getLogger(__name__)
 
@@ -46,9 +46,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add_run_flags(parser, steps=7000, batch=16, crop=192, crop_help="high-resolution crop side, a multiple of the factor",
                   lr=1e-3, seed=5, save_every=100, threads=2)
     parser.add_argument("--blocks", type=int, default=BLOCKS, help="residual blocks (model capacity)")
+    parser.add_argument("--channels", type=int, default=CHANNELS, help="feature channels (model capacity)")
+    parser.add_argument("--precision", choices=("float32", "bfloat16"), default="float32",
+                        help="bfloat16 runs the network's correction under autocast: about 3x the steps per "
+                             "second on CPUs with AMX (oneDNN); the bicubic skip and the weights stay float32")
     parser.add_argument("--init", type=Path, help="start from these weights (a run's model.pt or checkpoint.pt) "
                                                   "for a further, fresh schedule in a new --run-root; a network "
-                                                  "with fewer blocks is grown to --blocks")
+                                                  "with fewer blocks or channels is grown to --blocks and "
+                                                  "--channels")
     parser.add_argument("--pause-at", type=int, help="stop (and checkpoint) at this step")
     return parser.parse_args(argv)
 
@@ -73,10 +78,13 @@ def train(args: argparse.Namespace) -> bool:
     photos = dataset.load(dataset.PHOTO_SETS[args.photos], args.data_dir)
     low_val, high_val = (torch.from_numpy(a) for a in
                          dataset.validation_pairs(dataset.load(dataset.VALIDATE, args.data_dir), args.factor, args.crop))
-    model = FidelitySR(args.factor, blocks=args.blocks)
+    model = FidelitySR(args.factor, channels=args.channels, blocks=args.blocks)
     if args.init:
         state = torch.load(args.init, weights_only=False)
         grow(model, state.get("model", state))
+    # oneDNN's convolutions are fastest (and use AMX for bfloat16) on channels-last tensors.
+    model = model.to(memory_format=torch.channels_last)
+    mixed = args.precision == "bfloat16"
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
     run = TrainingRun(run_dir(args.run_root, args.factor), model, optimizer,
                       cosine_schedule(optimizer, args.steps, floor=0.02, warmup=50), vars(args))
@@ -84,8 +92,11 @@ def train(args: argparse.Namespace) -> bool:
                                 "parameters": sum(p.numel() for p in model.parameters())})
 
     def loss_at(step: int) -> torch.Tensor:
-        low, high = dataset.batch(photos, args.factor, args.crop, args.batch, args.seed, step)
-        return (model(torch.from_numpy(low)) - torch.from_numpy(high)).abs().mean()
+        low, high = (torch.from_numpy(a).contiguous(memory_format=torch.channels_last)
+                     for a in dataset.batch(photos, args.factor, args.crop, args.batch, args.seed, step))
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=mixed):
+            correction = model.correction(low)
+        return (model.compose(low, correction) - high).abs().mean()
 
     def evaluate() -> dict[str, float]:
         model.eval()

@@ -10,6 +10,7 @@ graph never reaches models/.
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -26,6 +27,8 @@ def quiet_exporter() -> None:
     """Silence the exporter's per-pass chatter, which would bury a converter's own log lines."""
     for name in ("onnxscript", "onnx_ir", "torch.onnx"):
         logging.getLogger(name).setLevel(logging.ERROR)
+    # torch.export's own use of a pytree API it deprecated: nothing a caller can act on.
+    warnings.filterwarnings("ignore", message=".*LeafSpec.*", category=FutureWarning)
 
 
 def export_checked(model: torch.nn.Module, path: Path, example: torch.Tensor, probe: torch.Tensor, input_name: str,
@@ -34,7 +37,7 @@ def export_checked(model: torch.nn.Module, path: Path, example: torch.Tensor, pr
     model = model.eval()
     dynamic = {0: Dim.DYNAMIC, 2: Dim.DYNAMIC, 3: Dim.DYNAMIC}  # batch, height, width
     torch.onnx.export(model, (example,), str(path), input_names=[input_name], output_names=list(output_names),
-                      dynamic_shapes=(dynamic,), opset_version=OPSET, external_data=False)
+                      dynamic_shapes=(dynamic,), opset_version=OPSET, external_data=False, verbose=False)
     onnx.checker.check_model(onnx.load(str(path)))
     with torch.no_grad():
         expected = model(probe)

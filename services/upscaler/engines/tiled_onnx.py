@@ -5,8 +5,9 @@ so a 1024x1024 -> 4096x4096 request stays within a fixed memory budget;
 bench/upscaler_bench.py has the figures behind the defaults. Every model takes
 N x 3 x H x W RGB in 0..1 ("rgb") and returns the upscaled batch first.
 
-Tile, overlap and batch come from REVIVE_UPSCALER_TILE, REVIVE_UPSCALER_OVERLAP
-and REVIVE_UPSCALER_BATCH, or from keyword arguments (tests, bench).
+Tile, overlap, batch and the self-ensemble size (self_ensemble.py) come from
+REVIVE_UPSCALER_TILE, REVIVE_UPSCALER_OVERLAP, REVIVE_UPSCALER_BATCH and
+REVIVE_UPSCALER_ENSEMBLE, or from keyword arguments (tests, bench).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from services.common.config import ServiceConfig, env_default
 from services.common.engines import runtime_options
 from services.common.runtime import OnnxModel, RuntimeOptions
 from services.common.tiling import tiled_apply
+from services.upscaler.engines.self_ensemble import SIZES, self_ensemble
 
 DEFAULT_MODELS_DIR = Path(__file__).resolve().parents[3] / "models"
 
@@ -29,15 +31,18 @@ class TiledOnnxUpscaler:
     factors = (2, 4)
 
     def __init__(self, name: str, stem: str, config: ServiceConfig | None = None, *, tile: int | None = None,
-                 overlap: int | None = None, batch: int | None = None) -> None:
+                 overlap: int | None = None, batch: int | None = None, ensemble: int | None = None) -> None:
         self.name = name
         models_dir = config.models_dir if config else DEFAULT_MODELS_DIR
         options = runtime_options(config) if config else RuntimeOptions()
         self.tile = tile or int(env_default("upscaler-tile", "256"))
         self.overlap = overlap or int(env_default("upscaler-overlap", "32"))
         self.batch = batch or int(env_default("upscaler-batch", "1"))
+        self.ensemble = ensemble or int(env_default("upscaler-ensemble", "1"))
         if not 0 < self.overlap < self.tile or self.batch < 1:
             raise ValueError(f"need 0 < overlap ({self.overlap}) < tile ({self.tile}) and batch ({self.batch}) >= 1")
+        if self.ensemble not in SIZES:
+            raise ValueError(f"self-ensemble size must be one of {SIZES}, not {self.ensemble}")
         self.models = {factor: OnnxModel(model_path(models_dir, stem, factor), options, name=f"{stem}_x{factor}")
                        for factor in self.factors}
         self.provider = self.models[self.factors[0]].provider
@@ -50,7 +55,7 @@ class TiledOnnxUpscaler:
         model = self.models[factor]
 
         def run(batch: np.ndarray) -> np.ndarray:
-            return model.run({"rgb": batch * np.float32(1 / 255)})[0]
+            return self_ensemble(lambda view: model.run({"rgb": view})[0], batch * np.float32(1 / 255), self.ensemble)
 
         out = tiled_apply(rgb, run, self.tile, self.overlap, self.batch)
         # In place: at 4096x4096 each float32 temporary would cost another 200 MB.

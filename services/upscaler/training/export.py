@@ -39,7 +39,8 @@ def train_commands(run_dir: Path) -> list[str]:
     for record in lineage(run_dir):
         # Runs from before --photos existed trained on the base set.
         flags = [f"--factor {record.args['factor']}", f"--photos {record.args.get('photos', 'base')}"]
-        flags += record.flags(("crop", "batch", "steps", "lr", "seed", "threads", "blocks", "channels", "precision"))
+        flags += record.flags(("crop", "batch", "steps", "lr", "seed", "threads", "blocks", "channels", "precision",
+                               "loss"))
         if record.step < int(record.args["steps"]):
             flags.append(f"--pause-at {record.step}")
         if record.init:

@@ -79,3 +79,15 @@ def test_batches_are_a_function_of_seed_and_step():
     # The input is the benchmark's degradation of the target, not some other one.
     first = (high[0].transpose(1, 2, 0) * 255).round().astype(np.uint8)
     assert np.array_equal((low[0].transpose(1, 2, 0) * 255).round().astype(np.uint8), dataset.downscale(first, 4))
+
+
+def test_grey_crops_are_black_and_white_and_change_nothing_else():
+    photos = [portrait(200, 160, seed=s) for s in range(3)]
+    colour_low, colour_high = dataset.batch(photos, 4, 64, 6, seed=1, step=3)
+    grey_low, grey_high = dataset.batch(photos, 4, 64, 6, seed=1, step=3, grey=1.0)
+    assert all(np.ptp(crop, axis=0).max() > 0.05 for crop in colour_high)  # the portraits are in colour
+    assert np.array_equal(grey_high[:, 0], grey_high[:, 1]) and np.array_equal(grey_high[:, 1], grey_high[:, 2])
+    assert np.array_equal(grey_low[:, 0], grey_low[:, 2])
+    # The first crop is drawn before any grey draw: the same crop, only without colour (its luma).
+    luma = (colour_high[0] * np.array([0.299, 0.587, 0.114], np.float32)[:, None, None]).sum(axis=0)
+    assert np.abs(grey_high[0, 0] - luma).max() <= 1.5 / 255

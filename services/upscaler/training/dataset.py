@@ -62,11 +62,23 @@ def to_tensor_layout(images: list[np.ndarray]) -> np.ndarray:
     return np.stack(images).transpose(0, 3, 1, 2).astype(np.float32) / 255
 
 
+def greyscale(rgb: np.ndarray) -> np.ndarray:
+    """The photo as black-and-white (Pillow's BT.601 luma) in three equal channels."""
+    return np.repeat(np.asarray(Image.fromarray(rgb).convert("L"))[:, :, None], 3, axis=2)
+
+
 def batch(photos: list[np.ndarray], factor: int, crop: int, size: int, seed: int,
-          step: int) -> tuple[np.ndarray, np.ndarray]:
-    """(low-resolution, high-resolution) batch for `step`: the same on every rerun."""
+          step: int, grey: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """(low-resolution, high-resolution) batch for `step`: the same on every rerun.
+
+    A `grey` fraction of the crops is turned black-and-white, as most old photos
+    are; with grey=0 no extra random number is drawn, so earlier runs' batches repeat.
+    """
     rng = np.random.default_rng((seed, step))
-    high = [_crop(photos[int(rng.integers(len(photos)))], crop, rng) for _ in range(size)]
+    high = []
+    for _ in range(size):
+        crop_rgb = _crop(photos[int(rng.integers(len(photos)))], crop, rng)
+        high.append(greyscale(crop_rgb) if grey and rng.random() < grey else crop_rgb)
     return to_tensor_layout([downscale(h, factor) for h in high]), to_tensor_layout(high)
 
 

@@ -40,7 +40,7 @@ def train_commands(run_dir: Path) -> list[str]:
         # Runs from before --photos existed trained on the base set.
         flags = [f"--factor {record.args['factor']}", f"--photos {record.args.get('photos', 'base')}"]
         flags += record.flags(("crop", "batch", "steps", "lr", "seed", "threads", "blocks", "channels", "precision",
-                               "loss"))
+                               "loss", "grey"))
         if record.step < int(record.args["steps"]):
             flags.append(f"--pause-at {record.step}")
         if record.init:

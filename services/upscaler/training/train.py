@@ -47,6 +47,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                   lr=1e-3, seed=5, save_every=100, threads=2)
     parser.add_argument("--blocks", type=int, default=BLOCKS, help="residual blocks (model capacity)")
     parser.add_argument("--channels", type=int, default=CHANNELS, help="feature channels (model capacity)")
+    parser.add_argument("--grey", type=float, default=0.0,
+                        help="fraction of crops made black-and-white, as most photos Revive restores are")
     parser.add_argument("--loss", choices=("l1", "l2"), default="l1",
                         help="l1 learns fastest; l2 is what PSNR measures, for a last fine-tune at a low rate")
     parser.add_argument("--precision", choices=("float32", "bfloat16"), default="float32",
@@ -95,7 +97,8 @@ def train(args: argparse.Namespace) -> bool:
 
     def loss_at(step: int) -> torch.Tensor:
         low, high = (torch.from_numpy(a).contiguous(memory_format=torch.channels_last)
-                     for a in dataset.batch(photos, args.factor, args.crop, args.batch, args.seed, step))
+                     for a in dataset.batch(photos, args.factor, args.crop, args.batch, args.seed, step,
+                                               args.grey))
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=mixed):
             correction = model.correction(low)
         error = model.compose(low, correction) - high

@@ -10,7 +10,7 @@ it starts as bicubic and learns only what bicubic misses.
 Data (once): python -m services.detector.training.sources --dir var/detector-data
 Train:       python -m services.upscaler.training.train --factor 4
 Export:      python -m services.upscaler.training.export --factor 4
-The exact commands behind the committed models (x4 ran in two phases) are in
+The exact commands behind the committed models (x4 ran in three phases) are in
 models/upscaler/manifest.json.
 """
 

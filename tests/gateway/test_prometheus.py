@@ -67,8 +67,8 @@ def test_prometheus_scrapes_the_cluster_and_answers_queries(gateway, detector, g
                 generated = query('sum by (grpc_code) (grpc_server_handled_total{grpc_method="Generate"})')
                 if len(up) == 4 and all(r["value"][1] == "1" for r in up) and done and generated:
                     break
-            except requests.ConnectionError:
-                pass
+            except (requests.ConnectionError, requests.JSONDecodeError):
+                pass  # not listening yet, or answering 503 in plain text while its storage starts
             assert time.monotonic() < deadline, "Prometheus never saw the cluster"
             time.sleep(0.5)
         assert float(done[0]["value"][1]) >= 1

@@ -119,8 +119,8 @@ def quality(threads: int) -> dict:
             path = find_model(stem, factor)
             if path:
                 methods[label] = onnx_upscaler(path, threads)
-        if find_model(fidelity.STEM, factor):
-            methods[ENSEMBLED] = onnx_upscaler(find_model(fidelity.STEM, factor), threads, ENSEMBLE_COPIES)
+        if fidelity_path := find_model(fidelity.STEM, factor):
+            methods[ENSEMBLED] = onnx_upscaler(fidelity_path, threads, ENSEMBLE_COPIES)
         scores = {name: [] for name in methods}
         for photo in tqdm(photos.values(), desc=f"x{factor} photos", leave=False):
             height, width = (side // factor * factor for side in photo.shape[:2])

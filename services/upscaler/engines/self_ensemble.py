@@ -21,10 +21,16 @@ SIZES = (1, 2, 4, 8)
 Model = Callable[[np.ndarray], np.ndarray]
 
 
-def self_ensemble(run: Model, batch: np.ndarray, copies: int) -> np.ndarray:
-    """`run` on `copies` transformed views of an N x C x H x W batch, each mapped back, averaged."""
+def checked_size(copies: int) -> int:
+    """`copies` if it is a size the ensemble supports; engines call it at start-up to fail early."""
     if copies not in SIZES:
         raise ValueError(f"self-ensemble size must be one of {SIZES}, not {copies}")
+    return copies
+
+
+def self_ensemble(run: Model, batch: np.ndarray, copies: int) -> np.ndarray:
+    """`run` on `copies` transformed views of an N x C x H x W batch, each mapped back, averaged."""
+    checked_size(copies)
     total: np.ndarray | None = None
     for turns, mirrored in TRANSFORMS[:copies]:
         view = np.rot90(batch, turns, axes=(2, 3))

@@ -20,7 +20,7 @@ from services.common.config import ServiceConfig, env_default
 from services.common.engines import runtime_options
 from services.common.runtime import OnnxModel, RuntimeOptions
 from services.common.tiling import tiled_apply
-from services.upscaler.engines.self_ensemble import SIZES, self_ensemble
+from services.upscaler.engines.self_ensemble import checked_size, self_ensemble
 
 DEFAULT_MODELS_DIR = Path(__file__).resolve().parents[3] / "models"
 
@@ -38,11 +38,9 @@ class TiledOnnxUpscaler:
         self.tile = tile or int(env_default("upscaler-tile", "256"))
         self.overlap = overlap or int(env_default("upscaler-overlap", "32"))
         self.batch = batch or int(env_default("upscaler-batch", "1"))
-        self.ensemble = ensemble or int(env_default("upscaler-ensemble", "1"))
+        self.ensemble = checked_size(ensemble or int(env_default("upscaler-ensemble", "1")))
         if not 0 < self.overlap < self.tile or self.batch < 1:
             raise ValueError(f"need 0 < overlap ({self.overlap}) < tile ({self.tile}) and batch ({self.batch}) >= 1")
-        if self.ensemble not in SIZES:
-            raise ValueError(f"self-ensemble size must be one of {SIZES}, not {self.ensemble}")
         self.models = {factor: OnnxModel(model_path(models_dir, stem, factor), options, name=f"{stem}_x{factor}")
                        for factor in self.factors}
         self.provider = self.models[self.factors[0]].provider

@@ -38,7 +38,7 @@ test: protos
 ## engines: build the generator's TensorRT engine (GPU image; exits 2 with the reason elsewhere)
 TRT_CACHE_DIR ?= /tmp/revive-trt-cache
 engines: protos
-	$(PY) -m services.generator.tensorrt_build --cache-dir $(TRT_CACHE_DIR)
+	$(PY) -m training.tensorrt.build --cache-dir $(TRT_CACHE_DIR)
 
 ## bench: per-stage latency, gateway overhead, transport cost
 bench: protos

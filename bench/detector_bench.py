@@ -10,7 +10,7 @@ Prints, side by side:
 - latency per megapixel of the network, ONNX Runtime vs torch eager, and of
   a whole 4096x4096 scan through the engine; goal: <= 10 s on 2 CPU cores.
 
-Needs the photos once: python -m services.detector.training.sources
+Needs the photos once: python -m training.common.sources
 Run: python -m bench.detector_bench [--write-manifest]
 """
 
@@ -28,17 +28,17 @@ from typing import Callable
 
 import numpy as np
 import torch
-
 from revive.v1 import common_pb2
+
 from services.detector.engine import DAMAGE_TYPES, DetectorEngine
 from services.detector.engines.classical import ClassicalDetector
 from services.detector.engines.unet import UNetDetector
 from services.detector.service import DEFINITION
-from services.detector.training import sources
-from services.detector.training.dataset import held_out_samples
-from services.detector.training.export import MANIFEST_NAME, WEIGHTS_NAME, Probabilities, load_weights
-from services.detector.training.scoring import SegmentationScore, flagged_fraction
 from tests.photos import portrait
+from training.common import sources
+from training.detector.dataset import held_out_samples
+from training.detector.export import MANIFEST_NAME, WEIGHTS_NAME, Probabilities, load_weights
+from training.detector.scoring import SegmentationScore, flagged_fraction
 
 NAMES = {kind: common_pb2.DamageType.Name(kind) for kind in DAMAGE_TYPES}
 LOCAL_TYPES = (common_pb2.SCRATCH, common_pb2.TEAR, common_pb2.STAIN)

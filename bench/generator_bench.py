@@ -19,7 +19,7 @@ Prints, side by side (learned, Telea, and the damaged input where it helps):
 - latency per candidate per megapixel on this machine's CPU, ONNX Runtime vs
   torch eager (network), and whole 1 MP and 4096x4096 candidates (peak RSS).
 
-Needs the photos once: python -m services.detector.training.sources
+Needs the photos once: python -m training.common.sources
 Run: python -m bench.generator_bench [--write-manifest] [--threads 2]
 """
 
@@ -36,21 +36,21 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
-
 from revive.v1 import common_pb2
+
 from services.common.runtime import RuntimeOptions
 from services.detector.engines.classical import ClassicalDetector
-from services.detector.faces.analyzer import shared_face_analyzer, similarity
-from services.detector.training import sources
-from services.detector.training.synthetic_damage import DamageSynthesizer
 from services.generator import hair
 from services.generator.engine import RestorationInput
 from services.generator.engines.learned import LearnedGenerator
 from services.generator.engines.telea import TeleaGenerator
 from services.generator.planes import CHANNELS, rgb_to_lab
 from services.generator.scoring import IDENTITY_THRESHOLD, CandidateScorer, main_face, matching_face
-from services.generator.training.export import MANIFEST_NAME, WEIGHTS_NAME
-from services.generator.training.model import RestorationNet
+from services.vision.faces.analyzer import shared_face_analyzer, similarity
+from training.common import sources
+from training.detector.synthetic_damage import DamageSynthesizer
+from training.generator.export import MANIFEST_NAME, WEIGHTS_NAME
+from training.generator.model import RestorationNet
 
 ROOT = Path(__file__).resolve().parents[1]
 FACE_PHOTOS = sorted((ROOT / "tests" / "data" / "faces").glob("*.jpg"))

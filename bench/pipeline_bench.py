@@ -22,12 +22,19 @@ import time
 
 import grpc
 import requests
+from revive.v1 import (
+    common_pb2,
+    detector_pb2,
+    detector_pb2_grpc,
+    generator_pb2,
+    generator_pb2_grpc,
+    upscaler_pb2,
+    upscaler_pb2_grpc,
+)
 
-from gateway.upstreams import channel_options
-from revive.v1 import detector_pb2, detector_pb2_grpc, generator_pb2, generator_pb2_grpc, upscaler_pb2, upscaler_pb2_grpc
-from revive.v1 import common_pb2
-from services.common.imaging import PNG, RAW, to_proto
 from bench.local_cluster import PORT_OFFSET, local_cluster
+from gateway.upstreams import channel_options
+from services.common.imaging import PNG, RAW, to_proto
 from tests.photos import encode, portrait, scratched
 
 CASES = (("1 MP", 1024, 1024, 2), ("16 MP", 4096, 4096, 1))

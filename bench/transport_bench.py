@@ -12,8 +12,8 @@ import statistics
 import time
 
 import numpy as np
-
 from revive.v1 import upscaler_pb2, upscaler_pb2_grpc
+
 from services.common.imaging import PNG, RAW, from_proto, to_proto
 from services.upscaler.service import DEFINITION as UPSCALER
 from tests.cluster import channel, start_service

@@ -14,8 +14,8 @@ Prints, side by side:
   (goal: <= 2 GB) at the default tiling and at alternatives (BIG_RUNS, the
   self-ensemble among them), each in a fresh subprocess so nothing else counts.
 
-Held-out photos: scikit-image's bundled samples (services/upscaler/convert/heldout.py).
-ONNX files for all tiers: services/upscaler/convert/reference.sh (writes build/tiers/upscaler).
+Held-out photos: scikit-image's bundled samples (training/upscaler/heldout.py).
+ONNX files for all tiers: training/upscaler/reference.sh (writes build/tiers/upscaler).
 Run: python -m bench.upscaler_bench [--record models/upscaler/manifest.json]
 """
 
@@ -38,14 +38,14 @@ import torch
 from skimage.metrics import structural_similarity
 from tqdm import tqdm
 
-from services.upscaler.convert import heldout
-from services.upscaler.convert.convert import NPM_DIR, build, package_dir
 from services.upscaler.engines import esrgan, fidelity
 from services.upscaler.engines.self_ensemble import self_ensemble
 from services.upscaler.engines.tiled_onnx import TiledOnnxUpscaler, model_path
 from services.upscaler.service import DEFINITION
-from services.upscaler.training.dataset import downscale
-from services.upscaler.training.model import FidelitySR
+from training.upscaler import heldout
+from training.upscaler.convert import NPM_DIR, build, package_dir
+from training.upscaler.dataset import downscale
+from training.upscaler.model import FidelitySR
 
 #: Learned models measured: bench label -> ONNX file stem.
 MODELS = {"fidelity": fidelity.STEM, **{f"esrgan-{tier}": esrgan.stem(tier) for tier in ("slim", "medium", "thick")}}

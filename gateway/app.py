@@ -6,6 +6,7 @@ import logging
 
 import grpc
 from aiohttp import web
+from revive.v1 import gateway_pb2, gateway_pb2_grpc
 
 from gateway.config import GatewayConfig
 from gateway.grpc_api import RestorationServicer
@@ -14,7 +15,6 @@ from gateway.jobs import JobManager
 from gateway.pipeline import Pipeline
 from gateway.storage import ResultStore
 from gateway.upstreams import Upstreams
-from revive.v1 import gateway_pb2, gateway_pb2_grpc
 from services.common.server import message_size_options
 
 log = logging.getLogger(__name__)

@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import AsyncIterator
 
 import grpc
+from revive.v1 import gateway_pb2, gateway_pb2_grpc
 
 from gateway.http_api import MAX_PHOTOS
 from gateway.jobs import JobManager, QueueFull
 from gateway.pipeline import PhotoUpload
-from revive.v1 import gateway_pb2, gateway_pb2_grpc
 from services.common.errors import InvalidInput
 from services.common.options import validate_options
 

@@ -31,12 +31,12 @@ from pathlib import Path
 from typing import Any
 
 from google.protobuf.json_format import MessageToDict, ParseDict
+from revive.v1 import common_pb2, gateway_pb2
 
 from gateway import metrics
 from gateway.pipeline import PhotoUpload, Pipeline
 from gateway.report import PhotoReport
 from gateway.storage import new_request_id
-from revive.v1 import common_pb2, gateway_pb2
 
 log = logging.getLogger(__name__)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Mapping
 
 from revive.v1 import common_pb2
+
 from services.common.errors import InvalidInput
 from services.common.options import validate_options
 

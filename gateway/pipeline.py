@@ -20,13 +20,13 @@ from typing import Callable, Iterator
 
 import grpc
 import numpy as np
+from revive.v1 import common_pb2, detector_pb2, gateway_pb2, generator_pb2, upscaler_pb2
 
 from gateway import metrics
 from gateway.config import GatewayConfig
 from gateway.decoding import decode_photo
 from gateway.storage import ResultStore
 from gateway.upstreams import UpstreamError, Upstreams
-from revive.v1 import common_pb2, detector_pb2, gateway_pb2, generator_pb2, upscaler_pb2
 from services.common.errors import InvalidInput
 from services.common.imaging import MAX_SIDE, PNG, RAW, encode_png, from_proto, to_proto
 from services.common.options import UPSCALE_FACTORS

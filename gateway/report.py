@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from google.protobuf.json_format import MessageToDict
-
 from revive.v1 import gateway_pb2
 
 #: HTTP status for a request none of whose photos succeeded, by gRPC code.

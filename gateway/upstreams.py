@@ -18,9 +18,6 @@ from typing import Awaitable, Callable, Iterator, TypeVar
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-
-from gateway import metrics
-from gateway.config import GatewayConfig
 from revive.v1 import (
     detector_pb2,
     detector_pb2_grpc,
@@ -29,6 +26,9 @@ from revive.v1 import (
     upscaler_pb2,
     upscaler_pb2_grpc,
 )
+
+from gateway import metrics
+from gateway.config import GatewayConfig
 from services.common.server import message_size_options
 
 log = logging.getLogger(__name__)

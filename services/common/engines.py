@@ -7,9 +7,10 @@ reference), the way Triton serves several models behind one endpoint.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Callable, Generic, Mapping, Protocol, TypeVar
 
-from services.common.config import ServiceConfig
+from services.common.config import ServiceConfig, Settings
 from services.common.errors import InvalidInput, NotReady
 from services.common.runtime import RuntimeOptions
 
@@ -66,3 +67,12 @@ def runtime_options(config: ServiceConfig) -> RuntimeOptions:
     return RuntimeOptions(
         providers=config.providers, threads=config.threads, trt_cache_dir=config.trt_cache_dir
     )
+
+
+S = TypeVar("S", bound=Settings)
+
+
+def engine_settings(config: ServiceConfig | None, kind: type[S], **overrides: object) -> S:
+    """The service's engine settings (defaults without a config), with `overrides` for tests and benchmarks."""
+    settings = config.settings if config is not None and isinstance(config.settings, kind) else kind()
+    return replace(settings, **overrides)

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
-
 from revive.v1 import common_pb2
+
 from services.common.errors import InvalidInput
 
 #: Largest side a photo may have anywhere in the cluster.

@@ -7,6 +7,7 @@ generator directly gets the same INVALID_ARGUMENT messages as an HTTP user.
 from __future__ import annotations
 
 from revive.v1 import common_pb2
+
 from services.common.errors import InvalidInput
 
 UPSCALE_FACTORS = (1, 2, 4)

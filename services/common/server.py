@@ -22,7 +22,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from services.common.config import ServiceConfig, build_parser, parse_config
+from services.common.config import NoSettings, ServiceConfig, Settings, build_parser, parse_config
 from services.common.engines import EngineFactory, EngineSet
 from services.common.interceptor import InferenceSlots, ServiceInterceptor
 from services.common.logs import setup_logging
@@ -55,10 +55,13 @@ class ServiceDefinition:
     engines: Mapping[str, EngineFactory]
     #: Registers the servicer on the server; it looks engines up in the set.
     add_servicer: Callable[[grpc.Server, EngineSet], None]
+    #: The engines' own knobs, shown by --help beside the common flags.
+    settings: type[Settings] = NoSettings
 
     def parse(self, argv: Sequence[str] | None = None) -> ServiceConfig:
-        parser = build_parser(self.name, self.default_port, self.default_metrics_port, list(self.engines))
-        return parse_config(parser, argv)
+        defaults = {"port": self.default_port, "metrics_port": self.default_metrics_port,
+                    "engines": tuple(self.engines)}
+        return parse_config(build_parser(self.name, defaults, self.settings), self.settings, argv)
 
 
 class ServiceServer:

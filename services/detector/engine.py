@@ -6,8 +6,8 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
-
 from revive.v1 import common_pb2
+
 from services.common.engines import Engine
 
 #: The damage types every engine reports, in a fixed order.

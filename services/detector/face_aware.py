@@ -12,7 +12,7 @@ import numpy as np
 from services.common.config import ServiceConfig
 from services.common.engines import EngineFactory, runtime_options
 from services.detector.engine import Detection, DetectorEngine
-from services.detector.faces.analyzer import FaceAnalyzer, shared_face_analyzer
+from services.vision.faces.analyzer import FaceAnalyzer, shared_face_analyzer
 
 
 class FaceAwareDetector:

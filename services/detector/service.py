@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import grpc
 import numpy as np
-
 from revive.v1 import common_pb2, detector_pb2, detector_pb2_grpc
+
 from services.common.engines import EngineSet
 from services.common.imaging import from_proto, to_proto
 from services.common.server import ServiceDefinition
@@ -13,6 +13,7 @@ from services.detector.engine import Detection, DetectorEngine
 from services.detector.engines.classical import ClassicalDetector
 from services.detector.engines.unet import UNetDetector
 from services.detector.face_aware import with_faces
+from services.detector.settings import DetectorSettings
 
 
 def report_from_detection(detection: Detection, engine: str) -> common_pb2.DamageReport:
@@ -50,6 +51,7 @@ DEFINITION = ServiceDefinition(
     default_metrics_port=9101,
     # Every damage engine also analyses faces on request (one shared FaceAnalyzer).
     engines={name: with_faces(factory) for name, factory in {"classical": ClassicalDetector, "unet": UNetDetector}.items()},
+    settings=DetectorSettings,
     add_servicer=lambda server, engines: detector_pb2_grpc.add_DamageDetectorServicer_to_server(
         DetectorServicer(engines), server
     ),

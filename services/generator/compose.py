@@ -29,6 +29,7 @@ from collections.abc import Iterator
 import cv2
 import numpy as np
 
+from services.common.resize import upsample_rows
 from services.generator.planes import lab_to_rgb, rgb_to_lab
 
 #: Long side of the working resolution the network runs at.
@@ -60,19 +61,6 @@ def downscale(pixels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 def strips(height: int) -> Iterator[slice]:
     for top in range(0, height, STRIP):
         yield slice(top, min(top + STRIP, height))
-
-
-def upsample_rows(field: np.ndarray, rows: slice, size: tuple[int, int]) -> np.ndarray:
-    """Rows `rows` of `field` (h x w x C float32) bilinearly resized to `size` (H, W), as cv2.resize would."""
-    height, width = size
-    small_h, small_w = field.shape[:2]
-    xs = ((np.arange(width, dtype=np.float32) + 0.5) * (small_w / width) - 0.5)
-    ys = ((np.arange(rows.start, rows.stop, dtype=np.float32) + 0.5) * (small_h / height) - 0.5)
-    map_x = np.broadcast_to(xs, (len(ys), width))
-    map_y = np.broadcast_to(ys[:, None], (len(ys), width))
-    channels = [cv2.remap(np.ascontiguousarray(field[..., c]), map_x, map_y, cv2.INTER_LINEAR,
-                          borderMode=cv2.BORDER_REPLICATE) for c in range(field.shape[2])]
-    return np.stack(channels, axis=-1)
 
 
 def _box(field: np.ndarray, radius: int) -> np.ndarray:

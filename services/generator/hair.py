@@ -24,10 +24,10 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
-
 from revive.v1 import common_pb2
+
 from services.generator.planes import LAB_SCALE, lab_to_rgb, rgb_to_lab
-from services.generator.segmentation.person import window
+from services.vision.person import window
 
 #: Target CIELAB (L 0..100, a, b) per colour.
 TARGETS = {

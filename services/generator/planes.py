@@ -19,9 +19,9 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
-
 from revive.v1 import common_pb2
-from services.detector.training.synthetic_damage import smooth_noise
+
+from services.common.noise import smooth_noise
 
 #: Scale of normalised Lab: L / 100, a and b / 110, so all three are about -1..1.
 LAB_SCALE = np.array([100.0, 110.0, 110.0], np.float32)

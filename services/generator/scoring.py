@@ -20,13 +20,13 @@ from __future__ import annotations
 import math
 
 import numpy as np
-
 from revive.v1 import common_pb2
+
 from services.common.config import ServiceConfig
 from services.common.engines import EngineFactory, runtime_options
-from services.detector.faces.analyzer import FaceAnalyzer, shared_face_analyzer, similarity
-from services.detector.faces.geometry import iou
 from services.generator.engine import GeneratorEngine, RestorationInput
+from services.vision.faces.analyzer import FaceAnalyzer, shared_face_analyzer, similarity
+from services.vision.faces.geometry import iou
 
 #: Cosine similarity below which a candidate is no longer the same person
 #: (measured by bench/generator_bench.py: see models/generator/restoration.json).

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import grpc
-
 from revive.v1 import generator_pb2, generator_pb2_grpc
+
 from services.common.engines import EngineSet
 from services.common.errors import InvalidInput
 from services.common.imaging import RAW, from_proto, to_proto

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import grpc
-
 from revive.v1 import upscaler_pb2, upscaler_pb2_grpc
+
 from services.common.engines import EngineSet
 from services.common.errors import InvalidInput
 from services.common.imaging import MAX_SIDE, RAW, from_proto, to_proto
@@ -14,6 +14,7 @@ from services.upscaler.engine import UpscalerEngine
 from services.upscaler.engines.esrgan import EsrganUpscaler
 from services.upscaler.engines.fidelity import FidelityUpscaler
 from services.upscaler.engines.lanczos import LanczosUpscaler
+from services.upscaler.settings import UpscalerSettings
 
 
 class UpscalerServicer(upscaler_pb2_grpc.UpscalerServicer):
@@ -45,6 +46,7 @@ DEFINITION = ServiceDefinition(
     default_metrics_port=9103,
     # Default first: fidelity is the one that beats bicubic on held-out photos (bench/upscaler_bench.py).
     engines={"fidelity": FidelityUpscaler, "lanczos": LanczosUpscaler, "esrgan": EsrganUpscaler},
+    settings=UpscalerSettings,
     add_servicer=lambda server, engines: upscaler_pb2_grpc.add_UpscalerServicer_to_server(
         UpscalerServicer(engines), server
     ),

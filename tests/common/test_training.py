@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from services.common.training import TrainingRun, cosine_schedule, lineage, train_steps
+from training.common.loop import TrainingRun, cosine_schedule, lineage, train_steps
 
 STEPS = 6
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from revive.v1 import common_pb2
+
 from services.detector.engines.classical import ClassicalDetector
-from services.detector.training.scoring import flagged_fraction
-from services.upscaler.convert import heldout
 from tests.photos import portrait
+from training.detector.scoring import flagged_fraction
+from training.upscaler import heldout
 
 
 @pytest.fixture(scope="module")

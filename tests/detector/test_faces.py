@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-
 from revive.v1 import common_pb2
+
 from services.common.runtime import RuntimeOptions
-from services.detector.faces.analyzer import FaceAnalyzer, similarity
-from services.detector.faces.compare import TOLERANCES, compare_image, failures, summarise
+from services.vision.faces.analyzer import FaceAnalyzer, similarity
+from training.faces.compare import TOLERANCES, compare_image, failures, summarise
 
 ROOT = Path(__file__).resolve().parents[2]
 MODELS = ROOT / "models" / "faces"

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
-
 from revive.v1 import common_pb2
+
 from services.detector.engine import DAMAGE_TYPES
-from services.detector.training.synthetic_damage import DamageParams, DamageSynthesizer
 from tests.photos import portrait
+from training.detector.synthetic_damage import DamageParams, DamageSynthesizer
 
 PHOTO = portrait(256, 256, seed=4)
 

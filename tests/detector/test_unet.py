@@ -6,17 +6,17 @@ from typing import Iterator
 
 import numpy as np
 import pytest
-
 from revive.v1 import common_pb2, detector_pb2, detector_pb2_grpc
+
 from services.common.imaging import to_proto
 from services.common.server import ServiceServer
 from services.detector.engines.classical import ClassicalDetector
 from services.detector.engines.unet import UNetDetector, tiled_masks, windows
 from services.detector.service import DEFINITION
-from services.detector.training.scoring import Counts, flagged_fraction
-from services.detector.training.synthetic_damage import DamageParams, DamageSynthesizer
 from tests.cluster import channel
 from tests.photos import portrait, scratched
+from training.detector.scoring import Counts, flagged_fraction
+from training.detector.synthetic_damage import DamageParams, DamageSynthesizer
 
 CPU = ["--threads", "2", "--providers", "cpu"]
 #: Every kind of localised damage, and no scan artefacts that would hide it.

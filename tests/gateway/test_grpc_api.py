@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import grpc
 import pytest
-
 from revive.v1 import common_pb2, gateway_pb2, gateway_pb2_grpc
+
 from services.common.imaging import decode_png
 from tests.cluster import channel
 from tests.photos import encode, portrait, scratched

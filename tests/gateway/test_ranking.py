@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from revive.v1 import common_pb2, gateway_pb2
+
 from gateway.pipeline import select, surplus
 
 

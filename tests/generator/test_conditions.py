@@ -7,12 +7,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from revive.v1 import common_pb2
 from torch.nn import functional as F
 
-from revive.v1 import common_pb2
 from services.generator.planes import CHANNELS, CONDITIONS, NOISE_CHANNELS, Conditions, lab_to_rgb, network_input
-from services.generator.training import faces
-from services.generator.training.model import RestorationNet, with_gender_and_age_inputs
+from training.generator import faces
+from training.generator.model import RestorationNet, with_gender_and_age_inputs
 
 NPM_DIR = Path(__file__).resolve().parents[2] / faces.DEFAULT_NPM_DIR
 
@@ -76,14 +76,14 @@ def test_face_crops_hold_the_face():
         assert inside.min() >= 200 and crop.mean() < 200  # the white face is in the box, and not everywhere
 
 
-@pytest.mark.skipif(not NPM_DIR.exists(), reason="needs the npm package (services/detector/faces/reference.sh)")
+@pytest.mark.skipif(not NPM_DIR.exists(), reason="needs the npm package (training/faces/reference.sh)")
 def test_critic_is_the_analysers_age_gender_network():
     """The served ONNX file's network; shown a photo the generator left alone, it reads the face as the analyser does."""
     import cv2
 
     from services.common.runtime import RuntimeOptions
-    from services.detector.faces.analyzer import FaceAnalyzer
     from services.generator.planes import rgb_to_lab
+    from services.vision.faces.analyzer import FaceAnalyzer
 
     analyzer = FaceAnalyzer(Path("models") / "faces", RuntimeOptions())
     critic = faces.AttributeCritic(NPM_DIR)

@@ -7,17 +7,18 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-
 from revive.v1 import common_pb2
+
+from services.common.resize import upsample_rows
 from services.common.runtime import RuntimeOptions
 from services.generator import compose, hair
 from services.generator.engine import RestorationInput
 from services.generator.engines.learned import LearnedGenerator
 from services.generator.planes import rgb_to_lab
 from services.generator.scoring import main_face
-from services.generator.tensorrt_build import EXIT_NO_GPU
-from services.generator.tensorrt_build import main as build_engine
 from tests.photos import portrait, scratched
+from training.tensorrt.build import EXIT_NO_GPU
+from training.tensorrt.build import main as build_engine
 
 MODELS = Path(__file__).resolve().parents[2] / "models"
 FACES = Path(__file__).resolve().parents[1] / "data" / "faces"
@@ -130,7 +131,7 @@ def test_strips_upsample_exactly_like_one_resize():
     field = np.random.default_rng(0).random((37, 53, 3)).astype(np.float32)
     size = (compose.STRIP * 2 + 77, 301)
     whole = cv2.resize(field, (size[1], size[0]), interpolation=cv2.INTER_LINEAR)
-    pieces = np.concatenate([compose.upsample_rows(field, rows, size) for rows in compose.strips(size[0])])
+    pieces = np.concatenate([upsample_rows(field, rows, size) for rows in compose.strips(size[0])])
     assert np.abs(pieces - whole).max() < 1e-4
 
 

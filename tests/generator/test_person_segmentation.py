@@ -8,15 +8,15 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-
 from revive.v1 import common_pb2
+
 from services.common.artifacts import sha256
 from services.common.runtime import RuntimeOptions
-from services.detector.faces.analyzer import FaceAnalyzer
 from services.generator import hair
 from services.generator.engine import RestorationInput
 from services.generator.engines.learned import LearnedGenerator
-from services.generator.segmentation.person import MODEL_FILE, SIDE, PersonSegmenter, stretch
+from services.vision.faces.analyzer import FaceAnalyzer
+from services.vision.person import MODEL_FILE, SIDE, PersonSegmenter, stretch
 from tests.photos import portrait
 
 MODELS = Path(__file__).resolve().parents[2] / "models"

@@ -8,8 +8,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-
 from revive.v1 import common_pb2, generator_pb2, generator_pb2_grpc
+
 from services.common.imaging import from_proto, to_proto
 from services.common.server import ServiceServer
 from services.generator.scoring import IDENTITY_THRESHOLD, combine

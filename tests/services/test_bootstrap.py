@@ -12,12 +12,12 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from prometheus_client.parser import text_string_to_metric_families
-
 from revive.v1 import detector_pb2, detector_pb2_grpc
+
 from services.common.imaging import to_proto
 from services.common.server import ServiceDefinition, ServiceServer
-from services.detector.service import DEFINITION as DETECTOR
 from services.detector.engines.classical import ClassicalDetector
+from services.detector.service import DEFINITION as DETECTOR
 from tests.cluster import channel
 
 

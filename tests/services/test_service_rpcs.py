@@ -8,9 +8,16 @@ import grpc
 import numpy as np
 import pytest
 from PIL import Image
+from revive.v1 import (
+    common_pb2,
+    detector_pb2,
+    detector_pb2_grpc,
+    generator_pb2,
+    generator_pb2_grpc,
+    upscaler_pb2,
+    upscaler_pb2_grpc,
+)
 
-from revive.v1 import common_pb2, detector_pb2, detector_pb2_grpc, generator_pb2, generator_pb2_grpc
-from revive.v1 import upscaler_pb2, upscaler_pb2_grpc
 from services.common.imaging import PNG, from_proto, to_proto
 from tests.cluster import channel
 from tests.photos import portrait, scratched

@@ -10,16 +10,16 @@ import grpc
 import numpy as np
 import pytest
 import torch
-
 from revive.v1 import upscaler_pb2, upscaler_pb2_grpc
+
 from services.common.imaging import from_proto, to_proto
 from services.common.server import ServiceServer
-from services.upscaler.convert.convert import NPM_DIR, build, package_dir
 from services.upscaler.engines.esrgan import EsrganUpscaler, stem
 from services.upscaler.engines.tiled_onnx import DEFAULT_MODELS_DIR, model_path
 from services.upscaler.service import DEFINITION
 from tests.cluster import channel
 from tests.photos import portrait
+from training.upscaler.convert import NPM_DIR, build, package_dir
 
 #: Tiled vs untiled, in uint8 levels: feathering over a 32-pixel overlap
 #: (measured: max 0.03 before rounding on held-out photos, so at most 1 after).
@@ -51,7 +51,7 @@ def test_upscaled_photo_is_close_to_the_original_content(photo):
 
 
 @pytest.mark.skipif(not package_dir(NPM_DIR, "medium").exists(),
-                    reason="@upscalerjs/esrgan-medium not installed (services/upscaler/convert/reference.sh)")
+                    reason="@upscalerjs/esrgan-medium not installed (training/upscaler/reference.sh)")
 @pytest.mark.parametrize("factor", [2, 4])
 def test_committed_onnx_matches_the_pytorch_rebuild(factor):
     import onnxruntime as ort

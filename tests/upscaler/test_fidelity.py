@@ -10,18 +10,18 @@ from typing import Iterator
 import numpy as np
 import pytest
 import torch
+from revive.v1 import upscaler_pb2, upscaler_pb2_grpc
 
 from bench.upscaler_bench import psnr_ssim
-from revive.v1 import upscaler_pb2, upscaler_pb2_grpc
 from services.common.imaging import from_proto, to_proto
 from services.common.server import ServiceServer
-from services.upscaler.convert import heldout
 from services.upscaler.engines.fidelity import STEM, FidelityUpscaler
 from services.upscaler.engines.tiled_onnx import DEFAULT_MODELS_DIR, model_path
 from services.upscaler.service import DEFINITION
-from services.upscaler.training.dataset import downscale
-from services.upscaler.training.model import FidelitySR
 from tests.cluster import channel, start_service
+from training.upscaler import heldout
+from training.upscaler.dataset import downscale
+from training.upscaler.model import FidelitySR
 
 #: Tiled vs untiled, in uint8 levels (feathered 32-pixel overlaps; the receptive field is 19 pixels).
 TILING_MAX_DIFF = 1

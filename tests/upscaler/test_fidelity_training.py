@@ -9,10 +9,9 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from services.upscaler.convert import heldout
-from services.upscaler.training import dataset
-from services.upscaler.training.model import FidelitySR, grow
 from tests.photos import portrait
+from training.upscaler import dataset, heldout
+from training.upscaler.model import FidelitySR, grow
 
 
 @pytest.mark.parametrize("factor", [2, 4])

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 
 from bench.upscaler_bench import psnr_ssim
-from services.upscaler.convert import heldout
 from services.upscaler.engines.fidelity import FidelityUpscaler
 from services.upscaler.engines.self_ensemble import SIZES, self_ensemble
-from services.upscaler.training.dataset import downscale
+from training.upscaler import heldout
+from training.upscaler.dataset import downscale
 
 
 def nearest_x2(batch: np.ndarray) -> np.ndarray:

@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
-
 from revive.v1 import common_pb2
+
 from services.common.config import ServiceConfig
 from services.common.metrics import timed_inference
 from services.detector.engine import Detection

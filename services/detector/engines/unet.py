@@ -7,8 +7,8 @@ row however tall the photo. The whole-photo scores (fading, black-and-white)
 come from one extra pass over the photo downscaled to `SCORE_SIDE`, where
 every tile would only see part of the photo.
 
-Tile size, overlap and batch come from REVIVE_DETECTOR_TILE,
-REVIVE_DETECTOR_OVERLAP and REVIVE_DETECTOR_BATCH.
+Tile size, overlap and batch are the service's `--detector-tile`,
+`--detector-overlap` and `--detector-batch` (services/detector/settings.py).
 """
 
 from __future__ import annotations
@@ -20,14 +20,13 @@ from typing import Callable, Iterator
 import cv2
 import numpy as np
 
-from services.common.config import ServiceConfig, env_default
-from services.common.engines import runtime_options
+from services.common.config import ServiceConfig
+from services.common.engines import engine_settings, runtime_options
 from services.common.runtime import OnnxModel, RuntimeOptions
 from services.detector.engine import DAMAGE_TYPES, Detection
+from services.detector.settings import MULTIPLE, DetectorSettings
 
 MODEL_FILE = Path("detector") / "damage_unet.onnx"
-#: Input sides must be multiples of this (the network's total downsampling).
-MULTIPLE = 32
 #: Longer side of the downscaled photo the whole-photo scores are computed on.
 SCORE_SIDE = 512
 
@@ -125,18 +124,13 @@ class UNetDetector:
 
     name = "unet"
 
-    def __init__(self, config: ServiceConfig | None = None, *, tile: int | None = None,
-                 overlap: int | None = None, batch: int | None = None) -> None:
-        """Loads models_dir/detector/damage_unet.onnx; arguments override the environment (tests, bench)."""
+    def __init__(self, config: ServiceConfig | None = None, **overrides: object) -> None:
+        """Loads models_dir/detector/damage_unet.onnx; `overrides` replace DetectorSettings fields (tests, bench)."""
         models_dir = config.models_dir if config else Path(__file__).resolve().parents[3] / "models"
         options = runtime_options(config) if config else RuntimeOptions()
         self.model = OnnxModel(models_dir / MODEL_FILE, options, name="damage_unet")
         self.provider = self.model.provider
-        self.tile = tile or int(env_default("detector-tile", "1152"))
-        self.overlap = overlap or int(env_default("detector-overlap", "64"))
-        self.batch = batch or int(env_default("detector-batch", "1"))
-        if self.tile % MULTIPLE or not 0 < self.overlap < self.tile:
-            raise ValueError(f"tile {self.tile} must be a multiple of {MULTIPLE} and exceed overlap {self.overlap}")
+        self.settings = engine_settings(config, DetectorSettings, **overrides)
 
     def warm_up(self) -> None:
         self.detect(np.full((64, 64, 3), 128, np.uint8))
@@ -154,7 +148,8 @@ class UNetDetector:
 
     def detect(self, rgb: np.ndarray, analyze_faces: bool = False) -> Detection:
         """Faces are not analysed by this engine; `analyze_faces` is ignored."""
-        masks = tiled_masks(rgb, self._probabilities, self.tile, self.overlap, self.batch)
+        tiling = self.settings
+        masks = tiled_masks(rgb, self._probabilities, tiling.tile, tiling.overlap, tiling.batch)
         fading, grayscale = self.scores(rgb)
         return Detection(
             masks={kind: masks[index] for index, kind in enumerate(DAMAGE_TYPES)},

@@ -22,22 +22,26 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-
 from revive.v1 import common_pb2
+
 from services.common.config import ServiceConfig
 from services.common.engines import runtime_options
 from services.common.runtime import OnnxModel, RuntimeOptions
-from services.detector.faces.analyzer import shared_face_analyzer
+from services.common.tensorrt import profile_shapes, serving_cache_dir
 from services.generator import compose, hair
 from services.generator.engine import RestorationInput
 
 # The same default as the baseline, so `strength` means the same whichever engine runs.
 from services.generator.engines.telea import DEFAULT_STRENGTH
-from services.generator.planes import MULTIPLE, Conditions, network_input, noise_planes, rgb_to_lab
-from services.generator.segmentation import person
-from services.generator.tensorrt_build import PROFILE_SHAPES, serving_cache_dir
+from services.generator.planes import CHANNELS, MULTIPLE, Conditions, network_input, noise_planes, rgb_to_lab
+from services.vision import person
+from services.vision.faces.analyzer import shared_face_analyzer
 
 MODEL_FILE = Path("generator") / "restoration.onnx"
+#: The network's input, and the TensorRT optimisation profile over the working resolutions it
+#: serves (multiples of 8 up to WORK_SIDE, tuned for a 4:3 photo).
+INPUT = "planes"
+TRT_PROFILE = {"min": (8, 8), "opt": (288, compose.WORK_SIDE), "max": (compose.WORK_SIDE, compose.WORK_SIDE)}
 
 
 def round_up(value: int, multiple: int) -> int:
@@ -66,7 +70,8 @@ class LearnedGenerator:
         # Keeps the hair colour off backgrounds of the hair's own colour.
         self.segmenter = person.PersonSegmenter(models_dir / person.MODEL_FILE, options)
         # The TensorRT engine `make engines` built for this model, GPU and TensorRT, when there is one.
-        keyed = replace(options, trt_cache_dir=serving_cache_dir(models_dir, options.trt_cache_dir), trt_profile=PROFILE_SHAPES)
+        keyed = replace(options, trt_cache_dir=serving_cache_dir(models_dir / MODEL_FILE, options.trt_cache_dir),
+                        trt_profile=profile_shapes(INPUT, CHANNELS, TRT_PROFILE))
         self.model = OnnxModel(models_dir / MODEL_FILE, keyed, "generator_restoration")
         self.provider = self.model.provider
 
@@ -87,7 +92,7 @@ class LearnedGenerator:
         )
         height, width = size
         pad = ((0, 0), (0, round_up(height, MULTIPLE) - height), (0, round_up(width, MULTIPLE) - width))
-        (lab,) = self.model.run({"planes": np.pad(planes, pad, mode="reflect")[None]})
+        (lab,) = self.model.run({INPUT: np.pad(planes, pad, mode="reflect")[None]})
         return np.ascontiguousarray(lab[0, :, :height, :width].transpose(1, 2, 0))
 
     def generate(self, request: RestorationInput, seed: int) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""The "fidelity" engine: FidelitySR, trained by Revive for PSNR (services/upscaler/training).
+"""The "fidelity" engine: FidelitySR, trained by Revive for PSNR (training/upscaler).
 
 It predicts the correction to bicubic interpolation, so where it is unsure it
 answers like bicubic instead of inventing texture: the right default for
@@ -14,5 +14,5 @@ STEM = "fidelity"
 
 
 class FidelityUpscaler(TiledOnnxUpscaler):
-    def __init__(self, config: ServiceConfig | None = None, **tiling: int) -> None:
-        super().__init__("fidelity", STEM, config, **tiling)
+    def __init__(self, config: ServiceConfig | None = None, **overrides: object) -> None:
+        super().__init__("fidelity", STEM, config, **overrides)

@@ -3,7 +3,7 @@
 A convolutional upscaler's errors depend on orientation (its filters are
 learned, not symmetric), so turning each answer back and averaging cancels
 part of them: the "+" of EDSR+ and RCAN+. It costs one model pass per copy,
-which is why it is a setting (REVIVE_UPSCALER_ENSEMBLE) and off by default;
+which is why it is a setting (`--upscaler-ensemble`) and off by default;
 bench/upscaler_bench.py measures what it buys.
 """
 

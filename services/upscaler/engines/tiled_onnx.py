@@ -5,9 +5,9 @@ so a 1024x1024 -> 4096x4096 request stays within a fixed memory budget;
 bench/upscaler_bench.py has the figures behind the defaults. Every model takes
 N x 3 x H x W RGB in 0..1 ("rgb") and returns the upscaled batch first.
 
-Tile, overlap, batch and the self-ensemble size (self_ensemble.py) come from
-REVIVE_UPSCALER_TILE, REVIVE_UPSCALER_OVERLAP, REVIVE_UPSCALER_BATCH and
-REVIVE_UPSCALER_ENSEMBLE, or from keyword arguments (tests, bench).
+Tile, overlap, batch and the self-ensemble size (self_ensemble.py) are the
+service's UpscalerSettings (`--upscaler-tile` and so on, services/upscaler/settings.py);
+keyword arguments override them in tests and benchmarks.
 """
 
 from __future__ import annotations
@@ -16,11 +16,12 @@ from pathlib import Path
 
 import numpy as np
 
-from services.common.config import ServiceConfig, env_default
-from services.common.engines import runtime_options
+from services.common.config import ServiceConfig
+from services.common.engines import engine_settings, runtime_options
 from services.common.runtime import OnnxModel, RuntimeOptions
 from services.common.tiling import tiled_apply
-from services.upscaler.engines.self_ensemble import checked_size, self_ensemble
+from services.upscaler.engines.self_ensemble import self_ensemble
+from services.upscaler.settings import UpscalerSettings
 
 DEFAULT_MODELS_DIR = Path(__file__).resolve().parents[3] / "models"
 
@@ -30,17 +31,12 @@ class TiledOnnxUpscaler:
 
     factors = (2, 4)
 
-    def __init__(self, name: str, stem: str, config: ServiceConfig | None = None, *, tile: int | None = None,
-                 overlap: int | None = None, batch: int | None = None, ensemble: int | None = None) -> None:
+    def __init__(self, name: str, stem: str, config: ServiceConfig | None = None, **overrides: object) -> None:
+        """`overrides` replace fields of the service's UpscalerSettings (tests and benchmarks)."""
         self.name = name
         models_dir = config.models_dir if config else DEFAULT_MODELS_DIR
         options = runtime_options(config) if config else RuntimeOptions()
-        self.tile = tile or int(env_default("upscaler-tile", "256"))
-        self.overlap = overlap or int(env_default("upscaler-overlap", "32"))
-        self.batch = batch or int(env_default("upscaler-batch", "1"))
-        self.ensemble = checked_size(ensemble or int(env_default("upscaler-ensemble", "1")))
-        if not 0 < self.overlap < self.tile or self.batch < 1:
-            raise ValueError(f"need 0 < overlap ({self.overlap}) < tile ({self.tile}) and batch ({self.batch}) >= 1")
+        self.settings = engine_settings(config, UpscalerSettings, **overrides)
         self.models = {factor: OnnxModel(model_path(models_dir, stem, factor), options, name=f"{stem}_x{factor}")
                        for factor in self.factors}
         self.provider = self.models[self.factors[0]].provider
@@ -53,9 +49,11 @@ class TiledOnnxUpscaler:
         model = self.models[factor]
 
         def run(batch: np.ndarray) -> np.ndarray:
-            return self_ensemble(lambda view: model.run({"rgb": view})[0], batch * np.float32(1 / 255), self.ensemble)
+            return self_ensemble(lambda view: model.run({"rgb": view})[0], batch * np.float32(1 / 255),
+                                 self.settings.ensemble)
 
-        out = tiled_apply(rgb, run, self.tile, self.overlap, self.batch)
+        tiling = self.settings
+        out = tiled_apply(rgb, run, tiling.tile, tiling.overlap, tiling.batch)
         # In place: at 4096x4096 each float32 temporary would cost another 200 MB.
         out *= 255
         out += 0.5

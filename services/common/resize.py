@@ -1,0 +1,19 @@
+"""Resizing a small field to full resolution a band of rows at a time, so a 4096x4096 photo never needs a full float copy."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+
+def upsample_rows(field: np.ndarray, rows: slice, size: tuple[int, int]) -> np.ndarray:
+    """Rows `rows` of `field` (h x w x C float32) bilinearly resized to `size` (H, W), as cv2.resize would."""
+    height, width = size
+    small_h, small_w = field.shape[:2]
+    xs = ((np.arange(width, dtype=np.float32) + 0.5) * (small_w / width) - 0.5)
+    ys = ((np.arange(rows.start, rows.stop, dtype=np.float32) + 0.5) * (small_h / height) - 0.5)
+    map_x = np.broadcast_to(xs, (len(ys), width))
+    map_y = np.broadcast_to(ys[:, None], (len(ys), width))
+    channels = [cv2.remap(np.ascontiguousarray(field[..., c]), map_x, map_y, cv2.INTER_LINEAR,
+                          borderMode=cv2.BORDER_REPLICATE) for c in range(field.shape[2])]
+    return np.stack(channels, axis=-1)

@@ -1,0 +1,26 @@
+"""The detector engines' own knobs: flags `--detector-*`, variables REVIVE_DETECTOR_*."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from services.common.config import Settings, flag
+
+#: Tile sides must be multiples of this (the learned network's total downsampling).
+MULTIPLE = 32
+
+
+@dataclass(frozen=True)
+class DetectorSettings(Settings):
+    PREFIX = "detector-"
+    TITLE = "detector engines"
+
+    tile: int = flag(1152, f"side of the full-resolution tiles the unet engine sees (a multiple of {MULTIPLE})",
+                     minimum=MULTIPLE)
+    overlap: int = flag(64, "pixels adjacent tiles share, blended so borders leave no seam", minimum=1)
+    batch: int = flag(1, "tiles per inference call", minimum=1)
+
+    def __post_init__(self) -> None:
+        if self.tile % MULTIPLE or not 0 < self.overlap < self.tile:
+            raise ValueError(f"--detector-tile {self.tile} must be a multiple of {MULTIPLE} "
+                             f"and exceed --detector-overlap {self.overlap}")

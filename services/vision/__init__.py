@@ -1,0 +1,1 @@
+"""Perception every service shares: face analysis and the person mask (serving code only; converters live in training/)."""

@@ -1,0 +1,137 @@
+"""FaceAnalyzer: every face in a photo with its box, 68 landmarks, age, gender and identity.
+
+The pipeline is face-api's (detectAllFaces(TinyFaceDetector).withFaceLandmarks()
+.withAgeAndGender().withFaceDescriptors()) on the ONNX files `convert.py` writes:
+detect on the whole photo, then landmarks on each detection's crop, age/gender
+on the crop around the landmarks, and the embedding on dlib's eyes-and-mouth
+aligned square. One deliberate difference: landmarks are placed relative to the
+crop actually fed to the network, where face-api offsets them by the unclipped,
+unrounded detection box: up to a pixel off, and off by the overhang for faces
+cut by the photo's border. `faceapi_landmark_shift=True` restores face-api's
+placement so compare.py can check the converted networks to the last digit.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+from revive.v1 import common_pb2
+
+from services.common.runtime import OnnxModel, RuntimeOptions
+from services.vision.faces import geometry
+from services.vision.faces.resampling import Crop, square_resize
+
+log = logging.getLogger(__name__)
+
+DETECTOR_INPUT = 416
+FACE_INPUT = 112
+RECOGNITION_INPUT = 150
+#: face-api's TinyFaceDetectorOptions default, and its IOU_THRESHOLD.
+SCORE_THRESHOLD = 0.5
+IOU_THRESHOLD = 0.4
+
+
+@functools.cache
+def shared_face_analyzer(models_dir: Path, options: RuntimeOptions) -> "FaceAnalyzer":
+    """One FaceAnalyzer per process and models directory, however many engines use it."""
+    return FaceAnalyzer(Path(models_dir) / "faces", options)
+
+
+def similarity(a: common_pb2.Face | Sequence[float], b: common_pb2.Face | Sequence[float]) -> float:
+    """Cosine similarity of two identity embeddings (faces or vectors): 1 = same direction.
+
+    Embeddings are L2-normalised, so this is their dot product, and the Euclidean
+    distance face-api thresholds is sqrt(2 - 2 * similarity).
+    """
+    vectors = [np.asarray(x.embedding if isinstance(x, common_pb2.Face) else x, np.float64) for x in (a, b)]
+    if any(v.size == 0 for v in vectors):
+        raise ValueError("face has no embedding")
+    left, right = (v / np.linalg.norm(v) for v in vectors)
+    return float(left @ right)
+
+
+def _batch(pixels: np.ndarray, crops: list[Crop], size: int) -> np.ndarray:
+    """Each crop padded (centred) to a square and resampled to size x size, stacked NHWC."""
+    return np.stack([square_resize(crop.of(pixels), size, center=True) for crop in crops])
+
+
+class FaceAnalyzer:
+    """The four face networks in ONNX Runtime sessions, and the steps between them."""
+
+    def __init__(self, models_dir: Path, options: RuntimeOptions, score_threshold: float = SCORE_THRESHOLD,
+                 faceapi_landmark_shift: bool = False) -> None:
+        models_dir = Path(models_dir)
+        self.detector = OnnxModel(models_dir / "tiny_face_detector.onnx", options, "face_detector")
+        self.landmarker = OnnxModel(models_dir / "face_landmark_68.onnx", options, "face_landmarks")
+        self.age_gender = OnnxModel(models_dir / "age_gender.onnx", options, "face_age_gender")
+        self.recognizer = OnnxModel(models_dir / "face_recognition.onnx", options, "face_embedding")
+        self.score_threshold = score_threshold
+        self.faceapi_landmark_shift = faceapi_landmark_shift
+        #: What really runs the networks (the detector's provider stands for all four).
+        self.provider = self.detector.provider
+
+    def detect(self, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Face boxes (x, y, w, h in photo pixels, [K, 4]) and scores [K], best first."""
+        height, width = pixels.shape[:2]
+        batch = square_resize(pixels, DETECTOR_INPUT, center=False)[None]
+        (grid,) = self.detector.run({"image": batch})
+        boxes, scores = geometry.decode_grid(grid[0], width, height, DETECTOR_INPUT, self.score_threshold)
+        keep = geometry.non_max_suppression(boxes, scores, IOU_THRESHOLD)
+        return boxes[keep], scores[keep]
+
+    def analyze(self, rgb: np.ndarray) -> list[common_pb2.Face]:
+        """All faces in an HxWx3 uint8 RGB photo (HxW grey is accepted), best detection first."""
+        if rgb.ndim == 2:
+            rgb = np.repeat(rgb[:, :, None], 3, axis=2)
+        if rgb.ndim != 3 or rgb.shape[2] != 3:
+            raise ValueError(f"expected HxWx3 RGB or HxW grey, got shape {rgb.shape}")
+        height, width = rgb.shape[:2]
+        boxes, scores = self.detect(rgb)
+        crops = [Crop.clipped(*box, width, height) for box in boxes]
+        found = [i for i, crop in enumerate(crops) if not crop.empty]
+        if not found:
+            return []
+        boxes, scores, crops = boxes[found], scores[found], [crops[i] for i in found]
+
+        (raw_landmarks,) = self.landmarker.run({"image": _batch(rgb, crops, FACE_INPUT)})
+        origins = boxes[:, :2] if self.faceapi_landmark_shift else [(crop.x, crop.y) for crop in crops]
+        landmarks = [geometry.landmarks_in_crop(raw, crop.width, crop.height) + origin
+                     for raw, crop, origin in zip(raw_landmarks, crops, origins)]
+
+        faces = []
+        for box, score, points, traits in zip(boxes, scores, landmarks, self._traits(rgb, landmarks)):
+            face = common_pb2.Face(
+                box=common_pb2.Box(x=box[0], y=box[1], width=box[2], height=box[3]),
+                score=float(score),
+                landmarks=[common_pb2.Point(x=x, y=y) for x, y in points],
+            )
+            if traits is not None:
+                age, male, embedding = traits
+                face.age = age
+                face.gender = common_pb2.MALE if male > 0.5 else common_pb2.FEMALE
+                face.gender_confidence = max(male, 1.0 - male)
+                face.embedding.extend(embedding.tolist())
+            faces.append(face)
+        log.debug("faces analysed", extra={"faces": len(faces), "width": width, "height": height})
+        return faces
+
+    def _traits(self, rgb: np.ndarray, landmarks: list[np.ndarray]) -> list[tuple[float, float, np.ndarray] | None]:
+        """Per face (age, P(male), unit embedding), or None where a landmark-based crop misses the photo."""
+        height, width = rgb.shape[:2]
+        age_crops = [Crop.clipped(*geometry.landmark_box(points), width, height) for points in landmarks]
+        id_crops = [Crop.clipped(*geometry.dlib_box(points), width, height) for points in landmarks]
+        usable = [i for i in range(len(landmarks)) if not (age_crops[i].empty or id_crops[i].empty)]
+        traits: list[tuple[float, float, np.ndarray] | None] = [None] * len(landmarks)
+        if not usable:
+            return traits
+        ages, genders = self.age_gender.run({"image": _batch(rgb, [age_crops[i] for i in usable], FACE_INPUT)})
+        (embeddings,) = self.recognizer.run({"image": _batch(rgb, [id_crops[i] for i in usable], RECOGNITION_INPUT)})
+        for row, index in enumerate(usable):
+            # face-api's gender softmax is (male, female).
+            traits[index] = (float(ages[row]), float(genders[row][0]),
+                             embeddings[row] / np.linalg.norm(embeddings[row]))
+        return traits

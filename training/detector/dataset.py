@@ -1,0 +1,74 @@
+"""Training batches and the fixed held-out set: random crops of clean photos, aged synthetically.
+
+A few dozen photos make unlimited samples because every crop position,
+scale, flip and damage draw is new. Each batch is drawn from its own
+generator seeded by (seed, step), so a resumed run sees exactly the batches
+an uninterrupted one would have.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import cv2
+import numpy as np
+
+from services.detector.engine import DAMAGE_TYPES
+from training.detector.synthetic_damage import DamageSample, DamageSynthesizer
+
+#: Share of samples left undamaged (scan artefacts only): negatives against false alarms.
+UNDAMAGED_SHARE = 0.25
+#: Range of downscaling before cropping: photos of many resolutions.
+SCALE_RANGE = (0.5, 1.0)
+
+
+@dataclass
+class Batch:
+    #: N x 3 x H x W float32 in 0..1.
+    images: np.ndarray
+    #: N x 4 x H x W float32 0/1, DAMAGE_TYPES order.
+    masks: np.ndarray
+    #: N x 2 float32: fading score, grayscale (0/1).
+    scores: np.ndarray
+
+
+def random_crop(photo: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
+    """A `size` square from `photo` at a random scale, flip and quarter turn."""
+    scale = rng.uniform(*SCALE_RANGE)
+    side = min(int(round(size / scale)), *photo.shape[:2])
+    y = int(rng.integers(0, photo.shape[0] - side + 1))
+    x = int(rng.integers(0, photo.shape[1] - side + 1))
+    crop = photo[y:y + side, x:x + side]
+    if side != size:
+        crop = cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA)
+    if rng.random() < 0.5:
+        crop = crop[:, ::-1]
+    return np.ascontiguousarray(np.rot90(crop, int(rng.integers(0, 4))))
+
+
+def to_arrays(samples: Sequence[DamageSample]) -> Batch:
+    images = np.stack([s.damaged for s in samples]).astype(np.float32).transpose(0, 3, 1, 2) / 255.0
+    masks = np.stack([[s.masks[kind] for kind in DAMAGE_TYPES] for s in samples]).astype(np.float32) / 255.0
+    scores = np.array([[s.fading_score, float(s.grayscale)] for s in samples], np.float32)
+    return Batch(images, masks, scores)
+
+
+def training_batch(photos: Sequence[np.ndarray], synth: DamageSynthesizer, size: int, batch: int,
+                   seed: int, step: int) -> Batch:
+    rng = np.random.default_rng([seed, step])
+    samples = []
+    for _ in range(batch):
+        photo = photos[int(rng.integers(0, len(photos)))]
+        samples.append(synth(random_crop(photo, size, rng), rng, undamaged=rng.random() < UNDAMAGED_SHARE))
+    return to_arrays(samples)
+
+
+def held_out_samples(photos: Sequence[np.ndarray], count: int, size: int, seed: int = 2026) -> list[DamageSample]:
+    """A fixed synthetic evaluation set: every sample damaged, photos taken in turn."""
+    synth = DamageSynthesizer()
+    samples = []
+    for index in range(count):
+        rng = np.random.default_rng([seed, index])
+        samples.append(synth(random_crop(photos[index % len(photos)], size, rng), rng))
+    return samples

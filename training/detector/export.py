@@ -1,0 +1,158 @@
+"""Export trained DamageUNet weights to the ONNX model the "unet" engine serves.
+
+Per-type decision thresholds are first calibrated on fresh synthetic draws
+from the training photos and folded into the graph, which ends in sigmoids,
+so the engine reads probabilities thresholded at 0.5; batch, height and width
+are dynamic (height and width multiples of model.MULTIPLE). The export is
+checked against torch eager on a non-square input before the files are
+written, and a manifest with provenance sits next to the model;
+`bench/detector_bench.py --write-manifest` adds the measured figures.
+
+python -m training.detector.export [--run-dir var/detector-train]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import shutil
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from services.common.artifacts import sha256
+from services.common.logs import setup_logging
+from training.common import sources
+from training.common.artifacts import REPO
+from training.common.onnx_export import export_checked
+from training.detector.dataset import training_batch
+from training.detector.model import MASK_CHANNELS, DamageUNet, parameter_count
+from training.detector.synthetic_damage import DamageSynthesizer
+from training.detector.train import DEFAULT_RUN_DIR
+
+log = logging.getLogger(__name__)
+
+MODEL_DIR = REPO / "models" / "detector"
+ONNX_NAME = "damage_unet.onnx"
+WEIGHTS_NAME = "damage_unet.pt"
+MANIFEST_NAME = "damage_unet.json"
+#: Training flags that determine the weights (not paths or time budgets).
+HYPERPARAMETERS = ("crop", "batch", "steps", "lr", "seed")
+#: Seed of the calibration draws: not the training seed, so these crops and damage are new.
+CALIBRATION_SEED = 99991
+
+
+class Probabilities(nn.Module):
+    """DamageUNet with sigmoids on both outputs: what serving wants.
+
+    Each mask channel is shifted so that its calibrated decision threshold
+    lands on 0.5: every consumer can keep thresholding masks at 128.
+    """
+
+    def __init__(self, model: DamageUNet, thresholds: Sequence[float] = (0.5,) * MASK_CHANNELS) -> None:
+        super().__init__()
+        self.model = model
+        logits = torch.logit(torch.tensor(thresholds, dtype=torch.float32))
+        self.register_buffer("offset", logits.view(1, MASK_CHANNELS, 1, 1))
+
+    def forward(self, rgb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        masks, scores = self.model(rgb)
+        return torch.sigmoid(masks - self.offset), torch.sigmoid(scores)
+
+
+def load_weights(path: Path) -> DamageUNet:
+    model = DamageUNet()
+    model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    return model.eval()
+
+
+def calibrate(model: DamageUNet, photos: Sequence[np.ndarray], batches: int, size: int = 256) -> list[float]:
+    """Per-type thresholds that maximise F1 on fresh synthetic draws from the *training* photos.
+
+    The held-out photos stay unseen; a quarter of the draws are undamaged, so
+    a threshold that buys recall with false alarms on clean photos loses.
+    """
+    synth = DamageSynthesizer()
+    grid = np.linspace(0.05, 0.95, 19)
+    hits = np.zeros((MASK_CHANNELS, len(grid)))
+    wrong = np.zeros((MASK_CHANNELS, len(grid)))
+    for step in tqdm(range(batches), desc="calibrate", unit="batch"):
+        batch = training_batch(photos, synth, size, 8, CALIBRATION_SEED, step)
+        with torch.no_grad():
+            probabilities = torch.sigmoid(model(torch.from_numpy(batch.images))[0]).numpy()
+        for channel in range(MASK_CHANNELS):
+            truth = batch.masks[:, channel] >= 0.5
+            for index, threshold in enumerate(grid):
+                predicted = probabilities[:, channel] >= threshold
+                hits[channel, index] += 2 * np.count_nonzero(predicted & truth)
+                wrong[channel, index] += np.count_nonzero(predicted ^ truth)
+    f1 = hits / np.maximum(hits + wrong, 1)
+    return [round(float(grid[np.argmax(row)]), 2) for row in f1]
+
+
+def export(model: DamageUNet, path: Path, thresholds: Sequence[float]) -> None:
+    worst = export_checked(Probabilities(model, thresholds), path, torch.rand(1, 3, 128, 128),
+                           torch.rand(2, 3, 96, 160), "rgb", ("masks", "scores"), tolerance=1e-3)
+    log.info("exported", extra={"path": str(path), "max_abs_diff_vs_torch": worst})
+
+
+def write_manifest(model: DamageUNet, run_dir: Path, out_dir: Path, thresholds: Sequence[float]) -> None:
+    path = out_dir / MANIFEST_NAME
+    previous = json.loads(path.read_text()) if path.exists() else {}
+    checkpoint = torch.load(run_dir / "checkpoint.pt", weights_only=False)
+    args = checkpoint["args"]
+    manifest = {
+        "model": "DamageUNet (training/detector/model.py)",
+        "files": {name: {"sha256": sha256(out_dir / name), "bytes": (out_dir / name).stat().st_size}
+                  for name in (ONNX_NAME, WEIGHTS_NAME)},
+        "parameters": parameter_count(model),
+        "inputs": "rgb: N x 3 x H x W float32 0..1, H and W multiples of 32",
+        "outputs": "masks: N x 4 x H x W probabilities (SCRATCH, TEAR, STAIN, FADING); "
+                   "scores: N x 2 probabilities (fading, grayscale)",
+        "license": "Apache-2.0 (code); weights trained on the photos in DATA_LICENSES.md",
+        "provenance": "trained from scratch on CPU, no pretrained weights; synthetic damage from "
+                      "training/detector/synthetic_damage.py on crops of the training photos",
+        "data": {"train": [p.path for p in sources.TRAIN], "held_out": [p.path for p in sources.HELD_OUT],
+                 "licenses": "DATA_LICENSES.md"},
+        "commands": [
+            "python -m training.common.sources --dir var/detector-data",
+            "OMP_NUM_THREADS=1 python -m training.detector.train " + " ".join(
+                f"--{k} {args[k]}" for k in HYPERPARAMETERS),
+            "python -m training.detector.export",
+            "python -m bench.detector_bench --write-manifest",
+        ],
+        "training_args": {k: args[k] for k in HYPERPARAMETERS + ("threads",)},
+        "training_steps_done": checkpoint["step"],
+        "mask_thresholds": {"SCRATCH, TEAR, STAIN, FADING": thresholds,
+                            "how": "maximise F1 on synthetic draws from the training photos, folded into the graph "
+                                   "so 0.5 is the decision point"},
+        "eval": previous.get("eval", "not measured yet: run bench/detector_bench.py --write-manifest"),
+    }
+    path.write_text(json.dumps(manifest, indent=2) + "\n")
+
+
+def main() -> None:
+    setup_logging("info")
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--run-dir", type=Path, default=DEFAULT_RUN_DIR)
+    parser.add_argument("--out-dir", type=Path, default=MODEL_DIR)
+    parser.add_argument("--data-dir", type=Path, default=sources.DEFAULT_DIR)
+    parser.add_argument("--calibration-batches", type=int, default=16)
+    args = parser.parse_args()
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+    weights = args.run_dir / "model.pt"
+    model = load_weights(weights)
+    thresholds = calibrate(model, sources.load_all(sources.TRAIN, args.data_dir), args.calibration_batches)
+    log.info("calibrated", extra={"thresholds": thresholds})
+    export(model, args.out_dir / ONNX_NAME, thresholds)
+    shutil.copyfile(weights, args.out_dir / WEIGHTS_NAME)
+    write_manifest(model, args.run_dir, args.out_dir, thresholds)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,410 @@
+"""Synthetic old-photo damage: from a clean photo, a damaged one with per-type masks.
+
+Real damaged/clean pairs with pixel-exact labels do not exist in useful
+numbers, so the detector (and the generator, which learns to undo the same
+damage) train on clean photos aged by this module. The recipe follows the two
+published ones that work on real scans: Bringing-Old-Photos-Back-to-Life
+(Wan et al. 2020: blur, noise, JPEG, greyscale, scratch textures blended at
+opacity 0.6-1.0) and Real-ESRGAN's degradation chain (Wang et al. 2021:
+blur -> noise -> JPEG, randomised per sample). Damage happens in the order a
+print ages and is then scanned:
+
+1. tone of the print: colour, or black-and-white (some of it sepia-toned);
+2. softness of the original optics (blur);
+3. fading and yellowing: the print's tones pulled towards a warm paper colour,
+   over the whole photo and/or in soft-edged patches;
+4. stains: translucent blotches with a darker tide line, spots, dust and
+   mould specks;
+5. scratches, cracks and creases: thin curved strokes, dark or bright,
+   textured, some branching;
+6. tears, missing corners and edges, holes: paper-coloured with a bright
+   fibrous torn border; they cover everything drawn before;
+7. the scan: film grain, halftone screens, blur, sensor noise, JPEG.
+
+Labels only mark damage that is visible: a stroke counts where its opacity is
+at least `MIN_LABEL_ALPHA` and it changes the pixel by at least
+`MIN_LABEL_CHANGE`, so a bright scratch across a white sky is not a label the
+network is punished for missing. Global fading counts as FADING only when it
+is strong (>= `FADING_LABEL_LEVEL`); mild fading is sampled from a range kept
+apart from the labelled one, so the two are not confusable by construction.
+
+Every probability and range is a field of `DamageParams`; README.md in this
+folder tabulates them.
+
+Usage (also by the generator's training)::
+
+    synth = DamageSynthesizer()
+    sample = synth(clean_rgb_uint8, np.random.default_rng(seed))
+    sample.damaged, sample.clean, sample.masks[common_pb2.SCRATCH]
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+from revive.v1 import common_pb2
+
+from services.common.noise import smooth_noise
+from services.detector.engine import DAMAGE_TYPES
+
+Range = tuple[float, float]
+
+#: Smallest stroke opacity that is labelled as damage.
+MIN_LABEL_ALPHA = 0.35
+#: Smallest change of a pixel (0..1, max over channels) that is labelled as damage.
+MIN_LABEL_CHANGE = 0.06
+#: Fading strength from which a pixel is labelled FADING.
+FADING_LABEL_LEVEL = 0.25
+
+
+@dataclass(frozen=True)
+class DamageParams:
+    """Probabilities (p_*) and uniform ranges (low, high) of every damage kind.
+
+    Sizes are in pixels of the photo as given, so scale the photo first when
+    damage should look bigger or smaller. Intensities are on a 0..1 scale.
+    """
+
+    # 1. print tone. BOPB uses 10% greyscale; old photos are mostly B&W, so more here.
+    p_grayscale: float = 0.35
+    p_sepia: float = 0.5  # of the greyscale prints
+    sepia_strength: Range = (0.3, 1.0)
+    # 2. softness of the original (BOPB: sigma 1-5 on 256 px; milder here, the scan blurs again).
+    p_optics_blur: float = 0.3
+    optics_blur_sigma: Range = (0.5, 2.0)
+    # 3. fading and yellowing: blend towards a warm paper colour.
+    p_global_fade: float = 0.4
+    p_fade_labelled: float = 0.5  # of the global fades, the strong (labelled) ones
+    mild_fade: Range = (0.03, 0.15)  # unlabelled: every old print is a little faded
+    strong_fade: Range = (0.32, 0.6)
+    p_local_fade: float = 0.3
+    local_fade: Range = (0.35, 0.75)
+    local_fade_size: Range = (0.25, 0.7)  # of the shorter side
+    # 4. stains, spots, specks.
+    p_blotch: float = 0.35
+    blotch_count: Range = (1, 3)
+    blotch_size: Range = (0.08, 0.35)  # of the shorter side
+    blotch_opacity: Range = (0.3, 0.8)
+    p_spots: float = 0.45
+    spot_count: Range = (2, 25)
+    spot_radius: Range = (1.0, 6.0)
+    p_specks: float = 0.4
+    speck_count: Range = (10, 120)
+    speck_radius: Range = (0.5, 1.8)
+    # 5. scratches (BOPB: scratch textures at opacity 0.6-1.0).
+    p_scratches: float = 0.6
+    scratch_count: Range = (1, 7)
+    scratch_width: Range = (1.0, 3.5)
+    scratch_opacity: Range = (0.6, 1.0)
+    scratch_length: Range = (0.2, 1.2)  # of the diagonal
+    p_crack: float = 0.25
+    crack_branches: Range = (2, 6)
+    p_crease: float = 0.1
+    crease_width: Range = (3.0, 8.0)
+    # 6. tears and missing paper.
+    p_tear: float = 0.3
+    tear_size: Range = (0.1, 0.45)  # of the shorter side
+    # 7. the scan (Real-ESRGAN's chain, BOPB's ranges where they keep damage visible:
+    #    noise sigma 5-50/255 and JPEG 40-100 there; noise capped lower so specks stay labels).
+    p_grain: float = 0.5
+    grain_amount: Range = (0.01, 0.05)
+    p_halftone: float = 0.07
+    halftone_period: Range = (3.0, 6.0)
+    p_scan_blur: float = 0.3
+    scan_blur_sigma: Range = (0.3, 1.0)
+    p_noise: float = 0.5
+    noise_sigma: Range = (1 / 255, 15 / 255)
+    p_jpeg: float = 0.6
+    jpeg_quality: Range = (40, 100)
+
+
+@dataclass
+class DamageSample:
+    #: HxWx3 uint8 RGB, the aged and scanned photo.
+    damaged: np.ndarray
+    #: HxWx3 uint8 RGB restoration target: the clean photo in the print's tone (grey if B&W).
+    clean: np.ndarray
+    #: DamageType -> HxW uint8 mask (0 or 255), one per type in DAMAGE_TYPES.
+    masks: dict[int, np.ndarray]
+    #: 0..1, how strongly the whole photo is faded.
+    fading_score: float
+    #: True when the print is black-and-white (sepia included).
+    grayscale: bool
+
+
+def _uniform(rng: np.random.Generator, bounds: Range) -> float:
+    return float(rng.uniform(*bounds))
+
+
+def _count(rng: np.random.Generator, bounds: Range) -> int:
+    return int(rng.integers(int(bounds[0]), int(bounds[1]) + 1))
+
+
+def blob(rng: np.random.Generator, shape: tuple[int, int], centre: tuple[float, float], radius: float,
+         softness: float = 0.15) -> np.ndarray:
+    """An irregular filled shape (0..1) of about `radius`: a disc with a noisy edge."""
+    height, width = shape
+    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
+    distance = np.hypot(y - centre[1], x - centre[0]) / max(radius, 1.0)
+    wobble = 0.35 * smooth_noise(rng, shape, max(radius / 2, 2.0))
+    edge = 1.0 - distance + wobble
+    return np.clip(edge / softness, 0.0, 1.0)
+
+
+def _random_point(rng: np.random.Generator, shape: tuple[int, int]) -> tuple[float, float]:
+    return float(rng.uniform(0, shape[1])), float(rng.uniform(0, shape[0]))
+
+
+def random_walk(rng: np.random.Generator, start: tuple[float, float], length: float, heading: float,
+                curl: float) -> np.ndarray:
+    """Points of a smoothly curving path: the heading drifts by up to `curl` rad per step."""
+    step = 3.0
+    count = max(2, int(length / step))
+    turns = np.cumsum(rng.normal(0, curl, count))
+    turns = np.convolve(turns, np.ones(5) / 5, mode="same")
+    angles = heading + turns
+    steps = np.stack([np.cos(angles), np.sin(angles)], 1) * step
+    return np.asarray(start, np.float32) + np.cumsum(steps, 0).astype(np.float32)
+
+
+def _stroke(alpha: np.ndarray, points: np.ndarray, width: float, opacity: float) -> None:
+    """Draw an anti-aliased polyline into `alpha` (max-composited), 4x sub-pixel precision."""
+    canvas = np.zeros_like(alpha)
+    shift = 2
+    pts = np.round(points * (1 << shift)).astype(np.int32).reshape(-1, 1, 2)
+    cv2.polylines(canvas, [pts], False, float(opacity), max(1, int(round(width))), cv2.LINE_AA, shift)
+    np.maximum(alpha, canvas, out=alpha)
+
+
+def _composite(image: np.ndarray, alpha: np.ndarray, colour: np.ndarray) -> np.ndarray:
+    """Blend a per-pixel colour (HxWx3 or 3) over `image` with opacity `alpha`."""
+    a = alpha[..., None]
+    return image * (1 - a) + colour * a
+
+
+def _visible(before: np.ndarray, after: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    change = np.abs(after - before).max(axis=2)
+    return (alpha >= MIN_LABEL_ALPHA) & (change >= MIN_LABEL_CHANGE)
+
+
+class DamageSynthesizer:
+    """Ages clean photos; one instance is reusable and holds no per-sample state."""
+
+    def __init__(self, params: DamageParams | None = None) -> None:
+        self.params = params or DamageParams()
+
+    def __call__(self, photo: np.ndarray, rng: np.random.Generator, *, undamaged: bool = False) -> DamageSample:
+        """Damage an HxWx3 uint8 RGB photo.
+
+        With `undamaged`, only what every scan of an intact print shows is
+        applied (tone, mild fading, optics, grain, halftone, noise, JPEG) and
+        every mask is empty: the negatives that keep false alarms down.
+        """
+        p = self.params
+        image = photo.astype(np.float32) / 255.0
+        shape = image.shape[:2]
+        grayscale = rng.random() < p.p_grayscale
+        if grayscale:
+            image = np.repeat(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)[..., None], 3, axis=2)
+        clean = image.copy()
+        if grayscale and rng.random() < p.p_sepia:
+            image = self._sepia(image, _uniform(rng, p.sepia_strength))
+        if rng.random() < p.p_optics_blur:
+            image = cv2.GaussianBlur(image, (0, 0), _uniform(rng, p.optics_blur_sigma))
+
+        labels = {kind: np.zeros(shape, bool) for kind in DAMAGE_TYPES}
+        image, fade = self._fade(image, rng, allow_labelled=not undamaged)
+        labels[common_pb2.FADING] = fade >= FADING_LABEL_LEVEL
+        if not undamaged:
+            image = self._stains(image, rng, labels[common_pb2.STAIN])
+            image = self._scratches(image, rng, labels[common_pb2.SCRATCH])
+            image = self._tears(image, rng, labels)
+        image = self._scan(image, rng)
+        masks = {kind: labels[kind].astype(np.uint8) * 255 for kind in DAMAGE_TYPES}
+        return DamageSample(
+            damaged=image,
+            clean=np.clip(clean * 255 + 0.5, 0, 255).astype(np.uint8),
+            masks=masks,
+            fading_score=float(np.clip(fade.mean() * 2.0, 0.0, 1.0)),
+            grayscale=grayscale,
+        )
+
+    @staticmethod
+    def _sepia(image: np.ndarray, strength: float) -> np.ndarray:
+        luma = image[..., :1]
+        toned = np.concatenate([luma ** 0.85, luma ** 1.0 * 0.92 + 0.03, luma ** 1.2 * 0.75 + 0.02], axis=2)
+        return image * (1 - strength) + np.clip(toned, 0, 1) * strength
+
+    def _fade(self, image: np.ndarray, rng: np.random.Generator, allow_labelled: bool) -> tuple[np.ndarray, np.ndarray]:
+        """Pull tones towards a warm paper colour; returns the image and the per-pixel strength."""
+        p = self.params
+        shape = image.shape[:2]
+        fade = np.zeros(shape, np.float32)
+        if rng.random() < p.p_global_fade:
+            strong = allow_labelled and rng.random() < p.p_fade_labelled
+            fade[:] = _uniform(rng, p.strong_fade if strong else p.mild_fade)
+        if allow_labelled and rng.random() < p.p_local_fade:
+            radius = _uniform(rng, p.local_fade_size) * min(shape)
+            patch = blob(rng, shape, _random_point(rng, shape), radius, softness=0.5)
+            fade = np.maximum(fade, patch * _uniform(rng, p.local_fade))
+        if not fade.any():
+            return image, fade
+        paper = np.array([0.95, 0.9, 0.72], np.float32) + rng.uniform(-0.05, 0.05, 3).astype(np.float32)
+        return _composite(image, fade, np.clip(paper, 0, 1)), fade
+
+    def _stains(self, image: np.ndarray, rng: np.random.Generator, label: np.ndarray) -> np.ndarray:
+        p = self.params
+        shape = image.shape[:2]
+        alpha = np.zeros(shape, np.float32)
+        colour = np.zeros(image.shape, np.float32)
+        if rng.random() < p.p_blotch:
+            for _ in range(_count(rng, p.blotch_count)):
+                radius = _uniform(rng, p.blotch_size) * min(shape) / 2
+                shape_alpha = blob(rng, shape, _random_point(rng, shape), radius)
+                # A tide line: water stains are darker where the drying edge stopped.
+                rim = np.clip(shape_alpha * (1 - shape_alpha) * 4, 0, 1) * 0.5
+                opacity = _uniform(rng, p.blotch_opacity)
+                tint = np.array([0.55, 0.4, 0.2], np.float32) * rng.uniform(0.5, 1.3) + rng.uniform(-0.1, 0.1, 3)
+                stain_alpha = np.clip((shape_alpha * 0.6 + rim) * opacity, 0, 1)
+                self._add_layer(alpha, colour, stain_alpha, np.clip(tint, 0, 1))
+        if rng.random() < p.p_spots:
+            self._dots(rng, alpha, colour, _count(rng, p.spot_count), p.spot_radius, clustered=False)
+        if rng.random() < p.p_specks:
+            self._dots(rng, alpha, colour, _count(rng, p.speck_count), p.speck_radius, clustered=rng.random() < 0.5)
+        damaged = _composite(image, alpha, colour)
+        label |= _visible(image, damaged, alpha)
+        return damaged
+
+    @staticmethod
+    def _add_layer(alpha: np.ndarray, colour: np.ndarray, layer_alpha: np.ndarray, layer_colour: np.ndarray) -> None:
+        """Stack one layer onto an (alpha, colour) pair with the 'over' operator."""
+        new_alpha = layer_alpha + alpha * (1 - layer_alpha)
+        weight = np.where(new_alpha > 0, layer_alpha / np.maximum(new_alpha, 1e-6), 0)[..., None]
+        colour[:] = colour * (1 - weight) + layer_colour * weight
+        alpha[:] = new_alpha
+
+    def _dots(self, rng: np.random.Generator, alpha: np.ndarray, colour: np.ndarray, count: int,
+              radius_range: Range, clustered: bool) -> None:
+        """Spots and specks: small dark (dirt, mould) or bright (dust on the negative) dots."""
+        shape = alpha.shape
+        layer = np.zeros(shape, np.float32)
+        centre = _random_point(rng, shape)
+        spread = min(shape) * 0.15
+        for _ in range(count):
+            if clustered:  # mould grows in colonies
+                x = centre[0] + rng.normal(0, spread)
+                y = centre[1] + rng.normal(0, spread)
+            else:
+                x, y = _random_point(rng, shape)
+            radius = _uniform(rng, radius_range)
+            axes = (max(1, int(round(radius * rng.uniform(0.6, 1.4) * 4))), max(1, int(round(radius * 4))))
+            cv2.ellipse(layer, (int(x * 4), int(y * 4)), axes, float(rng.uniform(0, 180)), 0, 360,
+                        float(rng.uniform(0.7, 1.0)), -1, cv2.LINE_AA, 2)
+        bright = rng.random() < 0.4
+        tone = rng.uniform(0.85, 1.0) if bright else rng.uniform(0.0, 0.25)
+        self._add_layer(alpha, colour, layer, np.full(3, tone, np.float32))
+
+    def _scratches(self, image: np.ndarray, rng: np.random.Generator, label: np.ndarray) -> np.ndarray:
+        p = self.params
+        shape = image.shape[:2]
+        if rng.random() >= p.p_scratches:
+            return image
+        diagonal = float(np.hypot(*shape))
+        damaged = image
+        for _ in range(_count(rng, p.scratch_count)):
+            alpha = np.zeros(shape, np.float32)
+            opacity = _uniform(rng, p.scratch_opacity)
+            start, heading = _random_point(rng, shape), rng.uniform(0, 2 * np.pi)
+            if rng.random() < p.p_crease:  # a fold: a wide, soft, bright, nearly straight band
+                points = random_walk(rng, start, diagonal, heading, 0.005)
+                _stroke(alpha, points, _uniform(rng, p.crease_width), opacity)
+                alpha = cv2.GaussianBlur(alpha, (0, 0), 1.0)
+            elif rng.random() < p.p_crack:  # emulsion cracks: a jagged trunk with branches
+                points = random_walk(rng, start, _uniform(rng, p.scratch_length) * diagonal * 0.6, heading, 0.25)
+                _stroke(alpha, points, _uniform(rng, (1.0, 2.0)), opacity)
+                for _ in range(_count(rng, p.crack_branches)):
+                    origin = points[rng.integers(0, len(points))]
+                    branch = random_walk(rng, tuple(origin), _uniform(rng, (0.05, 0.3)) * diagonal,
+                                         heading + rng.choice([-1, 1]) * rng.uniform(0.4, 1.4), 0.25)
+                    _stroke(alpha, branch, 1.0, opacity * rng.uniform(0.7, 1.0))
+            else:
+                points = random_walk(rng, start, _uniform(rng, p.scratch_length) * diagonal, heading, 0.03)
+                _stroke(alpha, points, _uniform(rng, p.scratch_width), opacity)
+            # Texture: scratches are broken and uneven along their length.
+            texture = np.clip(0.75 + 0.35 * smooth_noise(rng, shape, 6.0), 0.2, 1.0)
+            alpha *= texture
+            bright = rng.random() < 0.6
+            tone = rng.uniform(0.8, 1.0) if bright else rng.uniform(0.0, 0.2)
+            after = _composite(damaged, alpha, np.full(3, tone, np.float32))
+            label |= _visible(damaged, after, alpha)
+            damaged = after
+        return damaged
+
+    def _tears(self, image: np.ndarray, rng: np.random.Generator, labels: dict[int, np.ndarray]) -> np.ndarray:
+        """Missing paper at a corner, an edge or inside (a hole); it hides all earlier damage there."""
+        p = self.params
+        shape = image.shape[:2]
+        if rng.random() >= p.p_tear:
+            return image
+        height, width = shape
+        size = _uniform(rng, p.tear_size) * min(shape)
+        where = rng.choice(["corner", "edge", "hole"], p=[0.45, 0.35, 0.2])
+        if where == "corner":
+            corner = (rng.choice([0, width]), rng.choice([0, height]))
+            region = blob(rng, shape, corner, size * 1.2, softness=0.02)
+        elif where == "edge":
+            y, x = np.mgrid[0:height, 0:width].astype(np.float32)
+            side = rng.integers(0, 4)
+            distance = [y, height - 1 - y, x, width - 1 - x][side]
+            ragged = size * 0.4 * (1 + 0.5 * smooth_noise(rng, shape, size / 2))
+            region = np.clip((ragged - distance) / 1.5, 0, 1)
+        else:
+            region = blob(rng, shape, _random_point(rng, shape), size * 0.5, softness=0.05)
+        # Torn edges fray: fine noise on the border, then a bright fibrous rim of exposed paper core.
+        region = np.clip(region + 0.5 * smooth_noise(rng, shape, 1.5) * (region * (1 - region) * 4), 0, 1)
+        inside = region >= 0.5
+        if not inside.any():
+            return image
+        rim = cv2.dilate(inside.astype(np.uint8), np.ones((5, 5), np.uint8), iterations=int(rng.integers(1, 3)))
+        rim = (rim > 0) & ~inside
+        paper = np.array([0.93, 0.9, 0.82], np.float32) + rng.uniform(-0.08, 0.05, 3).astype(np.float32)
+        if rng.random() < 0.2:  # a dark backing board shows through instead of paper
+            paper = rng.uniform(0.05, 0.3) * np.ones(3, np.float32)
+        fibres = 0.03 * smooth_noise(rng, shape, 2.0)[..., None]
+        damaged = image.copy()
+        damaged[inside] = np.clip(paper + fibres, 0, 1)[inside]
+        damaged[rim] = np.clip(0.97 + fibres, 0, 1)[rim] * 0.7 + damaged[rim] * 0.3
+        torn = inside | rim
+        labels[common_pb2.TEAR] |= torn
+        for kind in (common_pb2.SCRATCH, common_pb2.STAIN, common_pb2.FADING):
+            labels[kind] &= ~torn
+        return damaged
+
+    def _scan(self, image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Film grain, halftone, scanner blur and noise, then JPEG; returns uint8."""
+        p = self.params
+        shape = image.shape[:2]
+        if rng.random() < p.p_grain:
+            grain = cv2.GaussianBlur(rng.standard_normal(shape).astype(np.float32), (0, 0), rng.uniform(0.5, 1.2))
+            image = image + (grain / (grain.std() + 1e-6) * _uniform(rng, p.grain_amount))[..., None]
+        if rng.random() < p.p_halftone:
+            period = _uniform(rng, p.halftone_period)
+            angle = rng.uniform(0, np.pi / 2)
+            y, x = np.mgrid[0:shape[0], 0:shape[1]].astype(np.float32)
+            u, v = x * np.cos(angle) + y * np.sin(angle), -x * np.sin(angle) + y * np.cos(angle)
+            screen = (np.cos(2 * np.pi * u / period) * np.cos(2 * np.pi * v / period) + 1) / 2
+            dots = np.clip((image - screen[..., None]) * 4 + 0.5, 0, 1)
+            image = image * 0.5 + cv2.GaussianBlur(dots, (0, 0), 0.7) * 0.5
+        if rng.random() < p.p_scan_blur:
+            image = cv2.GaussianBlur(image, (0, 0), _uniform(rng, p.scan_blur_sigma))
+        if rng.random() < p.p_noise:
+            image = image + rng.normal(0, _uniform(rng, p.noise_sigma), image.shape).astype(np.float32)
+        pixels = np.clip(image * 255 + 0.5, 0, 255).astype(np.uint8)
+        if rng.random() < p.p_jpeg:
+            quality = int(_uniform(rng, p.jpeg_quality))
+            ok, buffer = cv2.imencode(".jpg", pixels[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, quality])
+            if ok:
+                pixels = np.ascontiguousarray(cv2.imdecode(buffer, cv2.IMREAD_COLOR)[..., ::-1])
+        return pixels

@@ -1,0 +1,86 @@
+"""Train DamageUNet on synthetically damaged crops of the training photos.
+
+Seeded and resumable (training/common/loop.py): a rerun with the same
+flags continues from the checkpoint with the same batches.
+
+Data (once): python -m training.common.sources --dir var/detector-data
+Train:       OMP_NUM_THREADS=1 python -m training.detector.train
+Export:      python -m training.detector.export
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+import torch
+from torch.nn import functional as F
+
+from services.common.logs import setup_logging
+from training.common import sources
+from training.common.loop import TrainingRun, add_run_flags, train_steps
+from training.detector.dataset import training_batch
+from training.detector.model import DamageUNet, parameter_count
+from training.detector.synthetic_damage import DamageSynthesizer
+
+log = logging.getLogger(__name__)
+
+DEFAULT_RUN_DIR = sources.DEFAULT_DIR.parent / "detector-train"
+#: Positive-class weights (SCRATCH, TEAR, STAIN, FADING): thin damage is rare per pixel.
+POS_WEIGHT = (4.0, 1.5, 3.0, 1.5)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data-dir", type=Path, default=sources.DEFAULT_DIR)
+    parser.add_argument("--run-dir", type=Path, default=DEFAULT_RUN_DIR, help="checkpoint and log directory")
+    add_run_flags(parser, steps=6000, batch=8, crop=160, crop_help="crop side, a multiple of 32", lr=2e-3, seed=7,
+                  save_every=250)
+    return parser.parse_args(argv)
+
+
+def dice_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """1 - soft Dice per channel over the batch; robust to how rare a damage type is."""
+    prob = torch.sigmoid(logits)
+    dims = (0, 2, 3)
+    overlap = (prob * target).sum(dims)
+    total = prob.sum(dims) + target.sum(dims)
+    return (1 - (2 * overlap + 1) / (total + 1)).mean()
+
+
+def loss_fn(masks: torch.Tensor, scores: torch.Tensor, target_masks: torch.Tensor,
+            target_scores: torch.Tensor) -> torch.Tensor:
+    weight = torch.tensor(POS_WEIGHT).view(1, -1, 1, 1)
+    bce = F.binary_cross_entropy_with_logits(masks, target_masks, pos_weight=weight)
+    score = F.binary_cross_entropy_with_logits(scores, target_scores)
+    return bce + dice_loss(masks, target_masks) + 0.2 * score
+
+
+def train(args: argparse.Namespace) -> bool:
+    """True when the run finished (model.pt written), False when `--minutes` paused it."""
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    photos = sources.load_all(sources.TRAIN, args.data_dir)
+    synth = DamageSynthesizer()
+    model = DamageUNet()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=args.lr, total_steps=args.steps, pct_start=0.05)
+    run = TrainingRun(args.run_dir, model, optimizer, schedule, vars(args))
+    log.info("training", extra={"parameters": parameter_count(model), "steps": args.steps})
+
+    def loss_at(step: int) -> torch.Tensor:
+        batch = training_batch(photos, synth, args.crop, args.batch, args.seed, step)
+        masks, scores = model(torch.from_numpy(batch.images))
+        return loss_fn(masks, scores, torch.from_numpy(batch.masks), torch.from_numpy(batch.scores))
+
+    return train_steps(run, args.steps, loss_at, minutes=args.minutes, save_every=args.save_every, desc="detector")
+
+
+def main() -> None:
+    setup_logging("info")
+    train(parse_args())
+
+
+if __name__ == "__main__":
+    main()

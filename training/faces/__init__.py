@@ -1,0 +1,1 @@
+"""Face analysis networks: face-api's TFJS weights rebuilt in PyTorch, converted to ONNX, checked against face-api itself."""

@@ -1,0 +1,1 @@
+"""Training RestorationNet, the generator's network: data, the face critic, training and export."""

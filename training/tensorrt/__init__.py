@@ -1,0 +1,1 @@
+"""Building TensorRT engines ahead of time for the GPU image (`make engines`)."""

@@ -9,18 +9,30 @@ an uninterrupted one would have.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Sequence
 
 import cv2
 import numpy as np
 
 from services.detector.engine import DAMAGE_TYPES
-from training.detector.synthetic_damage import DamageSample, DamageSynthesizer
+from training.common import sources
+from training.detector.synthetic_damage import REAL_SCAN, DamageParams, DamageSample, DamageSynthesizer
 
 #: Share of samples left undamaged (scan artefacts only): negatives against false alarms.
 UNDAMAGED_SHARE = 0.25
 #: Range of downscaling before cropping: photos of many resolutions.
 SCALE_RANGE = (0.5, 1.0)
+
+
+#: Photos that choose the thresholds (export.calibrate): trained on by no run, and not the benchmark's.
+VALIDATE = tuple(photo for photo in sources.EXTRA if Path(photo.path).stem in ("Kite", "FallenLeaf", "china"))
+#: Training photos per set name: "base" is what the first models used; "wide" adds the other EXTRA
+#: photos (a portrait among them), so damage lands on more kinds of content.
+PHOTO_SETS = {"base": sources.TRAIN,
+              "wide": sources.TRAIN + tuple(photo for photo in sources.EXTRA if photo not in VALIDATE)}
+#: Damage recipes by name: "default" reproduces the recorded models' data, "real" is REAL_SCAN.
+DAMAGE = {"default": DamageParams(), "real": REAL_SCAN}
 
 
 @dataclass
@@ -64,9 +76,10 @@ def training_batch(photos: Sequence[np.ndarray], synth: DamageSynthesizer, size:
     return to_arrays(samples)
 
 
-def held_out_samples(photos: Sequence[np.ndarray], count: int, size: int, seed: int = 2026) -> list[DamageSample]:
+def held_out_samples(photos: Sequence[np.ndarray], count: int, size: int, seed: int = 2026,
+                     params: DamageParams | None = None) -> list[DamageSample]:
     """A fixed synthetic evaluation set: every sample damaged, photos taken in turn."""
-    synth = DamageSynthesizer()
+    synth = DamageSynthesizer(params)
     samples = []
     for index in range(count):
         rng = np.random.default_rng([seed, index])

@@ -103,6 +103,23 @@ class DamageParams:
     crack_branches: Range = (2, 6)
     p_crease: float = 0.1
     crease_width: Range = (3.0, 8.0)
+    # 5b. what real scans show most (README.md, "What real damage looks like"): networks of
+    #     angular, branching emulsion cracks that expose the paper, and straight hairlines.
+    #     Off in the defaults, which reproduce the recorded models' data; REAL_SCAN turns them on.
+    p_crack_network: float = 0.0
+    network_cracks: Range = (1, 6)
+    crack_length: Range = (0.3, 1.4)  # of the diagonal
+    crack_segment: Range = (3.0, 24.0)  # pixels between kinks
+    crack_turn: float = 0.45  # sd of the heading change at a kink, rad
+    crack_width: Range = (1.0, 3.5)
+    crack_opacity: Range = (0.75, 1.0)
+    p_crack_dark: float = 0.2  # dirt-filled cracks are darker than the photo
+    p_hairlines: float = 0.0
+    hairline_count: Range = (1, 4)
+    hairline_width: Range = (0.7, 1.5)
+    hairline_opacity: Range = (0.4, 0.95)
+    p_foxing: float = 0.0
+    foxing_count: Range = (3, 40)
     # 6. tears and missing paper.
     p_tear: float = 0.3
     tear_size: Range = (0.1, 0.45)  # of the shorter side
@@ -118,6 +135,13 @@ class DamageParams:
     noise_sigma: Range = (1 / 255, 15 / 255)
     p_jpeg: float = 0.6
     jpeg_quality: Range = (40, 100)
+
+
+#: Damage as real scans show it: the defaults plus crack networks, hairlines and foxing, mostly
+#: black-and-white or sepia prints. The detector trains and is benchmarked on this.
+REAL_SCAN = DamageParams(
+    p_grayscale=0.6, p_sepia=0.6, p_scratches=0.35, p_crack_network=0.55, p_hairlines=0.35, p_foxing=0.15,
+)
 
 
 @dataclass
@@ -136,6 +160,12 @@ class DamageSample:
 
 def _uniform(rng: np.random.Generator, bounds: Range) -> float:
     return float(rng.uniform(*bounds))
+
+
+def _happens(rng: np.random.Generator, probability: float) -> bool:
+    """A draw that consumes no randomness for a kind switched off, so recipes without the newer
+    kinds (crack networks, hairlines, foxing) make exactly the samples they always made."""
+    return probability > 0 and rng.random() < probability
 
 
 def _count(rng: np.random.Generator, bounds: Range) -> int:
@@ -189,6 +219,59 @@ def _visible(before: np.ndarray, after: np.ndarray, alpha: np.ndarray) -> np.nda
     return (alpha >= MIN_LABEL_ALPHA) & (change >= MIN_LABEL_CHANGE)
 
 
+def _paint(image: np.ndarray, alpha: np.ndarray, colour: np.ndarray, label: np.ndarray) -> np.ndarray:
+    """`colour` over `image` with opacity `alpha`; where that is visible is added to `label`."""
+    damaged = _composite(image, alpha, colour)
+    label |= _visible(image, damaged, alpha)
+    return damaged
+
+
+def crack_path(rng: np.random.Generator, start: np.ndarray, heading: float, length: float,
+               segment: Range, turn: float) -> np.ndarray:
+    """Points of an emulsion crack: straight runs between kinks, each run itself slightly jagged."""
+    points = [np.asarray(start, np.float32)]
+    travelled = 0.0
+    while travelled < length:
+        run = _uniform(rng, segment)
+        heading += float(np.clip(rng.normal(0, turn), -1.2, 1.2))
+        direction = np.array([np.cos(heading), np.sin(heading)], np.float32)
+        end = points[-1] + direction * run
+        middle = (points[-1] + end) / 2 + np.array([-direction[1], direction[0]]) * rng.normal(0, 0.12 * run)
+        points += [middle.astype(np.float32), end]
+        travelled += run
+    return np.stack(points)
+
+
+def _uneven_stroke(alpha: np.ndarray, points: np.ndarray, width: float, opacity: float,
+                   rng: np.random.Generator) -> None:
+    """A polyline whose width changes from run to run, as a crack's exposed paper does."""
+    for start in range(0, len(points) - 1, 2):
+        run = points[start:start + 3]
+        _stroke(alpha, run, max(1.0, width * rng.uniform(0.6, 1.4)), opacity * rng.uniform(0.85, 1.0))
+
+
+def _flakes(alpha: np.ndarray, points: np.ndarray, width: float, opacity: float, rng: np.random.Generator) -> None:
+    """Chips of emulsion lost along a crack: small irregular bright patches touching it."""
+    for index in rng.integers(0, len(points), int(rng.integers(1, max(2, len(points) // 6)))):
+        radius = rng.uniform(0.8, 1.5) * width
+        corners = rng.integers(3, 6)
+        angles = np.sort(rng.uniform(0, 2 * np.pi, corners))
+        offset = rng.normal(0, width * 0.8, 2)
+        polygon = points[index] + offset + np.stack([np.cos(angles), np.sin(angles)], 1) * radius * rng.uniform(
+            0.4, 1.0, (corners, 1))
+        cv2.fillPoly(alpha, [np.round(polygon * 4).astype(np.int32)], float(opacity), cv2.LINE_AA, 2)
+
+
+def _edge_start(rng: np.random.Generator, shape: tuple[int, int]) -> tuple[np.ndarray, float]:
+    """A point on the photo's border and a heading into it: cracks often run in from an edge."""
+    height, width = shape
+    side = int(rng.integers(0, 4))
+    along = rng.uniform(0, 1)
+    point, inward = [(along * width, 0.0), (along * width, height - 1.0), (0.0, along * height),
+                     (width - 1.0, along * height)][side], [np.pi / 2, -np.pi / 2, 0.0, np.pi][side]
+    return np.asarray(point, np.float32), inward + rng.uniform(-0.7, 0.7)
+
+
 class DamageSynthesizer:
     """Ages clean photos; one instance is reusable and holds no per-sample state."""
 
@@ -220,6 +303,8 @@ class DamageSynthesizer:
         if not undamaged:
             image = self._stains(image, rng, labels[common_pb2.STAIN])
             image = self._scratches(image, rng, labels[common_pb2.SCRATCH])
+            image = self._crack_network(image, rng, labels[common_pb2.SCRATCH])
+            image = self._hairlines(image, rng, labels[common_pb2.SCRATCH])
             image = self._tears(image, rng, labels)
         image = self._scan(image, rng)
         masks = {kind: labels[kind].astype(np.uint8) * 255 for kind in DAMAGE_TYPES}
@@ -273,9 +358,9 @@ class DamageSynthesizer:
             self._dots(rng, alpha, colour, _count(rng, p.spot_count), p.spot_radius, clustered=False)
         if rng.random() < p.p_specks:
             self._dots(rng, alpha, colour, _count(rng, p.speck_count), p.speck_radius, clustered=rng.random() < 0.5)
-        damaged = _composite(image, alpha, colour)
-        label |= _visible(image, damaged, alpha)
-        return damaged
+        if _happens(rng, p.p_foxing):
+            self._foxing(rng, alpha, colour, _count(rng, p.foxing_count))
+        return _paint(image, alpha, colour, label)
 
     @staticmethod
     def _add_layer(alpha: np.ndarray, colour: np.ndarray, layer_alpha: np.ndarray, layer_colour: np.ndarray) -> None:
@@ -305,6 +390,15 @@ class DamageSynthesizer:
         bright = rng.random() < 0.4
         tone = rng.uniform(0.85, 1.0) if bright else rng.uniform(0.0, 0.25)
         self._add_layer(alpha, colour, layer, np.full(3, tone, np.float32))
+
+    def _foxing(self, rng: np.random.Generator, alpha: np.ndarray, colour: np.ndarray, count: int) -> None:
+        """Foxing: rust-brown spots with soft, darker-centred edges, from the paper's own ageing."""
+        shape = alpha.shape
+        for _ in range(count):
+            radius = rng.uniform(1.5, 7.0)
+            spot = blob(rng, shape, _random_point(rng, shape), radius, softness=0.4)
+            tint = np.array([0.55, 0.33, 0.15], np.float32) * rng.uniform(0.7, 1.2)
+            self._add_layer(alpha, colour, np.clip(spot * rng.uniform(0.4, 0.85), 0, 1), np.clip(tint, 0, 1))
 
     def _scratches(self, image: np.ndarray, rng: np.random.Generator, label: np.ndarray) -> np.ndarray:
         p = self.params
@@ -337,9 +431,62 @@ class DamageSynthesizer:
             alpha *= texture
             bright = rng.random() < 0.6
             tone = rng.uniform(0.8, 1.0) if bright else rng.uniform(0.0, 0.2)
-            after = _composite(damaged, alpha, np.full(3, tone, np.float32))
-            label |= _visible(damaged, after, alpha)
-            damaged = after
+            damaged = _paint(damaged, alpha, np.full(3, tone, np.float32), label)
+        return damaged
+
+    def _crack_network(self, image: np.ndarray, rng: np.random.Generator, label: np.ndarray) -> np.ndarray:
+        """Branching angular cracks that show the paper (cream, or dark with dirt), across anything."""
+        p = self.params
+        if not _happens(rng, p.p_crack_network):
+            return image
+        shape = image.shape[:2]
+        diagonal = float(np.hypot(*shape))
+        alpha = np.zeros(shape, np.float32)
+        width = _uniform(rng, p.crack_width)
+        opacity = _uniform(rng, p.crack_opacity)
+        for _ in range(_count(rng, p.network_cracks)):
+            if rng.random() < 0.5:
+                start, heading = _edge_start(rng, shape)
+            else:
+                start, heading = np.asarray(_random_point(rng, shape), np.float32), rng.uniform(0, 2 * np.pi)
+            trunk = crack_path(rng, start, heading, _uniform(rng, p.crack_length) * diagonal, p.crack_segment,
+                               p.crack_turn)
+            _uneven_stroke(alpha, trunk, width, opacity, rng)
+            if rng.random() < 0.5:
+                _flakes(alpha, trunk, width, opacity, rng)
+            for _ in range(int(rng.integers(0, 5))):
+                origin = trunk[rng.integers(0, len(trunk))]
+                branch = crack_path(rng, origin, heading + rng.choice([-1, 1]) * rng.uniform(0.4, 1.3),
+                                    rng.uniform(0.05, 0.35) * diagonal, p.crack_segment, p.crack_turn)
+                _uneven_stroke(alpha, branch, width * rng.uniform(0.5, 0.9), opacity, rng)
+        # The exposed paper is uneven, and a scan softens the crack's edges a little.
+        alpha = cv2.GaussianBlur(alpha, (0, 0), rng.uniform(0.3, 0.7))
+        alpha *= np.clip(0.85 + 0.25 * smooth_noise(rng, shape, 4.0), 0.4, 1.0)
+        if rng.random() < p.p_crack_dark:
+            colour = np.full(3, rng.uniform(0.05, 0.3), np.float32)
+        else:
+            # Paper white, from neutral to slightly cream.
+            warmth = rng.uniform(0.0, 0.1)
+            colour = np.clip(np.array([1.0, 1.0 - warmth / 3, 1.0 - warmth], np.float32) * rng.uniform(0.82, 1.0),
+                             0, 1)
+        return _paint(image, alpha, colour, label)
+
+    def _hairlines(self, image: np.ndarray, rng: np.random.Generator, label: np.ndarray) -> np.ndarray:
+        """Straight hairline scratches from handling: thin, long, faint or bright."""
+        p = self.params
+        if not _happens(rng, p.p_hairlines):
+            return image
+        shape = image.shape[:2]
+        diagonal = float(np.hypot(*shape))
+        damaged = image
+        for _ in range(_count(rng, p.hairline_count)):
+            alpha = np.zeros(shape, np.float32)
+            points = random_walk(rng, _random_point(rng, shape), rng.uniform(0.3, 1.0) * diagonal,
+                                 rng.uniform(0, 2 * np.pi), 0.004)
+            _stroke(alpha, points, _uniform(rng, p.hairline_width), _uniform(rng, p.hairline_opacity))
+            alpha *= np.clip(0.8 + 0.3 * smooth_noise(rng, shape, 10.0), 0.3, 1.0)
+            tone = rng.uniform(0.85, 1.0) if rng.random() < 0.7 else rng.uniform(0.0, 0.2)
+            damaged = _paint(damaged, alpha, np.full(3, tone, np.float32), label)
         return damaged
 
     def _tears(self, image: np.ndarray, rng: np.random.Generator, labels: dict[int, np.ndarray]) -> np.ndarray:

@@ -35,6 +35,7 @@ class Gateway:
     async def start(self) -> "Gateway":
         config = self.config
         self.upstreams = Upstreams(config)
+        await self.upstreams.start()
         store = ResultStore(config.results_dir)
         pipeline = Pipeline(self.upstreams, store, config)
         self.jobs = JobManager(

@@ -26,7 +26,9 @@ class GatewayConfig(Settings):
     # 0.92: restored candidates of one person scored 0.923-0.997, different people at most 0.929 (bench/generator_bench.py).
     min_identity: float = flag(0.92, "candidates whose face similarity to the input is below this are dropped")
     rpc_timeout: float = flag(300.0, "deadline of each upstream RPC, seconds", minimum=1)
-    rpc_attempts: int = flag(3, "attempts per upstream RPC on UNAVAILABLE/RESOURCE_EXHAUSTED", minimum=1)
+    photo_deadline: float = flag(
+        1800.0, "seconds a photo may take, waiting for a replica with room included; while it lasts, a full or "
+        "lost replica means wait and go elsewhere", minimum=1)
     max_photos_in_flight: int = flag(4, "photos processed at once (bounds decoded images in memory)", minimum=1)
     job_workers: int = flag(4, "jobs processed at once", minimum=1)
     max_queued_jobs: int = flag(32, "jobs waiting beyond those; more get HTTP 429", minimum=1)

@@ -244,9 +244,19 @@ class HttpApi:
         return web.json_response({"status": "alive"})
 
     async def readyz(self, _request: web.Request) -> web.Response:
-        upstreams = await self._upstreams.readiness()
-        ready = all(upstreams.values())
-        body = {"ready": ready, "upstreams": {name: "SERVING" if ok else "NOT_SERVING" for name, ok in upstreams.items()}}
+        """Ready means this gateway accepts jobs and serves status and results; upstreams are shown apart.
+
+        A service being down makes photos wait (until their deadline), not the gateway unready: taking
+        every gateway out of the load balancer would also take away status pages and downloads.
+        """
+        replicas = self._upstreams.readiness()
+        ready = self._jobs.accepting
+        body = {
+            "ready": ready,
+            "upstreams": {service: "SERVING" if "SERVING" in states.values() else "NOT_SERVING"
+                          for service, states in replicas.items()},
+            "replicas": replicas,
+        }
         return web.json_response(body, status=200 if ready else 503)
 
     async def metrics(self, _request: web.Request) -> web.Response:

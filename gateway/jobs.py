@@ -131,6 +131,11 @@ class JobManager:
         self._tasks = [asyncio.create_task(self._work(), name=f"job-worker-{i}") for i in range(self._workers)]
         self._tasks.append(asyncio.create_task(self._housekeeping(), name="job-housekeeping"))
 
+    @property
+    def accepting(self) -> bool:
+        """Workers are running, so a submitted job will be worked on (what readiness means)."""
+        return bool(self._tasks) and not all(task.done() for task in self._tasks)
+
     async def stop(self) -> None:
         """Stop the workers; jobs still running stay 'running' on disk and resume at the next start."""
         for task in self._tasks:

@@ -16,7 +16,9 @@ STAGE_SECONDS = Histogram(
     "revive_gateway_stage_duration_seconds", "Time one photo spends in a pipeline stage.", ["stage"], buckets=LATENCY_BUCKETS
 )
 PHOTOS = Counter("revive_gateway_photos_total", "Photos processed, by outcome.", ["outcome"])
-CANDIDATES = Counter("revive_gateway_candidates_total", "Candidates produced.")
+CANDIDATES = Counter("revive_gateway_candidates_total", "Candidates returned (upscaled and stored).")
+GENERATED = Counter("revive_gateway_generated_candidates_total",
+                    "Candidates generated, surplus included; only those ranked best are upscaled and stored.")
 PHOTOS_WAITING = Gauge("revive_gateway_photos_waiting", "Photos of running jobs waiting for a processing slot.")
 JOBS_QUEUED = Gauge("revive_gateway_queue_depth", "Jobs accepted and waiting for a worker.")
 JOBS = Counter("revive_gateway_jobs_total", "Jobs finished, by final state.", ["state"])
@@ -30,3 +32,11 @@ UPSTREAM_ERRORS = Counter(
 )
 BYTES_IN = Counter("revive_gateway_received_bytes_total", "Bytes of photos uploaded.")
 BYTES_OUT = Counter("revive_gateway_sent_bytes_total", "Bytes of result images served or streamed.")
+UPSTREAM_WAITING = Gauge(
+    "revive_gateway_upstream_waiting_calls", "Calls waiting in the gateway for a replica with room, per service.", ["service"]
+)
+UPSTREAM_REPLICAS = Gauge("revive_gateway_upstream_serving_replicas", "Replicas answering SERVING, per service.",
+                          ["service"])
+BACKGROUND_FAILURES = Counter(
+    "revive_gateway_background_failures_total", "Housekeeping and probe rounds that failed (and were restarted).", ["task"]
+)

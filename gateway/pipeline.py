@@ -1,10 +1,12 @@
-"""One photo's journey: decode -> detect -> N x (generate -> upscale) -> store.
+"""One photo's journey: decode -> detect -> N x generate -> rank -> upscale the kept -> store.
 
 The pipeline reports what happens as `RestoreEvent`s, the same messages the
 gRPC API streams, so the HTTP API, the gRPC API and jobs share one
-orchestration. Candidates are independent calls (one seed each) running
-concurrently, so the channels' round_robin spreads them over replicas; a
-failure in one cancels its siblings (TaskGroup) and fails just that photo.
+orchestration. Candidates are independent calls (one seed each) that the
+dispatcher spreads over generator replicas as they have room; ranking comes
+before the expensive step, so only the candidates kept are upscaled and
+stored. A failure in one call cancels its siblings (TaskGroup) and fails just
+that photo; a replica that is full or gone is not a failure (gateway/dispatch.py).
 """
 
 from __future__ import annotations
@@ -20,15 +22,15 @@ from typing import Callable, Iterator
 
 import grpc
 import numpy as np
-from revive.v1 import common_pb2, detector_pb2, gateway_pb2, generator_pb2, upscaler_pb2
+from revive.v1 import common_pb2, gateway_pb2
 
-from gateway import metrics
+from gateway import messages, metrics
 from gateway.config import GatewayConfig
 from gateway.decoding import decode_photo
 from gateway.storage import ResultStore
 from gateway.upstreams import UpstreamError, Upstreams
 from services.common.errors import InvalidInput
-from services.common.imaging import MAX_SIDE, PNG, RAW, encode_png, from_proto, to_proto
+from services.common.imaging import MAX_SIDE, PNG, encode_png, from_proto
 from services.common.options import UPSCALE_FACTORS
 
 log = logging.getLogger(__name__)
@@ -50,7 +52,7 @@ def applied_upscale(requested: int, width: int, height: int) -> int:
 
     The gateway clamps instead of refusing: a product user asking x4 of a
     2000-pixel scan wants the biggest print-ready result, and gets told the
-    factor applied. (The upscaler service itself refuses oversize requests.)
+    factor applied. (The upscaler service itself refuses oversize messages.)
     """
     fitting = [f for f in UPSCALE_FACTORS if f <= requested and max(width, height) * f <= MAX_SIDE]
     return max(fitting)
@@ -85,20 +87,29 @@ def surplus(count: int, report: common_pb2.DamageReport, options: common_pb2.Res
     return math.ceil(count * ratio)
 
 
+def passes_identity(candidate: gateway_pb2.CandidateResult, min_identity: float) -> bool:
+    """Its face is found where the input's is and still looks like the same person (or there is no face)."""
+    scores = candidate.scores
+    if scores.HasField("face_found") and not scores.face_found:
+        return False
+    return not scores.HasField("identity_similarity") or scores.identity_similarity >= min_identity
+
+
 def select(
     candidates: list[gateway_pb2.CandidateResult], seeds: list[int], count: int, min_identity: float
 ) -> list[gateway_pb2.CandidateResult]:
-    """The best `count` by overall score (seed order breaks ties), without identity losses.
+    """The best `count` by overall score (seed order breaks ties), those that keep the person first.
 
-    A candidate whose face no longer matches the input's is dropped; if every
-    candidate would be, the best one is kept so the user still sees a result.
+    When fewer than `count` pass the identity check, the best of the rest
+    fill in, flagged `identity_doubtful`, so the user gets what was asked
+    and is told which ones to look at twice.
     """
     ranked = sorted(candidates, key=lambda c: (-c.scores.overall, seeds.index(c.seed)))
-    faithful = [
-        c for c in ranked
-        if not c.scores.HasField("identity_similarity") or c.scores.identity_similarity >= min_identity
-    ]
-    return (faithful or ranked[:1])[:count]
+    chosen = [c for c in ranked if passes_identity(c, min_identity)][:count]
+    for doubtful in [c for c in ranked if not passes_identity(c, min_identity)][:count - len(chosen)]:
+        doubtful.identity_doubtful = True
+        chosen.append(doubtful)
+    return chosen
 
 
 def first_failure(group: BaseExceptionGroup) -> BaseException:
@@ -124,6 +135,7 @@ class Pipeline:
         self._slots = asyncio.Semaphore(config.max_photos_in_flight)
         self._surplus_ratio = config.surplus_ratio
         self._min_identity = config.min_identity
+        self._photo_deadline = config.photo_deadline
 
     async def run(self, request_id: str, photos: list[PhotoUpload], options: common_pb2.RestoreOptions, emit: Emit) -> None:
         """Process every photo concurrently (bounded); each photo's failure is its own."""
@@ -158,19 +170,21 @@ class Pipeline:
 
     async def _restore(self, request_id: str, photo: PhotoUpload, options: common_pb2.RestoreOptions, event: Callable[..., None]) -> None:
         progress = lambda stage_, fraction: event(progress=gateway_pb2.Progress(stage=stage_, fraction=fraction))  # noqa: E731
+        deadline = asyncio.get_running_loop().time() + self._photo_deadline
         progress(gateway_pb2.DECODE, 0.0)
         with stage("decode"):
             rgb = await asyncio.to_thread(decode_photo, photo.data)
+            height, width = rgb.shape[:2]
+            image = await asyncio.to_thread(messages.image_field, rgb)
+            del rgb  # the serialised field holds the pixels from here on
         progress(gateway_pb2.DECODE, 1.0)
-        height, width = rgb.shape[:2]
-        image = to_proto(rgb)
-        del rgb  # the message holds the pixels from here on
 
         progress(gateway_pb2.DETECT, 0.0)
         with stage("detect"):
-            report = (await self._upstreams.detect(detector_pb2.DetectRequest(image=image, analyze_faces=True))).report
+            report = (await self._upstreams.detect(await asyncio.to_thread(messages.detect_request, image),
+                                                   deadline)).report
         mask_url = ""
-        overlay = damage_overlay(report)
+        overlay = await asyncio.to_thread(damage_overlay, report)
         if overlay is not None:
             png = await asyncio.to_thread(encode_png, overlay)
             mask_url = await asyncio.to_thread(self._store.write, request_id, photo.index, "mask.png", png)
@@ -179,41 +193,78 @@ class Pipeline:
 
         count = options.candidates if options.HasField("candidates") else self._default_candidates
         base_seed = options.seed if options.HasField("seed") else secrets.randbits(32)
-        extra = surplus(count, report, options, self._surplus_ratio)
-        seeds = [(base_seed + i) % 2**64 for i in range(count + extra)]
+        seeds = [(base_seed + i) % 2**64 for i in range(count + surplus(count, report, options, self._surplus_ratio))]
         factor = applied_upscale(options.upscale if options.HasField("upscale") else 1, width, height)
-        done = 0
+        base = await asyncio.to_thread(messages.generate_base, image, report, options)
+        del image
+        kept = await self._generate_and_rank(base, seeds, count, deadline, progress)
+        del base
+        await self._finish(request_id, photo, kept, seeds, factor, deadline, event, progress)
+
+    async def _generate_and_rank(self, base: bytes, seeds: list[int], count: int, deadline: float,
+                                 progress: Callable[[int, float], None]) -> list[gateway_pb2.CandidateResult]:
+        """Candidates for `seeds`, ranked; more seeds (up to `count` more) while too few keep the person."""
+        generated: list[gateway_pb2.CandidateResult] = []
+        planned = len(seeds)
         progress(gateway_pb2.GENERATE, 0.0)
 
-        async def candidate(seed: int) -> gateway_pb2.CandidateResult:
-            nonlocal done
-            # The last service in the chain encodes the PNG that is stored and served.
-            request = generator_pb2.GenerateRequest(
-                image=image, damage=report, options=options, seeds=[seed], output_encoding=PNG if factor == 1 else RAW
-            )
+        async def candidate(seed: int) -> None:
             with stage("generate"):
-                generated = await self._upstreams.generate_one(request)
-            result = generated.image
+                answer = await self._upstreams.generate_one(messages.with_seed(base, seed), deadline)
+            if answer.image.encoding != PNG or answer.image.channels != 3:
+                raise UpstreamError("generator", grpc.StatusCode.INTERNAL, f"expected an RGB PNG, got encoding "
+                                    f"{answer.image.encoding} with {answer.image.channels} channels")
+            generated.append(gateway_pb2.CandidateResult(seed=seed, scores=answer.scores, image=answer.image))
+            metrics.GENERATED.inc()
+            progress(gateway_pb2.GENERATE, len(generated) / planned)
+
+        async def generate(batch: list[int]) -> None:
+            try:
+                async with asyncio.TaskGroup() as group:
+                    for seed in batch:
+                        group.create_task(candidate(seed))
+            except ExceptionGroup as failures:
+                raise first_failure(failures) from None
+
+        await generate(seeds)
+        passing = sum(passes_identity(c, self._min_identity) for c in generated)
+        if passing < count and any(c.scores.HasField("face_found") for c in generated):
+            extra = [(seeds[-1] + 1 + i) % 2**64 for i in range(count)]
+            planned += len(extra)
+            seeds.extend(extra)
+            await generate(extra)
+        return select(generated, seeds, count, self._min_identity)
+
+    async def _finish(self, request_id: str, photo: PhotoUpload, kept: list[gateway_pb2.CandidateResult],
+                      seeds: list[int], factor: int, deadline: float, event: Callable[..., None],
+                      progress: Callable[[int, float], None]) -> None:
+        """Upscale and store only the candidates kept, in ranking order; each is announced as it is stored."""
+        done = 0
+        if factor > 1:
+            progress(gateway_pb2.UPSCALE, 0.0)
+
+        async def finish(chosen: gateway_pb2.CandidateResult) -> None:
+            nonlocal done
             if factor > 1:
                 with stage("upscale"):
-                    upscale = upscaler_pb2.UpscaleRequest(image=result, factor=factor, output_encoding=PNG)
-                    result = (await self._upstreams.upscale(upscale)).image
-            if result.encoding != PNG or result.channels != 3:
-                raise UpstreamError("generator" if factor == 1 else "upscaler", grpc.StatusCode.INTERNAL,
-                                    f"expected an RGB PNG, got encoding {result.encoding} with {result.channels} channels")
+                    answer = await self._upstreams.upscale(messages.upscale_request(chosen.image, factor), deadline)
+                if answer.image.encoding != PNG or answer.image.channels != 3:
+                    raise UpstreamError("upscaler", grpc.StatusCode.INTERNAL, f"expected an RGB PNG, got encoding "
+                                        f"{answer.image.encoding} with {answer.image.channels} channels")
+                chosen.image.CopyFrom(answer.image)
             with stage("store"):
-                url = await asyncio.to_thread(self._store.write, request_id, photo.index, f"candidate-{seed}.png", result.data)
-            stored = gateway_pb2.CandidateResult(seed=seed, scores=generated.scores, url=url, image=result)
+                chosen.url = await asyncio.to_thread(self._store.write, request_id, photo.index,
+                                                     f"candidate-{chosen.seed}.png", chosen.image.data)
             metrics.CANDIDATES.inc()
             done += 1
-            event(candidate=stored)
-            progress(gateway_pb2.GENERATE, done / len(seeds))
-            return stored
+            event(candidate=chosen)
+            if factor > 1:
+                progress(gateway_pb2.UPSCALE, done / len(kept))
 
         try:
             async with asyncio.TaskGroup() as group:
-                tasks = [group.create_task(candidate(seed)) for seed in seeds]
+                for chosen in kept:
+                    group.create_task(finish(chosen))
         except ExceptionGroup as failures:
             raise first_failure(failures) from None
-        kept = select([task.result() for task in tasks], seeds, count, self._min_identity)
         event(done=gateway_pb2.PhotoDone(candidates=len(kept), ranking=[c.seed for c in kept], upscale=factor))

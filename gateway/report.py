@@ -46,6 +46,7 @@ class PhotoReport:
                 "width": candidate.image.width,
                 "height": candidate.image.height,
                 "scores": MessageToDict(candidate.scores, preserving_proto_field_name=True, always_print_fields_with_no_presence=True),
+                "identity_doubtful": candidate.identity_doubtful,
             }
         elif kind == "failed":
             self.status = "failed"

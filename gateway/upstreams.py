@@ -1,38 +1,33 @@
-"""Clients of the three services: channels, deadlines, retries and readiness.
+"""Clients of the three services: dispatch to replicas with room, deadlines, retries elsewhere, readiness.
 
-Each upstream is one grpc.aio channel with round_robin load balancing, so a
-target that resolves to many addresses (a Kubernetes headless Service, or an
-"ipv4:a,b" list) spreads calls over every replica. gRPC's transparent retries
-stop once a request exceeds the retry buffer (a few hundred KB, far below one
-photo), so retries on UNAVAILABLE and RESOURCE_EXHAUSTED are done here: the
-next attempt goes out on the channel's next subchannel, i.e. another replica.
+Calls go through one `ReplicaPool` per service (gateway/dispatch.py), which
+waits in the gateway for a replica with room rather than overfilling one.
+A call that a replica refuses (RESOURCE_EXHAUSTED) or loses (UNAVAILABLE) is
+sent again to another, or to the same once it has room, until the photo's
+deadline: a photo is not given up after a fixed number of tries.
+
+Requests arrive serialised: a photo's bytes are encoded once however many
+seeds are asked of it (see gateway/requests.py), so the RPCs here take bytes
+and only decode the answers.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-from contextlib import contextmanager
-from typing import Awaitable, Callable, Iterator, TypeVar
+from typing import Any, Awaitable, Callable, TypeVar
 
 import grpc
-from grpc_health.v1 import health_pb2, health_pb2_grpc
-from revive.v1 import (
-    detector_pb2,
-    detector_pb2_grpc,
-    generator_pb2,
-    generator_pb2_grpc,
-    upscaler_pb2,
-    upscaler_pb2_grpc,
-)
+from revive.v1 import detector_pb2, generator_pb2, upscaler_pb2
 
 from gateway import metrics
 from gateway.config import GatewayConfig
+from gateway.dispatch import NoReplica, Replica, ReplicaPool
 from services.common.server import message_size_options
 
 log = logging.getLogger(__name__)
 
+#: Codes that mean "this replica, not this request": try again elsewhere or later.
 RETRYABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED)
 T = TypeVar("T")
 
@@ -47,57 +42,75 @@ class UpstreamError(Exception):
 
 def channel_options(max_bytes: int) -> list[tuple[str, object]]:
     return message_size_options(max_bytes) + [
-        ("grpc.service_config", json.dumps({"loadBalancingConfig": [{"round_robin": {}}]})),
         ("grpc.enable_retries", 0),  # retried here, see the module docstring
         ("grpc.keepalive_time_ms", 30_000),
         ("grpc.keepalive_permit_without_calls", 1),
     ]
 
 
+def _passthrough(request: bytes) -> bytes:
+    return request
+
+
 class Upstream:
-    """One service behind one channel."""
+    """One service: its replicas and its methods."""
 
     def __init__(self, service: str, target: str, config: GatewayConfig) -> None:
         self.service, self.target = service, target
-        self.channel = grpc.aio.insecure_channel(target, options=channel_options(config.max_message_bytes))
+        self.pool = ReplicaPool(service, target, channel_options(config.max_message_bytes))
         self._timeout = config.rpc_timeout
-        self._attempts = config.rpc_attempts
-        self._health = health_pb2_grpc.HealthStub(self.channel)
 
-    @contextmanager
-    def _in_flight(self) -> Iterator[None]:
-        gauge = metrics.UPSTREAM_IN_FLIGHT.labels(self.service)
-        gauge.inc()
-        try:
-            yield
-        finally:
-            gauge.dec()
-
-    async def call(self, attempt: Callable[[float], Awaitable[T]]) -> T:
-        """Run `attempt(timeout)` with retries onto other replicas; raise UpstreamError."""
+    async def call(self, attempt: Callable[[Replica, float], Awaitable[T]], deadline: float) -> T:
+        """Run `attempt(replica, timeout)` on a replica with room, again elsewhere on RETRYABLE, until `deadline`."""
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + self._timeout
-        for number in range(1, self._attempts + 1):
+        last: grpc.aio.AioRpcError | None = None
+        while True:
             try:
-                with self._in_flight():
-                    return await attempt(max(0.001, deadline - loop.time()))
-            except grpc.aio.AioRpcError as error:
-                metrics.UPSTREAM_ERRORS.labels(self.service, error.code().name).inc()
-                if error.code() not in RETRYABLE or number == self._attempts or loop.time() >= deadline:
-                    raise UpstreamError(self.service, error.code(), error.details() or "") from None
-                log.info("retrying", extra={"service": self.service, "code": error.code().name, "attempt": number})
-                await asyncio.sleep(min(0.1 * 2**number, max(0.0, deadline - loop.time())))
-        raise AssertionError("unreachable")
+                async with self.pool.replica(deadline) as replica:
+                    try:
+                        result = await attempt(replica, max(0.001, min(self._timeout, deadline - loop.time())))
+                    except grpc.aio.AioRpcError as error:
+                        metrics.UPSTREAM_ERRORS.labels(self.service, error.code().name).inc()
+                        if error.code() not in RETRYABLE or loop.time() >= deadline:
+                            raise UpstreamError(self.service, error.code(), error.details() or "") from None
+                        last = error
+                        (self.pool.full if error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED else self.pool.lost)(replica)
+                        log.info("retrying elsewhere", extra={"service": self.service, "replica": replica.address,
+                                                              "code": error.code().name})
+                        continue
+                    replica.succeeded()
+                    return result
+            except NoReplica as reason:
+                # Unavailable when nothing serves (or the last try was lost); busy replicas past the deadline
+                # are a deadline.
+                unavailable = not self.pool.serving or (last is not None and last.code() == grpc.StatusCode.UNAVAILABLE)
+                code = grpc.StatusCode.UNAVAILABLE if unavailable else grpc.StatusCode.DEADLINE_EXCEEDED
+                details = (last.details() or str(reason)) if last is not None else str(reason)
+                raise UpstreamError(self.service, code, details) from None
 
-    async def serving(self, timeout: float = 2.0) -> bool:
-        try:
-            reply = await self._health.Check(health_pb2.HealthCheckRequest(service=""), timeout=timeout)
-        except grpc.aio.AioRpcError:
-            return False
-        return reply.status == health_pb2.HealthCheckResponse.SERVING
+    def unary(self, method: str, response: Any) -> Callable[[bytes, float], Awaitable[Any]]:
+        """A unary method taking serialised requests, dispatched by `call`."""
 
-    async def close(self) -> None:
-        await self.channel.close()
+        async def run(request: bytes, deadline: float) -> Any:
+            async def attempt(replica: Replica, timeout: float) -> Any:
+                stub = replica.channel.unary_unary(method, _passthrough, response.FromString)
+                return await stub(request, timeout=timeout)
+
+            return await self.call(attempt, deadline)
+
+        return run
+
+    def stream(self, method: str, response: Any) -> Callable[[bytes, float], Awaitable[list[Any]]]:
+        """A server-streaming method taking serialised requests; answers are collected."""
+
+        async def run(request: bytes, deadline: float) -> list[Any]:
+            async def attempt(replica: Replica, timeout: float) -> list[Any]:
+                stub = replica.channel.unary_stream(method, _passthrough, response.FromString)
+                return [answer async for answer in stub(request, timeout=timeout)]
+
+            return await self.call(attempt, deadline)
+
+        return run
 
 
 class Upstreams:
@@ -107,34 +120,33 @@ class Upstreams:
         self.detector = Upstream("detector", config.detector, config)
         self.generator = Upstream("generator", config.generator, config)
         self.upscaler = Upstream("upscaler", config.upscaler, config)
-        self._detect = detector_pb2_grpc.DamageDetectorStub(self.detector.channel).Detect
-        self._generate = generator_pb2_grpc.GeneratorStub(self.generator.channel).Generate
-        self._upscale = upscaler_pb2_grpc.UpscalerStub(self.upscaler.channel).Upscale
+        self._detect = self.detector.unary("/revive.v1.DamageDetector/Detect", detector_pb2.DetectResponse)
+        self._generate = self.generator.stream("/revive.v1.Generator/Generate", generator_pb2.Candidate)
+        self._upscale = self.upscaler.unary("/revive.v1.Upscaler/Upscale", upscaler_pb2.UpscaleResponse)
 
     @property
     def all(self) -> tuple[Upstream, ...]:
         return (self.detector, self.generator, self.upscaler)
 
-    async def detect(self, request: detector_pb2.DetectRequest) -> detector_pb2.DetectResponse:
-        return await self.detector.call(lambda timeout: self._detect(request, timeout=timeout))
+    async def start(self) -> None:
+        await asyncio.gather(*(upstream.pool.start() for upstream in self.all))
 
-    async def generate_one(self, request: generator_pb2.GenerateRequest) -> generator_pb2.Candidate:
-        """One seed, one candidate: one call per candidate lets round_robin spread them."""
+    async def detect(self, request: bytes, deadline: float) -> detector_pb2.DetectResponse:
+        return await self._detect(request, deadline)
 
-        async def attempt(timeout: float) -> list[generator_pb2.Candidate]:
-            return [candidate async for candidate in self._generate(request, timeout=timeout)]
-
-        candidates = await self.generator.call(attempt)
+    async def generate_one(self, request: bytes, deadline: float) -> generator_pb2.Candidate:
+        """One seed, one candidate: one call per candidate lets dispatch spread them over replicas."""
+        candidates = await self._generate(request, deadline)
         if len(candidates) != 1:
             raise UpstreamError("generator", grpc.StatusCode.INTERNAL, f"{len(candidates)} candidates for one seed")
         return candidates[0]
 
-    async def upscale(self, request: upscaler_pb2.UpscaleRequest) -> upscaler_pb2.UpscaleResponse:
-        return await self.upscaler.call(lambda timeout: self._upscale(request, timeout=timeout))
+    async def upscale(self, request: bytes, deadline: float) -> upscaler_pb2.UpscaleResponse:
+        return await self._upscale(request, deadline)
 
-    async def readiness(self) -> dict[str, bool]:
-        states = await asyncio.gather(*(upstream.serving() for upstream in self.all))
-        return {upstream.service: state for upstream, state in zip(self.all, states)}
+    def readiness(self) -> dict[str, dict[str, str]]:
+        """Each service's replicas and their last probed state (no RPC: the probe loop keeps them current)."""
+        return {upstream.service: upstream.pool.states() for upstream in self.all}
 
     async def close(self) -> None:
-        await asyncio.gather(*(upstream.close() for upstream in self.all))
+        await asyncio.gather(*(upstream.pool.close() for upstream in self.all))

@@ -43,7 +43,8 @@ def start(name: str, args: list[str]) -> Child:
     return Child(name, subprocess.Popen([sys.executable, "-m", *args], cwd=ROOT))
 
 
-def wait_ready(url: str, children: list[Child], timeout: float) -> None:
+def wait_ready(url: str, children: list[Child], expected: int, timeout: float) -> None:
+    """Until the gateway is ready and sees all `expected` service replicas SERVING."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         for child in children:
@@ -51,7 +52,9 @@ def wait_ready(url: str, children: list[Child], timeout: float) -> None:
                 raise RuntimeError(f"{child.name} exited with code {child.process.returncode} while starting")
         try:
             with urllib.request.urlopen(url + "readyz", timeout=2) as response:
-                if response.status == 200:
+                replicas = json.loads(response.read())["replicas"]
+                states = [state for service in replicas.values() for state in service.values()]
+                if response.status == 200 and len(states) == expected and set(states) == {"SERVING"}:
                     return
         except (urllib.error.URLError, OSError):
             pass
@@ -114,7 +117,7 @@ def main() -> int:
     url = f"http://127.0.0.1:{args.http_port}/"
     signal.signal(signal.SIGTERM, interrupt)
     try:
-        wait_ready(url, children, args.ready_timeout)
+        wait_ready(url, children, args.replicas * len(SERVICES), args.ready_timeout)
         print(json.dumps({"msg": "Revive is ready", "url": url, "grpc": f"127.0.0.1:{args.grpc_port}",
                           "replicas": args.replicas, "upstreams": targets}), flush=True)
         print(f"\n  Revive is running at {url}  (Ctrl-C stops it)\n", flush=True)

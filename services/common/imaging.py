@@ -35,6 +35,16 @@ def encode_png(pixels: np.ndarray) -> bytes:
     return buffer.tobytes()
 
 
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def png_size(data: bytes) -> tuple[int, int]:
+    """(width, height) from a PNG's IHDR chunk, read without decoding a pixel."""
+    if len(data) < 24 or not data.startswith(PNG_SIGNATURE) or data[12:16] != b"IHDR":
+        raise InvalidInput("image data is not a valid PNG")
+    return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+
+
 def decode_png(data: bytes) -> np.ndarray:
     """Decode a PNG produced by `encode_png` back to RGB (or grey)."""
     pixels = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
@@ -84,6 +94,10 @@ def from_proto(
             )
         return np.frombuffer(image.data, np.uint8).reshape(shape)
     if image.encoding == PNG:
+        # The header is checked before decoding: a small PNG may declare 16384x16384 and cost a gigabyte.
+        if png_size(image.data) != (image.width, image.height):
+            raise InvalidInput(f"{field}: PNG is {'x'.join(map(str, png_size(image.data)))}, "
+                               f"header says {image.width}x{image.height}")
         pixels = decode_png(image.data)
         if pixels.shape != shape:
             raise InvalidInput(f"{field}: PNG holds {pixels.shape}, header says {shape}")

@@ -5,6 +5,10 @@ and at most `max_queue` wait, so a service never holds more than a bounded
 number of full-size images; beyond that callers get RESOURCE_EXHAUSTED at once
 and can try another replica. gRPC's own services (health, reflection) bypass
 the slots so probes answer even when the service is saturated.
+
+Every answer, health checks included, carries the service's capacity in its
+initial metadata (`CAPACITY_KEY`: "<concurrency>,<queue>"), so a caller that
+probes health learns how much each replica can take and dispatches no more.
 """
 
 from __future__ import annotations
@@ -22,11 +26,15 @@ from services.common.errors import InvalidInput, NotReady
 
 log = logging.getLogger(__name__)
 
+#: Initial-metadata key of a service's capacity, "<max concurrency>,<max queue>".
+CAPACITY_KEY = "revive-capacity"
+
 
 class InferenceSlots:
     """A counting semaphore with a bounded waiting room."""
 
     def __init__(self, concurrency: int, queue: int) -> None:
+        self.concurrency, self.queue = concurrency, queue
         self._semaphore = threading.Semaphore(concurrency)
         self._lock = threading.Lock()
         self._waiting = 0
@@ -57,6 +65,7 @@ class InferenceSlots:
 class ServiceInterceptor(grpc.ServerInterceptor):
     def __init__(self, slots: InferenceSlots) -> None:
         self._slots = slots
+        self._capacity = ((CAPACITY_KEY, f"{slots.concurrency},{slots.queue}"),)
 
     def intercept_service(self, continuation: Callable, details: grpc.HandlerCallDetails) -> Any:
         handler = continuation(details)
@@ -68,6 +77,7 @@ class ServiceInterceptor(grpc.ServerInterceptor):
             inner = handler.unary_unary
 
             def unary(request: Any, context: grpc.ServicerContext) -> Any:
+                context.send_initial_metadata(self._capacity)
                 with self._observe(service, method, context), self._admit(limited, context):
                     return inner(request, context)
 
@@ -78,6 +88,7 @@ class ServiceInterceptor(grpc.ServerInterceptor):
             inner_stream = handler.unary_stream
 
             def stream(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
+                context.send_initial_metadata(self._capacity)
                 with self._observe(service, method, context), self._admit(limited, context):
                     yield from inner_stream(request, context)
 

@@ -7,7 +7,7 @@ import numpy as np
 from revive.v1 import common_pb2, detector_pb2, detector_pb2_grpc
 
 from services.common.engines import EngineSet
-from services.common.imaging import from_proto, to_proto
+from services.common.imaging import PNG, from_proto, to_proto
 from services.common.server import ServiceDefinition
 from services.detector.engine import Detection, DetectorEngine
 from services.detector.engines.classical import ClassicalDetector
@@ -17,9 +17,11 @@ from services.detector.settings import DetectorSettings
 
 
 def report_from_detection(detection: Detection, engine: str) -> common_pb2.DamageReport:
+    """The report, masks as PNG: a mask is mostly runs of 0 and 255, so four 4096x4096 masks shrink from
+    64 MB of RAW planes to a few hundred KB, on every hop that carries the report (gateway, generator)."""
     masks = [
         common_pb2.DamageMask(
-            type=kind, coverage=float(np.count_nonzero(mask >= 128)) / mask.size, mask=to_proto(mask)
+            type=kind, coverage=float(np.count_nonzero(mask >= 128)) / mask.size, mask=to_proto(mask, PNG)
         )
         for kind, mask in detection.masks.items()
     ]

@@ -64,7 +64,9 @@ def age_agreement(face: common_pb2.Face, wanted: float) -> float:
 
 
 def combine(scores: common_pb2.CandidateScores) -> float:
-    """Geometric mean of the figures present; 0 when the identity was lost."""
+    """Geometric mean of the figures present; 0 when the identity was lost or its face not found."""
+    if scores.HasField("face_found") and not scores.face_found:
+        return 0.0
     terms = []
     if scores.HasField("identity_similarity"):
         terms.append(min(max(scores.identity_similarity, 0.0), 1.0))
@@ -92,12 +94,15 @@ class CandidateScorer:
         scores = common_pb2.CandidateScores()
         if self.reference is not None:
             face = matching_face(self.reference, self._analyzer.analyze(candidate))
-            # A face the analyser no longer finds where it was counts as a lost identity.
-            scores.identity_similarity = similarity(self.reference, face) if face is not None else 0.0
-            if face is not None and self._options.gender != common_pb2.GENDER_UNSPECIFIED:
-                scores.gender_agreement = gender_agreement(face, self._options.gender)
-            if face is not None and self._options.HasField("age"):
-                scores.age_agreement = age_agreement(face, self._options.age)
+            # A face the analyser no longer finds where it was is "not found", not a similarity of 0:
+            # the identity could not be checked, and combine() ranks the candidate last.
+            scores.face_found = face is not None
+            if face is not None:
+                scores.identity_similarity = similarity(self.reference, face)
+                if self._options.gender != common_pb2.GENDER_UNSPECIFIED:
+                    scores.gender_agreement = gender_agreement(face, self._options.gender)
+                if self._options.HasField("age"):
+                    scores.age_agreement = age_agreement(face, self._options.age)
         scores.overall = combine(scores)
         return scores
 

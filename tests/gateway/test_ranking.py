@@ -29,9 +29,20 @@ def test_best_first_with_seed_order_breaking_ties():
     assert [c.seed for c in chosen] == [11, 13, 10]
 
 
-def test_candidates_that_lost_the_person_are_dropped_but_never_all():
+def test_candidates_that_lost_the_person_come_last_and_flagged():
     seeds = [1, 2, 3]
     chosen = select([candidate(1, 0.9, 0.5), candidate(2, 0.7, 0.95), candidate(3, 0.6, 0.9)], seeds, 2, 0.85)
     assert [c.seed for c in chosen] == [2, 3]
+    assert not any(c.identity_doubtful for c in chosen)
     only_bad = select([candidate(1, 0.4, 0.3), candidate(2, 0.8, 0.2)], seeds[:2], 2, 0.85)
-    assert [c.seed for c in only_bad] == [2]
+    assert [c.seed for c in only_bad] == [2, 1]
+    assert all(c.identity_doubtful for c in only_bad)
+
+
+def test_a_face_not_found_is_not_a_pass_whatever_its_overall():
+    lost = candidate(1, 0.99)
+    lost.scores.face_found = False
+    kept = candidate(2, 0.5, 0.95)
+    kept.scores.face_found = True
+    chosen = select([lost, kept], [1, 2], 1, 0.85)
+    assert [c.seed for c in chosen] == [2] and not chosen[0].identity_doubtful

@@ -18,7 +18,7 @@ import secrets
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Callable, Iterator
+from typing import Any, Callable, Coroutine, Iterable, Iterator
 
 import grpc
 import numpy as np
@@ -118,6 +118,24 @@ def first_failure(group: BaseExceptionGroup) -> BaseException:
     return first_failure(first) if isinstance(first, BaseExceptionGroup) else first
 
 
+async def together(coroutines: Iterable[Coroutine[Any, Any, None]]) -> None:
+    """Run concurrently; the first real failure cancels the rest and is raised as itself."""
+    try:
+        async with asyncio.TaskGroup() as group:
+            for coroutine in coroutines:
+                group.create_task(coroutine)
+    except ExceptionGroup as failures:
+        raise first_failure(failures) from None
+
+
+def rgb_png(image: common_pb2.Image, service: str) -> common_pb2.Image:
+    """`image` if it is the RGB PNG the gateway stores; an INTERNAL error naming `service` otherwise."""
+    if image.encoding != PNG or image.channels != 3:
+        raise UpstreamError(service, grpc.StatusCode.INTERNAL,
+                            f"expected an RGB PNG, got encoding {image.encoding} with {image.channels} channels")
+    return image
+
+
 @contextmanager
 def stage(name: str) -> Iterator[None]:
     start = time.perf_counter()
@@ -211,28 +229,18 @@ class Pipeline:
         async def candidate(seed: int) -> None:
             with stage("generate"):
                 answer = await self._upstreams.generate_one(messages.with_seed(base, seed), deadline)
-            if answer.image.encoding != PNG or answer.image.channels != 3:
-                raise UpstreamError("generator", grpc.StatusCode.INTERNAL, f"expected an RGB PNG, got encoding "
-                                    f"{answer.image.encoding} with {answer.image.channels} channels")
-            generated.append(gateway_pb2.CandidateResult(seed=seed, scores=answer.scores, image=answer.image))
+            generated.append(gateway_pb2.CandidateResult(seed=seed, scores=answer.scores,
+                                                         image=rgb_png(answer.image, "generator")))
             metrics.GENERATED.inc()
             progress(gateway_pb2.GENERATE, len(generated) / planned)
 
-        async def generate(batch: list[int]) -> None:
-            try:
-                async with asyncio.TaskGroup() as group:
-                    for seed in batch:
-                        group.create_task(candidate(seed))
-            except ExceptionGroup as failures:
-                raise first_failure(failures) from None
-
-        await generate(seeds)
+        await together(candidate(seed) for seed in seeds)
         passing = sum(passes_identity(c, self._min_identity) for c in generated)
         if passing < count and any(c.scores.HasField("face_found") for c in generated):
             extra = [(seeds[-1] + 1 + i) % 2**64 for i in range(count)]
             planned += len(extra)
             seeds.extend(extra)
-            await generate(extra)
+            await together(candidate(seed) for seed in extra)
         return select(generated, seeds, count, self._min_identity)
 
     async def _finish(self, request_id: str, photo: PhotoUpload, kept: list[gateway_pb2.CandidateResult],
@@ -248,10 +256,7 @@ class Pipeline:
             if factor > 1:
                 with stage("upscale"):
                     answer = await self._upstreams.upscale(messages.upscale_request(chosen.image, factor), deadline)
-                if answer.image.encoding != PNG or answer.image.channels != 3:
-                    raise UpstreamError("upscaler", grpc.StatusCode.INTERNAL, f"expected an RGB PNG, got encoding "
-                                        f"{answer.image.encoding} with {answer.image.channels} channels")
-                chosen.image.CopyFrom(answer.image)
+                chosen.image.CopyFrom(rgb_png(answer.image, "upscaler"))
             with stage("store"):
                 chosen.url = await asyncio.to_thread(self._store.write, request_id, photo.index,
                                                      f"candidate-{chosen.seed}.png", chosen.image.data)
@@ -261,10 +266,5 @@ class Pipeline:
             if factor > 1:
                 progress(gateway_pb2.UPSCALE, done / len(kept))
 
-        try:
-            async with asyncio.TaskGroup() as group:
-                for chosen in kept:
-                    group.create_task(finish(chosen))
-        except ExceptionGroup as failures:
-            raise first_failure(failures) from None
+        await together(finish(chosen) for chosen in kept)
         event(done=gateway_pb2.PhotoDone(candidates=len(kept), ranking=[c.seed for c in kept], upscale=factor))

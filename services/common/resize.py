@@ -1,9 +1,20 @@
-"""Resizing a small field to full resolution a band of rows at a time, so a 4096x4096 photo never needs a full float copy."""
+"""Resizing that holds for every shape: a 4096x1 photo shrinks to at least a pixel a side, and small
+fields grow to full resolution a band of rows at a time, so a 4096x4096 photo never needs a full float copy."""
 
 from __future__ import annotations
 
 import cv2
 import numpy as np
+
+
+def shrink_to(image: np.ndarray, side: int) -> np.ndarray:
+    """`image` area-averaged so its long side is at most `side`; never a side of 0 (a 4096x1 scan stays 512x1)."""
+    height, width = image.shape[:2]
+    scale = side / max(height, width)
+    if scale >= 1:
+        return image
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
 
 
 def upsample_rows(field: np.ndarray, rows: slice, size: tuple[int, int]) -> np.ndarray:

@@ -22,6 +22,7 @@ from revive.v1 import common_pb2
 
 from services.common.config import ServiceConfig
 from services.common.metrics import timed_inference
+from services.common.resize import shrink_to
 from services.detector.engine import Detection
 
 #: Side at which whole-photo statistics are computed; enough to be stable.
@@ -49,10 +50,7 @@ PAPER_MAX_TONE_SPREAD = 5.0
 
 
 def _downscaled(image: np.ndarray) -> np.ndarray:
-    scale = STATS_SIDE / max(image.shape[:2])
-    if scale >= 1:
-        return image
-    return cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    return shrink_to(image, STATS_SIDE)
 
 
 def grayscale_score(rgb: np.ndarray) -> float:

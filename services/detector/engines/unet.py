@@ -22,6 +22,7 @@ import numpy as np
 
 from services.common.config import ServiceConfig
 from services.common.engines import engine_settings, runtime_options
+from services.common.resize import shrink_to
 from services.common.runtime import OnnxModel, RuntimeOptions
 from services.detector.engine import DAMAGE_TYPES, Detection
 from services.detector.settings import MULTIPLE, DetectorSettings
@@ -140,8 +141,7 @@ class UNetDetector:
 
     def scores(self, rgb: np.ndarray) -> tuple[float, float]:
         """(fading, grayscale) probabilities of the whole photo."""
-        scale = SCORE_SIDE / max(rgb.shape[:2])
-        small = cv2.resize(rgb, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale < 1 else rgb
+        small = shrink_to(rgb, SCORE_SIDE)
         inputs = _padded(small)[None].astype(np.float32).transpose(0, 3, 1, 2) / 255.0
         fading, grayscale = self.model.run({"rgb": inputs})[1][0]
         return float(fading), float(grayscale)

@@ -32,6 +32,8 @@ FACE_INPUT = 112
 RECOGNITION_INPUT = 150
 #: face-api's TinyFaceDetectorOptions default, and its IOU_THRESHOLD.
 SCORE_THRESHOLD = 0.5
+#: Photos narrower than this hold no face the detector could find (its smallest are ~20 px).
+MIN_PHOTO_SIDE = 8
 IOU_THRESHOLD = 0.4
 
 
@@ -90,6 +92,8 @@ class FaceAnalyzer:
         if rgb.ndim != 3 or rgb.shape[2] != 3:
             raise ValueError(f"expected HxWx3 RGB or HxW grey, got shape {rgb.shape}")
         height, width = rgb.shape[:2]
+        if min(height, width) < MIN_PHOTO_SIDE:
+            return []
         boxes, scores = self.detect(rgb)
         crops = [Crop.clipped(*box, width, height) for box in boxes]
         found = [i for i, crop in enumerate(crops) if not crop.empty]

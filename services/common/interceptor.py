@@ -22,6 +22,7 @@ from typing import Any, Callable, Iterator
 import grpc
 
 from services.common import metrics
+from services.common.cancellation import serving
 from services.common.errors import InvalidInput, NotReady
 
 log = logging.getLogger(__name__)
@@ -78,7 +79,7 @@ class ServiceInterceptor(grpc.ServerInterceptor):
 
             def unary(request: Any, context: grpc.ServicerContext) -> Any:
                 context.send_initial_metadata(self._capacity)
-                with self._observe(service, method, context), self._admit(limited, context):
+                with self._observe(service, method, context), self._admit(limited, context), serving(context):
                     return inner(request, context)
 
             return grpc.unary_unary_rpc_method_handler(
@@ -89,7 +90,7 @@ class ServiceInterceptor(grpc.ServerInterceptor):
 
             def stream(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
                 context.send_initial_metadata(self._capacity)
-                with self._observe(service, method, context), self._admit(limited, context):
+                with self._observe(service, method, context), self._admit(limited, context), serving(context):
                     yield from inner_stream(request, context)
 
             return grpc.unary_stream_rpc_method_handler(

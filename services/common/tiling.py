@@ -18,6 +18,8 @@ from typing import Callable, Iterator
 
 import numpy as np
 
+from services.common import cancellation
+
 #: Maps N x C x h x w float32 to N x C' x (h*s) x (w*s) float32, for one integer s.
 BatchFn = Callable[[np.ndarray], np.ndarray]
 
@@ -77,6 +79,7 @@ def tiled_apply(image: np.ndarray, fn: BatchFn, tile: int, overlap: int, batch: 
     rows, cols = tile_starts(height, tile, overlap), tile_starts(width, tile, overlap)
     out: np.ndarray | None = None
     for group in _batches([(top, left) for top in rows for left in cols], batch):
+        cancellation.check()
         inputs = np.stack([image[top:top + tile_h, left:left + tile_w] for top, left in group])
         outputs = np.asarray(fn(inputs.transpose(0, 3, 1, 2).astype(np.float32)))
         scale = outputs.shape[2] // tile_h

@@ -29,6 +29,7 @@ from collections.abc import Iterator
 import cv2
 import numpy as np
 
+from services.common import cancellation
 from services.common.resize import upsample_rows
 from services.generator.planes import lab_to_rgb, rgb_to_lab
 
@@ -59,7 +60,9 @@ def downscale(pixels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 
 def strips(height: int) -> Iterator[slice]:
+    """Row bands of `STRIP`; between bands, work whose caller has gone stops."""
     for top in range(0, height, STRIP):
+        cancellation.check()
         yield slice(top, min(top + STRIP, height))
 
 

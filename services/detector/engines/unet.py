@@ -20,6 +20,7 @@ from typing import Callable, Iterator
 import cv2
 import numpy as np
 
+from services.common import cancellation
 from services.common.config import ServiceConfig
 from services.common.engines import engine_settings, runtime_options
 from services.common.resize import shrink_to
@@ -101,6 +102,7 @@ def tiled_masks(rgb: np.ndarray, predict: Predict, tile: int, overlap: int, batc
     for index, row in enumerate(rows):
         strip: np.ndarray | None = None
         for group in _chunks(columns, batch):
+            cancellation.check()
             tiles = [_padded(rgb[row.start:row.stop, col.start:col.stop]) for col in group]
             inputs = np.stack(tiles).astype(np.float32).transpose(0, 3, 1, 2) / 255.0
             probabilities = predict(inputs)

@@ -30,14 +30,16 @@ from gateway.decoding import decode_photo
 from gateway.storage import ResultStore
 from gateway.upstreams import UpstreamError, Upstreams
 from services.common.errors import InvalidInput
-from services.common.imaging import MAX_SIDE, PNG, encode_png, from_proto
+from services.common.imaging import MAX_SIDE, PNG, encode_jpeg, encode_png, from_proto
 from services.common.options import UPSCALE_FACTORS
 
 log = logging.getLogger(__name__)
 
 Emit = Callable[[gateway_pb2.RestoreEvent], None]
-#: Masks shown to people as "damage": fading is a soft whole-photo figure instead.
-LOCAL_DAMAGE = (common_pb2.SCRATCH, common_pb2.TEAR, common_pb2.STAIN)
+#: Masks shown to people as "damage", each in its colour (the page's legend uses the same):
+#: fading is a soft whole-photo figure instead.
+OVERLAY_COLOURS = {common_pb2.SCRATCH: (255, 59, 48), common_pb2.TEAR: (10, 132, 255), common_pb2.STAIN: (255, 204, 0)}
+LOCAL_DAMAGE = tuple(OVERLAY_COLOURS)
 
 
 @dataclass(frozen=True)
@@ -58,7 +60,8 @@ def applied_upscale(requested: int, width: int, height: int) -> int:
     return max(fitting)
 
 
-def damage_summary(report: common_pb2.DamageReport, width: int, height: int, mask_url: str) -> gateway_pb2.DamageSummary:
+def damage_summary(report: common_pb2.DamageReport, width: int, height: int, mask_url: str,
+                   original_url: str) -> gateway_pb2.DamageSummary:
     return gateway_pb2.DamageSummary(
         is_grayscale=report.is_grayscale,
         fading_score=report.fading_score,
@@ -67,13 +70,25 @@ def damage_summary(report: common_pb2.DamageReport, width: int, height: int, mas
         width=width,
         height=height,
         mask_url=mask_url,
+        original_url=original_url,
     )
 
 
 def damage_overlay(report: common_pb2.DamageReport) -> np.ndarray | None:
-    """Union of the local damage masks, for people to see what was found."""
-    masks = [from_proto(m.mask, channels=(1,)) for m in report.masks if m.type in LOCAL_DAMAGE and m.HasField("mask")]
-    return np.maximum.reduce(masks) if masks else None
+    """RGBA: each kind of local damage found (and so repaired) in its colour, transparent elsewhere.
+
+    Tears are painted last, so where kinds overlap the largest repair shows.
+    """
+    masks = [(m.type, from_proto(m.mask, channels=(1,))) for m in report.masks
+             if m.type in LOCAL_DAMAGE and m.HasField("mask")]
+    if not masks:
+        return None
+    overlay = np.zeros(masks[0][1].shape + (4,), np.uint8)
+    paint_order = (common_pb2.STAIN, common_pb2.SCRATCH, common_pb2.TEAR)
+    for kind, mask in sorted(masks, key=lambda found: paint_order.index(found[0])):
+        where = mask >= 128
+        overlay[where] = (*OVERLAY_COLOURS[kind], 255)
+    return overlay
 
 
 def surplus(count: int, report: common_pb2.DamageReport, options: common_pb2.RestoreOptions, ratio: float) -> int:
@@ -194,7 +209,10 @@ class Pipeline:
             rgb = await asyncio.to_thread(decode_photo, photo.data)
             height, width = rgb.shape[:2]
             image = await asyncio.to_thread(messages.image_field, rgb)
+            preview = await asyncio.to_thread(encode_jpeg, rgb)
             del rgb  # the serialised field holds the pixels from here on
+            original_url = await asyncio.to_thread(self._store.write, request_id, photo.index, "original.jpg", preview)
+            del preview
         progress(gateway_pb2.DECODE, 1.0)
 
         progress(gateway_pb2.DETECT, 0.0)
@@ -207,7 +225,7 @@ class Pipeline:
             png = await asyncio.to_thread(encode_png, overlay)
             mask_url = await asyncio.to_thread(self._store.write, request_id, photo.index, "mask.png", png)
         progress(gateway_pb2.DETECT, 1.0)
-        event(damage=damage_summary(report, width, height, mask_url))
+        event(damage=damage_summary(report, width, height, mask_url, original_url))
 
         count = options.candidates if options.HasField("candidates") else self._default_candidates
         base_seed = options.seed if options.HasField("seed") else secrets.randbits(32)

@@ -39,7 +39,11 @@ def test_restores_a_damaged_photo_into_distinct_candidates(gateway):
     images = [fetch_image(gateway.url, c["url"]) for c in photo["candidates"]]
     assert all(image.shape == (1200, 960, 3) for image in images)
     assert len({image.tobytes() for image in images}) == 3
-    assert fetch_image(gateway.url, photo["damage"]["mask_url"]).shape == (600, 480)
+    overlay = fetch_image(gateway.url, photo["damage"]["mask_url"])
+    assert overlay.shape == (600, 480, 4)
+    # Scratches in their colour where they were found, transparent elsewhere.
+    found = overlay[..., 3] == 255
+    assert 0 < found.mean() < 0.5 and (overlay[found][:, :3] == (255, 59, 48)).all(axis=1).mean() > 0.9
 
 
 def scraped(url: str, name: str) -> float:

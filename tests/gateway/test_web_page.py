@@ -37,6 +37,7 @@ def test_upload_two_photos_and_see_their_candidates(gateway, tmp_path: Path):
         page.click("#submit")
         page.wait_for_selector(".finished", timeout=120_000)
         assert page.locator(".photo.done").count() == 2
+        assert page.locator(".finished").inner_text() == "All 2 photos restored."
         candidates = page.locator(".candidate img")
         assert candidates.count() == 6
         page.wait_for_function("Array.from(document.querySelectorAll('.candidate img')).every(i => i.complete && i.naturalWidth > 0)")
@@ -45,9 +46,39 @@ def test_upload_two_photos_and_see_their_candidates(gateway, tmp_path: Path):
         assert "scratch" in page.locator(".damage").first.inner_text()
         page.locator(".comparison input[type=checkbox]").first.check()
         assert page.locator(".comparison .overlay").first.is_visible()
+        page.locator(".comparison .opacity").first.fill("40")
+        assert page.locator(".comparison .overlay").first.evaluate("i => i.style.opacity") == "0.4"
+        assert "scratch" in page.locator(".legend").first.inner_text()
+        # No raw seeds or meaningless scores in what a person reads.
+        assert "seed" not in page.locator(".candidate figcaption").first.inner_text()
+        # A reload (or the shared link) shows the same job again, with its "before" from the gateway.
+        page.reload()
+        page.wait_for_selector(".finished", timeout=30_000)
+        assert page.locator(".photo.done").count() == 2 and page.locator(".candidate img").count() == 6
+        assert "/original.jpg" in page.locator(".comparison img.before").first.get_attribute("src")
         shot = tmp_path / "revive-page.png"
         page.screenshot(path=str(shot), full_page=True)
         assert shot.stat().st_size > 10_000
         if os.environ.get("REVIVE_SCREENSHOT"):
             shutil.copy(shot, os.environ["REVIVE_SCREENSHOT"])
+        browser.close()
+
+
+def test_a_failed_photo_is_explained_in_words(gateway, tmp_path: Path):
+    good, bad = tmp_path / "good.jpg", tmp_path / "broken.jpg"
+    good.write_bytes(encode(portrait(200, 240, seed=3)))
+    bad.write_bytes(b"\xff\xd8 this is not really a JPEG")
+    with playwright.sync_playwright() as driver:
+        browser = driver.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        page = browser.new_page()
+        page.goto(gateway.url + "/")
+        page.set_input_files("#files", [str(good), str(bad)])
+        page.fill("input[name=candidates]", "1")
+        page.click("#submit")
+        page.wait_for_selector(".finished", timeout=120_000)
+        assert page.locator(".finished").inner_text().startswith("1 photo of 2 restored; 1 photo could not be")
+        failed = page.locator(".photo.failed")
+        assert failed.count() == 1
+        assert "could not be used as a photo" in failed.inner_text()
+        assert "INVALID_ARGUMENT" not in failed.inner_text()
         browser.close()

@@ -6,7 +6,7 @@ GEN := build/gen
 STAMP := $(VENV)/.installed
 export PYTHONPATH := $(CURDIR):$(CURDIR)/$(GEN)
 
-.PHONY: setup protos run cluster test engines bench clean
+.PHONY: setup protos run cluster test engines gpu-check bench clean
 
 setup: $(STAMP)
 
@@ -39,6 +39,10 @@ test: protos
 TRT_CACHE_DIR ?= /tmp/revive-trt-cache
 engines: protos
 	$(PY) -m training.tensorrt.build --cache-dir $(TRT_CACHE_DIR)
+
+## gpu-check: every model on CPU, CUDA and TensorRT side by side, and one photo end to end -> var/gpu-check.md
+gpu-check: protos
+	$(PY) -m bench.gpu_check --out var/gpu-check.md
 
 ## bench: per-stage latency, gateway overhead, transport cost
 bench: protos

@@ -28,11 +28,11 @@ from tqdm import tqdm
 from services.common.artifacts import sha256
 from services.common.logs import setup_logging
 from training.common import sources
-from training.common.artifacts import REPO
+from training.common.artifacts import REPO, shown
 from training.common.onnx_export import export_checked
-from training.detector.dataset import training_batch
+from training.detector.dataset import DAMAGE, PHOTO_SETS, VALIDATE, training_batch
 from training.detector.model import MASK_CHANNELS, DamageUNet, parameter_count
-from training.detector.synthetic_damage import DamageSynthesizer
+from training.detector.synthetic_damage import DamageParams, DamageSynthesizer
 from training.detector.train import DEFAULT_RUN_DIR
 
 log = logging.getLogger(__name__)
@@ -42,7 +42,8 @@ ONNX_NAME = "damage_unet.onnx"
 WEIGHTS_NAME = "damage_unet.pt"
 MANIFEST_NAME = "damage_unet.json"
 #: Training flags that determine the weights (not paths or time budgets).
-HYPERPARAMETERS = ("crop", "batch", "steps", "lr", "seed")
+#: The training flags a manifest records, in the order its command shows them.
+RUN_FLAGS = ("photos", "damage", "precision", "crop", "batch", "steps", "lr", "seed", "threads")
 #: Seed of the calibration draws: not the training seed, so these crops and damage are new.
 CALIBRATION_SEED = 99991
 
@@ -71,13 +72,14 @@ def load_weights(path: Path) -> DamageUNet:
     return model.eval()
 
 
-def calibrate(model: DamageUNet, photos: Sequence[np.ndarray], batches: int, size: int = 256) -> list[float]:
-    """Per-type thresholds that maximise F1 on fresh synthetic draws from the *training* photos.
+def calibrate(model: DamageUNet, photos: Sequence[np.ndarray], batches: int, params: DamageParams,
+              size: int = 256) -> list[float]:
+    """Per-type thresholds that maximise F1 on synthetic draws (`params`) from `photos`, the validation split.
 
     The held-out photos stay unseen; a quarter of the draws are undamaged, so
     a threshold that buys recall with false alarms on clean photos loses.
     """
-    synth = DamageSynthesizer()
+    synth = DamageSynthesizer(params)
     grid = np.linspace(0.05, 0.95, 19)
     hits = np.zeros((MASK_CHANNELS, len(grid)))
     wrong = np.zeros((MASK_CHANNELS, len(grid)))
@@ -101,11 +103,28 @@ def export(model: DamageUNet, path: Path, thresholds: Sequence[float]) -> None:
     log.info("exported", extra={"path": str(path), "max_abs_diff_vs_torch": worst})
 
 
-def write_manifest(model: DamageUNet, run_dir: Path, out_dir: Path, thresholds: Sequence[float]) -> None:
+def train_command(args: dict) -> str:
+    """The command that reproduces a run, from its recorded arguments (flags it did not have are left out)."""
+    flags = [f"--{name} {args[name]}" for name in RUN_FLAGS if args.get(name) not in (None, "None")]
+    if args.get("init") not in (None, "None"):
+        flags.append(f"--init {shown(args['init'])}")
+    return "OMP_NUM_THREADS=1 python -m training.detector.train " + " ".join(flags)
+
+
+def write_manifest(model: DamageUNet, run_dir: Path, out_dir: Path, thresholds: Sequence[float],
+                   calibrated_on: str) -> None:
+    """The manifest; a run started from the committed model (--init) lists the phases that made that one first."""
     path = out_dir / MANIFEST_NAME
     previous = json.loads(path.read_text()) if path.exists() else {}
     checkpoint = torch.load(run_dir / "checkpoint.pt", weights_only=False)
     args = checkpoint["args"]
+    phases = []
+    if args.get("init") not in (None, "None"):
+        phases = previous.get("training_phases") or [
+            {"command": line, "steps": previous.get("training_steps_done")}
+            for line in previous.get("commands", []) if "training.detector.train" in line]
+    phases = phases + [{"command": train_command(args), "steps": checkpoint["step"]}]
+    photos = PHOTO_SETS[args.get("photos", "base")]
     manifest = {
         "model": "DamageUNet (training/detector/model.py)",
         "files": {name: {"sha256": sha256(out_dir / name), "bytes": (out_dir / name).stat().st_size}
@@ -115,22 +134,22 @@ def write_manifest(model: DamageUNet, run_dir: Path, out_dir: Path, thresholds: 
         "outputs": "masks: N x 4 x H x W probabilities (SCRATCH, TEAR, STAIN, FADING); "
                    "scores: N x 2 probabilities (fading, grayscale)",
         "license": "Apache-2.0 (code); weights trained on the photos in DATA_LICENSES.md",
-        "provenance": "trained from scratch on CPU, no pretrained weights; synthetic damage from "
-                      "training/detector/synthetic_damage.py on crops of the training photos",
-        "data": {"train": [p.path for p in sources.TRAIN], "held_out": [p.path for p in sources.HELD_OUT],
-                 "licenses": "DATA_LICENSES.md"},
+        "provenance": "trained on CPU by Revive, no pretrained weights; synthetic damage from "
+                      "training/detector/synthetic_damage.py on crops of the training photos; each phase starts "
+                      "from the weights the one before it produced (--init, the committed model at that time)",
+        "data": {"train": [p.path for p in photos], "validation (thresholds)": calibrated_on,
+                 "held_out": [p.path for p in sources.HELD_OUT], "licenses": "DATA_LICENSES.md"},
+        "training_phases": phases,
         "commands": [
             "python -m training.common.sources --dir var/detector-data",
-            "OMP_NUM_THREADS=1 python -m training.detector.train " + " ".join(
-                f"--{k} {args[k]}" for k in HYPERPARAMETERS),
-            "python -m training.detector.export",
+            *(phase["command"] for phase in phases),
+            "python -m training.detector.export --run-dir " + shown(run_dir),
             "python -m bench.detector_bench --write-manifest",
         ],
-        "training_args": {k: args[k] for k in HYPERPARAMETERS + ("threads",)},
         "training_steps_done": checkpoint["step"],
         "mask_thresholds": {"SCRATCH, TEAR, STAIN, FADING": thresholds,
-                            "how": "maximise F1 on synthetic draws from the training photos, folded into the graph "
-                                   "so 0.5 is the decision point"},
+                            "how": f"maximise F1 on synthetic draws ({args.get('damage', 'default')} damage) from "
+                                   f"{calibrated_on}, folded into the graph so 0.5 is the decision point"},
         "eval": previous.get("eval", "not measured yet: run bench/detector_bench.py --write-manifest"),
     }
     path.write_text(json.dumps(manifest, indent=2) + "\n")
@@ -143,15 +162,26 @@ def main() -> None:
     parser.add_argument("--out-dir", type=Path, default=MODEL_DIR)
     parser.add_argument("--data-dir", type=Path, default=sources.DEFAULT_DIR)
     parser.add_argument("--calibration-batches", type=int, default=16)
+    parser.add_argument("--checkpoint", action="store_true",
+                        help="export the run's latest checkpoint, unfinished (a look at a run in progress)")
     args = parser.parse_args()
     args.out_dir.mkdir(parents=True, exist_ok=True)
     weights = args.run_dir / "model.pt"
+    if args.checkpoint:
+        weights = args.out_dir / "checkpoint-weights.pt"
+        torch.save(torch.load(args.run_dir / "checkpoint.pt", weights_only=False)["model"], weights)
     model = load_weights(weights)
-    thresholds = calibrate(model, sources.load_all(sources.TRAIN, args.data_dir), args.calibration_batches)
+    args_of_run = torch.load(args.run_dir / "checkpoint.pt", weights_only=False)["args"]
+    damage = DAMAGE[args_of_run.get("damage", "default")]
+    # Runs before the validation split existed calibrated on their training photos; the manifest says which.
+    split = VALIDATE if args_of_run.get("photos", "base") == "wide" else sources.TRAIN
+    thresholds = calibrate(model, sources.load_all(split, args.data_dir), args.calibration_batches, damage)
+    calibrated_on = ("the validation photos " + ", ".join(p.path for p in split) if split is VALIDATE
+                     else "the training photos")
     log.info("calibrated", extra={"thresholds": thresholds})
     export(model, args.out_dir / ONNX_NAME, thresholds)
     shutil.copyfile(weights, args.out_dir / WEIGHTS_NAME)
-    write_manifest(model, args.run_dir, args.out_dir, thresholds)
+    write_manifest(model, args.run_dir, args.out_dir, thresholds, calibrated_on)
 
 
 if __name__ == "__main__":

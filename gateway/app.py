@@ -15,6 +15,7 @@ from gateway.jobs import JobManager
 from gateway.pipeline import Pipeline
 from gateway.storage import ResultStore
 from gateway.upstreams import Upstreams
+from services.common.config import MIB
 from services.common.server import message_size_options
 
 log = logging.getLogger(__name__)
@@ -39,7 +40,8 @@ class Gateway:
         store = ResultStore(config.results_dir)
         pipeline = Pipeline(self.upstreams, store, config)
         self.jobs = JobManager(
-            pipeline, config.results_dir, config.job_workers, config.max_queued_jobs, config.result_ttl, config.job_lease
+            pipeline, config.results_dir, config.job_workers, config.max_queued_jobs, config.result_ttl, config.job_lease,
+            config.results_budget_mb * MIB,
         )
         await self.jobs.start()
 

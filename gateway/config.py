@@ -33,6 +33,9 @@ class GatewayConfig(Settings):
     job_workers: int = flag(4, "jobs processed at once", minimum=1)
     max_queued_jobs: int = flag(32, "jobs waiting beyond those; more get HTTP 429", minimum=1)
     result_ttl: float = flag(86400.0, "seconds a finished job and its results are kept", minimum=0)
+    results_budget_mb: int = flag(
+        0, "MiB the results directory may hold; past it the oldest finished jobs are removed first (0 = no limit)",
+        minimum=0)
     job_lease: float = flag(30.0, "seconds without a heartbeat after which another gateway replica adopts a job",
                             minimum=1)
     max_upload_mb: int = flag(64, "largest single uploaded file, MiB", minimum=1)

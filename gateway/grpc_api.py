@@ -8,7 +8,7 @@ import grpc
 from revive.v1 import gateway_pb2, gateway_pb2_grpc
 
 from gateway.http_api import MAX_PHOTOS
-from gateway.jobs import JobManager, QueueFull
+from gateway.jobs import JobManager, QueueFull, StorageFull
 from gateway.pipeline import PhotoUpload
 from services.common.errors import InvalidInput
 from services.common.options import validate_options
@@ -30,13 +30,20 @@ class RestorationServicer(gateway_pb2_grpc.RestorationServicer):
             for index, photo in enumerate(request.photos)
         ]
         try:
-            job = self._jobs.submit(photos, request.options)
-        except QueueFull as error:
+            job = await self._jobs.submit(photos, request.options)
+        except (QueueFull, StorageFull) as error:
             await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(error))
-        listener = self._jobs.subscribe(job)
+        listener = self._jobs.subscribe(job, images=True)
+        dropped = False
         try:
             while not (update := await listener.get()).finished:
                 yield update.event
+            dropped = update.dropped
         finally:
             self._jobs.unsubscribe(job, listener)
-            self._jobs.cancel(job.id)  # a no-op once finished; otherwise the caller went away
+            if not dropped:
+                self._jobs.cancel(job.id)  # a no-op once finished; otherwise the caller went away
+        if dropped:
+            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
+                                f"the stream fell too far behind and was dropped; job {job.id} goes on: "
+                                f"GET /v1/jobs/{job.id} on the HTTP API")

@@ -19,7 +19,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from gateway import metrics
 from gateway.config import GatewayConfig
-from gateway.jobs import FINISHED, Job, JobManager, QueueFull
+from gateway.jobs import FINISHED, Job, JobManager, QueueFull, StorageFull
 from gateway.options import options_from_form
 from gateway.pipeline import PhotoUpload
 from gateway.report import request_status
@@ -34,6 +34,8 @@ MAX_PHOTOS = 10
 MAX_FIELD_BYTES = 1024
 #: Seconds between SSE keep-alive comments, so proxies keep the stream open.
 SSE_KEEPALIVE = 15.0
+#: Seconds a server-sent event may wait for the client to take it before the stream is dropped.
+SSE_WRITE_TIMEOUT = 30.0
 STATIC_DIR = Path(__file__).parent / "static"
 OPENAPI_PATH = Path(__file__).parent / "openapi.json"
 
@@ -106,6 +108,11 @@ def queue_full(error: QueueFull) -> web.Response:
     return response
 
 
+def storage_full(error: StorageFull) -> web.Response:
+    """507: nothing was accepted, and retrying soon will not help until an operator frees the volume."""
+    return error_response(507, str(error))
+
+
 def job_links(job: Job) -> dict[str, str]:
     return {"self": f"/v1/jobs/{job.id}", "events": f"/v1/jobs/{job.id}/events"}
 
@@ -139,7 +146,7 @@ class HttpApi:
             options = options_from_form(fields)
         except InvalidInput as error:
             raise web.HTTPBadRequest(text=str(error)) from None
-        return self._jobs.submit(photos, options)
+        return await self._jobs.submit(photos, options)
 
     async def create_restoration(self, request: web.Request) -> web.Response:
         """Synchronous: a job, awaited. If the client leaves, the job still finishes."""
@@ -147,6 +154,8 @@ class HttpApi:
             job = await self._submit(request)
         except QueueFull as error:
             return queue_full(error)
+        except StorageFull as error:
+            return storage_full(error)
         await asyncio.shield(self._jobs.wait(job))
         status = request_status(job.photos)
         body = job.to_json()
@@ -160,6 +169,8 @@ class HttpApi:
             job = await self._submit(request)
         except QueueFull as error:
             return queue_full(error)
+        except StorageFull as error:
+            return storage_full(error)
         body = {**job.to_json(), "links": job_links(job)}
         return web.json_response(body, status=202, headers={"Location": f"/v1/jobs/{job.id}"})
 
@@ -178,7 +189,7 @@ class HttpApi:
         was asked to. Forgets a finished job and its files: 204."""
         job = self._job(request)
         if job.state in FINISHED:
-            self._jobs.delete(job.id)
+            await self._jobs.delete(job.id)
             return web.Response(status=204)
         cancelled = self._jobs.cancel(job.id)
         return web.json_response(cancelled.to_json(), status=200 if cancelled.state == "cancelled" else 202)
@@ -190,7 +201,9 @@ class HttpApi:
         await response.prepare(request)
 
         async def send(kind: str, data: dict) -> None:
-            await response.write(f"event: {kind}\ndata: {json.dumps(data)}\n\n".encode())
+            # A reader that does not take the bytes in time is dropped; the job is not affected.
+            await asyncio.wait_for(response.write(f"event: {kind}\ndata: {json.dumps(data)}\n\n".encode()),
+                                   SSE_WRITE_TIMEOUT)
 
         if not self._jobs.owns(job):
             await self._follow_on_disk(job, send)
@@ -202,11 +215,16 @@ class HttpApi:
                 try:
                     update = await asyncio.wait_for(listener.get(), SSE_KEEPALIVE)
                 except asyncio.TimeoutError:
-                    await response.write(b": keep-alive\n\n")
+                    await asyncio.wait_for(response.write(b": keep-alive\n\n"), SSE_WRITE_TIMEOUT)
                     continue
+                if update.dropped:
+                    await send("dropped", {"message": "this stream fell behind; reload the job's state"})
+                    return response
                 if update.photo is not None:
                     await send("photo", update.photo)
             await send("end", job.to_json())
+        except (asyncio.TimeoutError, ConnectionResetError):
+            metrics.LISTENERS_DROPPED.inc()  # a reader that stopped reading: its stream ends, the job goes on
         finally:
             self._jobs.unsubscribe(job, listener)
         return response

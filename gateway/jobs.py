@@ -28,7 +28,7 @@ import socket
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from google.protobuf.json_format import MessageToDict, ParseDict
 from revive.v1 import common_pb2, gateway_pb2
@@ -48,12 +48,31 @@ CANCEL_MARKER = "cancel-requested"
 _JOB_ID = re.compile(r"^[0-9a-f]{32}$")
 
 
+class StorageFull(Exception):
+    """The results volume cannot take this job's uploads (full, read-only): nothing was accepted."""
+
+
+def _write_durably(path: Path, data: bytes) -> None:
+    """Write, fsync, then rename into place: readers never see half a file, and a node crash after
+    the job was acknowledged does not lose it."""
+    partial = path.with_name(path.name + ".part")
+    with open(partial, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    partial.replace(path)
+
+
 class QueueFull(Exception):
     """No room for another job; the caller should retry after `retry_after` seconds."""
 
     def __init__(self, retry_after: int) -> None:
         super().__init__(f"the job queue is full; retry in {retry_after} s")
         self.retry_after = retry_after
+
+
+#: Updates a listener may have waiting; a reader that falls further behind is dropped (the job goes on).
+LISTENER_QUEUE = 256
 
 
 @dataclass
@@ -63,6 +82,35 @@ class Update:
     event: gateway_pb2.RestoreEvent | None
     photo: dict[str, Any] | None
     finished: bool = False
+    #: The listener fell too far behind and was dropped: this is its last update.
+    dropped: bool = False
+
+
+class Listener:
+    """One subscriber's bounded queue. Only listeners that stream events (the gRPC API) get image
+    bytes; JSON listeners (SSE, waiting requests) get the photo's state, so a slow one pins no PNGs."""
+
+    def __init__(self, images: bool) -> None:
+        self.images = images
+        self.queue: asyncio.Queue[Update] = asyncio.Queue(maxsize=LISTENER_QUEUE)
+        self.dropped = False
+
+    def offer(self, update: Update) -> None:
+        if self.dropped:
+            return
+        if not self.images and update.event is not None:
+            update = Update(None, update.photo, update.finished)
+        try:
+            self.queue.put_nowait(update)
+        except asyncio.QueueFull:
+            self.dropped = True
+            metrics.LISTENERS_DROPPED.inc()
+            while not self.queue.empty():
+                self.queue.get_nowait()
+            self.queue.put_nowait(Update(None, None, finished=True, dropped=True))
+
+    async def get(self) -> Update:
+        return await self.queue.get()
 
 
 @dataclass
@@ -76,7 +124,7 @@ class Job:
     owner: str = ""
     heartbeat: float = 0.0
     task: asyncio.Task | None = None
-    listeners: set[asyncio.Queue[Update]] = field(default_factory=set)
+    listeners: set[Listener] = field(default_factory=set)
 
     def to_json(self) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -106,24 +154,30 @@ class Job:
         )
 
     def notify(self, update: Update) -> None:
-        for listener in self.listeners:
-            listener.put_nowait(update)
+        for listener in list(self.listeners):
+            listener.offer(update)
+            if listener.dropped:
+                self.listeners.discard(listener)
 
 
 class JobManager:
     def __init__(
-        self, pipeline: Pipeline, root: Path, workers: int, max_queued: int, ttl_seconds: float, lease_seconds: float = 30.0
+        self, pipeline: Pipeline, root: Path, workers: int, max_queued: int, ttl_seconds: float, lease_seconds: float = 30.0,
+        budget_bytes: int = 0,
     ) -> None:
         self._pipeline = pipeline
         self._root = root
         self._workers = workers
         self._ttl = ttl_seconds
         self._lease = lease_seconds
+        #: Bytes the results volume may hold (0 = no limit); past it, the oldest finished jobs go first.
+        self._budget = budget_bytes
         #: Unique per process; the host part lets a restarted pod take its own jobs back at once.
         self.instance = f"{socket.gethostname()}/{os.getpid()}/{secrets.token_hex(4)}"
         self._queue: asyncio.Queue[str] = asyncio.Queue(maxsize=max_queued)
         self._jobs: dict[str, Job] = {}
         self._tasks: list[asyncio.Task] = []
+        self._background: set[asyncio.Task] = set()
 
     async def start(self) -> None:
         self._root.mkdir(parents=True, exist_ok=True)
@@ -144,15 +198,18 @@ class JobManager:
 
     # --- submitting and reading -------------------------------------------------
 
-    def submit(self, photos: list[PhotoUpload], options: common_pb2.RestoreOptions) -> Job:
+    async def submit(self, photos: list[PhotoUpload], options: common_pb2.RestoreOptions) -> Job:
         if self._queue.full():
             raise QueueFull(retry_after=max(1, 5 * self._queue.qsize() // max(1, self._workers)))
         job = Job(new_request_id(), options, [PhotoReport(p.index, p.filename) for p in photos], owner=self.instance)
-        uploads = self._dir(job.id) / UPLOADS
-        uploads.mkdir(parents=True)
-        for photo in photos:
-            (uploads / str(photo.index)).write_bytes(photo.data)
-        self._save(job)  # on disk before it is acknowledged: a restart will not lose it
+        try:  # on disk before it is acknowledged: a restart will not lose it (off the event loop: 10 x 50 MB)
+            await asyncio.to_thread(self._write_uploads, job, photos)
+        except OSError as error:
+            await asyncio.to_thread(shutil.rmtree, self._dir(job.id), True)
+            raise StorageFull(f"the gateway cannot store the uploads: {error.strerror or error}") from None
+        if self._queue.full():  # filled while the uploads were written
+            await asyncio.to_thread(shutil.rmtree, self._dir(job.id), True)
+            raise QueueFull(retry_after=max(1, 5 * self._queue.qsize() // max(1, self._workers)))
         self._jobs[job.id] = job
         self._queue.put_nowait(job.id)
         metrics.JOBS_QUEUED.set(self._queue.qsize())
@@ -178,31 +235,33 @@ class JobManager:
         self._finish(job)
         return job
 
-    def delete(self, job_id: str) -> bool:
+    async def delete(self, job_id: str) -> bool:
         """Forget a finished job and its files."""
         job = self.get(job_id)
         if job is None or job.state in ACTIVE:
             return False
         self._jobs.pop(job_id, None)
-        shutil.rmtree(self._dir(job_id), ignore_errors=True)
+        await asyncio.to_thread(shutil.rmtree, self._dir(job_id), True)
         return True
 
-    def subscribe(self, job: Job) -> asyncio.Queue[Update]:
-        listener: asyncio.Queue[Update] = asyncio.Queue()
+    def subscribe(self, job: Job, images: bool = False) -> Listener:
+        listener = Listener(images)
         job.listeners.add(listener)
         return listener
 
     @staticmethod
-    def unsubscribe(job: Job, listener: asyncio.Queue[Update]) -> None:
+    def unsubscribe(job: Job, listener: Listener) -> None:
         job.listeners.discard(listener)
 
     async def wait(self, job: Job) -> None:
-        listener = self.subscribe(job)
-        try:
-            while job.state in ACTIVE:
-                await listener.get()
-        finally:
-            self.unsubscribe(job, listener)
+        """Until the job ends (each update is only a wake-up, so falling behind is harmless)."""
+        while job.state in ACTIVE:
+            listener = self.subscribe(job)
+            try:
+                while job.state in ACTIVE and not (await listener.get()).dropped:
+                    pass
+            finally:
+                self.unsubscribe(job, listener)
 
     # --- running ----------------------------------------------------------------
 
@@ -223,11 +282,27 @@ class JobManager:
                 raise
 
     async def _run(self, job: Job) -> None:
+        """Run the job's photos; whatever goes wrong, the job ends with a reason and its waiters are released."""
+        try:
+            await self._run_photos(job)
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:
+            log.exception("job failed", extra={"job": job.id})
+            if job.state in ACTIVE:
+                job.state, job.reason = "failed", f"internal error: {error}"
+                self._finish(job)
+
+    async def _run_photos(self, job: Job) -> None:
         start = time.perf_counter()
         pending = [photo for photo in job.photos if not photo.finished]
         uploads = self._dir(job.id) / UPLOADS
+
+        def read() -> list[PhotoUpload]:
+            return [PhotoUpload(p.index, p.filename, (uploads / str(p.index)).read_bytes()) for p in pending]
+
         try:
-            photos = [PhotoUpload(p.index, p.filename, (uploads / str(p.index)).read_bytes()) for p in pending]
+            photos = await asyncio.to_thread(read)
         except OSError as error:
             job.state, job.reason = "failed", f"uploads unreadable after a restart: {error}"
             self._finish(job)
@@ -235,6 +310,7 @@ class JobManager:
         for photo in pending:  # a resumed photo starts over
             job.photos[photo.index] = PhotoReport(photo.index, photo.filename)
         await self._pipeline.run(job.id, photos, job.options, lambda event: self._on_event(job, event))
+        del photos
         if job.state == "running":
             done = any(photo.status == "done" for photo in job.photos)
             job.state = "done" if done else "failed"
@@ -250,21 +326,41 @@ class JobManager:
         job.notify(Update(event, photo.to_json()))
 
     def _finish(self, job: Job) -> None:
+        """Record the end, release every waiter, and drop the uploads: a finished job never runs again."""
         metrics.JOBS.labels(job.state).inc()
         self._save(job)
         job.notify(Update(None, None, finished=True))
+        self._in_background(shutil.rmtree, self._dir(job.id) / UPLOADS, True)
+
+    def _in_background(self, function: Callable[..., object], *args: object) -> None:
+        """File work that nobody waits for, off the event loop."""
+        task = asyncio.get_running_loop().create_task(asyncio.to_thread(function, *args))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     # --- disk -------------------------------------------------------------------
+
+    def _write_uploads(self, job: Job, photos: list[PhotoUpload]) -> None:
+        uploads = self._dir(job.id) / UPLOADS
+        uploads.mkdir(parents=True)
+        for photo in photos:
+            _write_durably(uploads / str(photo.index), photo.data)
+        self._write_state(job)
 
     def _dir(self, job_id: str) -> Path:
         return self._root / job_id
 
-    def _save(self, job: Job) -> None:
+    def _write_state(self, job: Job) -> None:
         job.heartbeat = time.time()
-        path = self._dir(job.id) / JOB_FILE
-        partial = path.with_suffix(".part")
-        partial.write_text(json.dumps(job.to_json()))
-        partial.replace(path)
+        _write_durably(self._dir(job.id) / JOB_FILE, json.dumps(job.to_json()).encode())
+
+    def _save(self, job: Job) -> None:
+        """The job's state to disk; a failure (disk full) is logged and counted, never raised into a job."""
+        try:
+            self._write_state(job)
+        except OSError as error:
+            metrics.BACKGROUND_FAILURES.labels("job-save").inc()
+            log.error("cannot save job state", extra={"job": job.id, "error": str(error)})
 
     def _read(self, job_id: str) -> Job | None:
         if not _JOB_ID.match(job_id):
@@ -307,29 +403,57 @@ class JobManager:
         metrics.JOBS_QUEUED.set(self._queue.qsize())
 
     async def _housekeeping(self) -> None:
-        """Renew leases, act on cancel markers, adopt orphaned jobs, expire old ones."""
+        """Renew leases, act on cancel markers, adopt orphaned jobs, expire old ones.
+
+        Supervised: a round that fails (a folder another replica removed meanwhile, a full disk) is
+        logged and counted, and the next round runs as usual.
+        """
         tick = max(0.2, min(self._lease / 3, self._ttl / 4, 10.0))
         while True:
             await asyncio.sleep(tick)
-            for job in list(self._jobs.values()):
-                if job.state not in ACTIVE:
-                    continue
-                if (self._dir(job.id) / CANCEL_MARKER).exists():
-                    self.cancel(job.id)
-                else:
-                    self._save(job)
-            self._adopt()
-            self._expire()
+            try:
+                for job in list(self._jobs.values()):
+                    if job.state not in ACTIVE:
+                        continue
+                    if (self._dir(job.id) / CANCEL_MARKER).exists():
+                        self.cancel(job.id)
+                    else:
+                        self._save(job)
+                self._adopt()
+                active = {job_id for job_id, job in self._jobs.items() if job.state in ACTIVE}
+                for job_id in await asyncio.to_thread(self._expire, active):
+                    self._jobs.pop(job_id, None)
+            except Exception:
+                log.exception("housekeeping round failed")
+                metrics.BACKGROUND_FAILURES.labels("job-housekeeping").inc()
 
-    def _expire(self) -> None:
+    def _expire(self, active: set[str]) -> list[str]:
+        """Remove finished jobs past their TTL, then the oldest while the volume is over its budget.
+
+        Runs in a thread (it walks every job's files); returns the ids removed.
+        """
         cutoff = time.time() - self._ttl
+        finished: list[tuple[float, int, Path]] = []
+        kept_bytes = 0
         for folder in list(self._root.iterdir()):
-            job = self._jobs.get(folder.name)
-            if job is not None and job.state in ACTIVE:
+            try:
+                size = sum(path.stat().st_size for path in folder.rglob("*") if path.is_file())
+                modified = folder.stat().st_mtime
+            except FileNotFoundError:  # another replica removed it meanwhile
+                continue
+            kept_bytes += size
+            if folder.name in active:
                 continue
             on_disk = self._read(folder.name)
             if on_disk is not None and on_disk.state in ACTIVE:
                 continue  # another replica's running job
-            if folder.stat().st_mtime < cutoff:
-                self._jobs.pop(folder.name, None)
-                shutil.rmtree(folder, ignore_errors=True)
+            finished.append((modified, size, folder))
+        removed = []
+        for modified, size, folder in sorted(finished, key=lambda entry: entry[0]):
+            if modified >= cutoff and (not self._budget or kept_bytes <= self._budget):
+                continue
+            shutil.rmtree(folder, ignore_errors=True)
+            kept_bytes -= size
+            removed.append(folder.name)
+        metrics.RESULT_BYTES.set(kept_bytes)
+        return removed

@@ -40,3 +40,7 @@ UPSTREAM_REPLICAS = Gauge("revive_gateway_upstream_serving_replicas", "Replicas 
 BACKGROUND_FAILURES = Counter(
     "revive_gateway_background_failures_total", "Housekeeping and probe rounds that failed (and were restarted).", ["task"]
 )
+LISTENERS_DROPPED = Counter(
+    "revive_gateway_listeners_dropped_total", "Event listeners (SSE, gRPC streams) dropped for reading too slowly."
+)
+RESULT_BYTES = Gauge("revive_gateway_result_bytes", "Bytes of jobs (uploads, results, state) kept on the results volume.")

@@ -194,6 +194,13 @@ class Pipeline:
                 if error.code == error.code.UNAVAILABLE:
                     message = f"{error.service} is unavailable: {error.details}"
                 event(failed=gateway_pb2.PhotoFailed(code=error.code.name, message=message))
+            except OSError as error:  # the results volume: full, read-only, gone
+                metrics.PHOTOS.labels("storage_error").inc()
+                log.error("cannot store results", extra={"request_id": request_id, "photo": photo.index,
+                                                         "error": str(error)})
+                event(failed=gateway_pb2.PhotoFailed(
+                    code="RESOURCE_EXHAUSTED",
+                    message=f"the gateway could not store the results ({error.strerror or error}); try again later"))
             except Exception:
                 metrics.PHOTOS.labels("internal_error").inc()
                 log.exception("photo failed", extra={"request_id": request_id, "photo": photo.index})

@@ -17,9 +17,13 @@ HTTP_PORT, GRPC_PORT = 18180, 18150
 
 
 @contextmanager
-def local_cluster(results: str, replicas: int = 1) -> Iterator[str]:
-    """Yields the gateway URL once every upstream is SERVING; stops everything after."""
-    env = {**os.environ, "PYTHONPATH": f"{ROOT}:{ROOT / 'build' / 'gen'}", "REVIVE_LOG_LEVEL": "warning"}
+def local_cluster(results: str, replicas: int = 1, **settings: str) -> Iterator[str]:
+    """Yields the gateway URL once every upstream is SERVING; stops everything after.
+
+    `settings` become REVIVE_* variables of every process (e.g. memory_budget_mb="1024").
+    """
+    env = {**os.environ, "PYTHONPATH": f"{ROOT}:{ROOT / 'build' / 'gen'}", "REVIVE_LOG_LEVEL": "warning",
+           **{"REVIVE_" + name.upper(): value for name, value in settings.items()}}
     launcher = subprocess.Popen(
         [sys.executable, "-m", "deploy.local.launch", "--replicas", str(replicas), "--port-offset", str(PORT_OFFSET),
          "--http-port", str(HTTP_PORT), "--grpc-port", str(GRPC_PORT), "--results-dir", results,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import grpc
@@ -12,6 +13,7 @@ from gateway.config import GatewayConfig
 from gateway.grpc_api import RestorationServicer
 from gateway.http_api import HttpApi
 from gateway.jobs import JobManager
+from gateway.loop_watch import watch_loop
 from gateway.pipeline import Pipeline
 from gateway.storage import ResultStore
 from gateway.upstreams import Upstreams
@@ -32,9 +34,11 @@ class Gateway:
         self._grpc: grpc.aio.Server | None = None
         self.upstreams: Upstreams | None = None
         self.jobs: JobManager | None = None
+        self._watch: asyncio.Task | None = None
 
     async def start(self) -> "Gateway":
         config = self.config
+        self._watch = asyncio.create_task(watch_loop(), name="loop-watch")
         self.upstreams = Upstreams(config)
         await self.upstreams.start()
         store = ResultStore(config.results_dir)
@@ -73,3 +77,5 @@ class Gateway:
             await self.jobs.stop()
         if self.upstreams is not None:
             await self.upstreams.close()
+        if self._watch is not None:
+            self._watch.cancel()

@@ -29,7 +29,10 @@ class GatewayConfig(Settings):
     photo_deadline: float = flag(
         1800.0, "seconds a photo may take, waiting for a replica with room included; while it lasts, a full or "
         "lost replica means wait and go elsewhere", minimum=1)
-    max_photos_in_flight: int = flag(4, "photos processed at once (bounds decoded images in memory)", minimum=1)
+    max_photos_in_flight: int = flag(4, "photos processed at once, at most", minimum=1)
+    memory_budget_mb: int = flag(
+        0, "MiB of photo memory admitted at once, by pixels (gateway/budget.py); 0 = 60%% of the memory limit "
+        "(the pod's cgroup), or 1024 without one", minimum=0)
     job_workers: int = flag(4, "jobs processed at once", minimum=1)
     max_queued_jobs: int = flag(32, "jobs waiting beyond those; more get HTTP 429", minimum=1)
     result_ttl: float = flag(86400.0, "seconds a finished job and its results are kept", minimum=0)

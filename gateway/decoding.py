@@ -44,8 +44,8 @@ def to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
-def decode_photo(data: bytes) -> np.ndarray:
-    """Bytes of an image file -> HxWx3 uint8 RGB, or InvalidInput saying what is wrong."""
+def _open(data: bytes) -> Image.Image:
+    """The image with its header read and checked, no pixel decoded yet."""
     if not data:
         raise InvalidInput("the file is empty (0 bytes)")
     try:
@@ -63,6 +63,21 @@ def decode_photo(data: bytes) -> np.ndarray:
         raise InvalidInput(f"the image has no pixels ({width}x{height})")
     if width > MAX_SIDE or height > MAX_SIDE:
         raise InvalidInput(f"the image is {width}x{height}; each side must be at most {MAX_SIDE}")
+    return image
+
+
+def declared_pixels(data: bytes) -> int:
+    """Width x height as the file's header declares them (0 when it cannot be read: decoding says why)."""
+    try:
+        width, height = _open(data).size
+    except InvalidInput:
+        return 0
+    return width * height
+
+
+def decode_photo(data: bytes) -> np.ndarray:
+    """Bytes of an image file -> HxWx3 uint8 RGB, or InvalidInput saying what is wrong."""
+    image = _open(data)
     try:
         image.load()
         image = ImageOps.exif_transpose(image)

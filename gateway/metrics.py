@@ -44,3 +44,10 @@ LISTENERS_DROPPED = Counter(
     "revive_gateway_listeners_dropped_total", "Event listeners (SSE, gRPC streams) dropped for reading too slowly."
 )
 RESULT_BYTES = Gauge("revive_gateway_result_bytes", "Bytes of jobs (uploads, results, state) kept on the results volume.")
+MEMORY_BUDGET = Gauge("revive_gateway_memory_budget_bytes", "Bytes of photo memory the gateway admits at once.")
+MEMORY_BUDGET_USED = Gauge("revive_gateway_memory_budget_used_bytes", "Estimated bytes of the photos in flight now.")
+LOOP_LAG = Histogram(
+    "revive_gateway_event_loop_lag_seconds", "How late the event loop ran a 10 ms timer: time it was blocked.",
+    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+)
+LOOP_WORST_STALL = Gauge("revive_gateway_event_loop_worst_stall_seconds", "The longest event-loop stall seen so far.")

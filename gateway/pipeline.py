@@ -25,10 +25,12 @@ import numpy as np
 from revive.v1 import common_pb2, gateway_pb2
 
 from gateway import messages, metrics
+from gateway.budget import PixelBudget, budget_from_limit
 from gateway.config import GatewayConfig
-from gateway.decoding import decode_photo
+from gateway.decoding import declared_pixels, decode_photo
 from gateway.storage import ResultStore
 from gateway.upstreams import UpstreamError, Upstreams
+from services.common.config import MIB
 from services.common.errors import InvalidInput
 from services.common.imaging import MAX_SIDE, PNG, encode_jpeg, encode_png, from_proto
 from services.common.options import UPSCALE_FACTORS
@@ -166,6 +168,7 @@ class Pipeline:
         self._store = store
         self._default_candidates = config.default_candidates
         self._slots = asyncio.Semaphore(config.max_photos_in_flight)
+        self._budget = PixelBudget(config.memory_budget_mb * MIB if config.memory_budget_mb else budget_from_limit())
         self._surplus_ratio = config.surplus_ratio
         self._min_identity = config.min_identity
         self._photo_deadline = config.photo_deadline
@@ -179,7 +182,8 @@ class Pipeline:
             emit(gateway_pb2.RestoreEvent(photo_index=photo.index, filename=photo.filename, **fields))
 
         metrics.PHOTOS_WAITING.inc()
-        async with self._slots:
+        pixels = await asyncio.to_thread(declared_pixels, photo.data)
+        async with self._slots, self._budget.photo(pixels):
             metrics.PHOTOS_WAITING.dec()
             metrics.PHOTOS_IN_FLIGHT.inc()
             try:

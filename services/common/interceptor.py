@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from typing import Any, Callable, Iterator
 
 import grpc
+from google.protobuf.message import DecodeError
 
 from services.common import metrics
 from services.common.cancellation import serving
@@ -74,28 +75,33 @@ class ServiceInterceptor(grpc.ServerInterceptor):
             return None
         service, _, method = details.method.lstrip("/").rpartition("/")
         limited = not service.startswith("grpc.")
+        # Requests arrive as bytes and are parsed only once admitted: a refused 4096x4096 request never
+        # costs a second copy, and a queued one holds only its bytes.
+        deserialize = handler.request_deserializer or (lambda raw: raw)
+
+        def parse(raw: bytes) -> Any:
+            try:
+                return deserialize(raw)
+            except DecodeError as error:
+                raise InvalidInput(f"the request is not a valid {method} message: {error}") from None
         if handler.unary_unary:
             inner = handler.unary_unary
 
-            def unary(request: Any, context: grpc.ServicerContext) -> Any:
+            def unary(raw: bytes, context: grpc.ServicerContext) -> Any:
                 context.send_initial_metadata(self._capacity)
                 with self._observe(service, method, context), self._admit(limited, context), serving(context):
-                    return inner(request, context)
+                    return inner(parse(raw), context)
 
-            return grpc.unary_unary_rpc_method_handler(
-                unary, handler.request_deserializer, handler.response_serializer
-            )
+            return grpc.unary_unary_rpc_method_handler(unary, None, handler.response_serializer)
         if handler.unary_stream:
             inner_stream = handler.unary_stream
 
-            def stream(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
+            def stream(raw: bytes, context: grpc.ServicerContext) -> Iterator[Any]:
                 context.send_initial_metadata(self._capacity)
                 with self._observe(service, method, context), self._admit(limited, context), serving(context):
-                    yield from inner_stream(request, context)
+                    yield from inner_stream(parse(raw), context)
 
-            return grpc.unary_stream_rpc_method_handler(
-                stream, handler.request_deserializer, handler.response_serializer
-            )
+            return grpc.unary_stream_rpc_method_handler(stream, None, handler.response_serializer)
         return handler  # Revive defines no client-streaming RPCs
 
     @contextmanager

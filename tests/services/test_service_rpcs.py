@@ -191,3 +191,11 @@ def test_detector_analyses_faces_on_request(detector):
               for p in face.landmarks]
     assert sum(inside) >= 60
     assert 5 < face.age < 90 and face.gender in (common_pb2.FEMALE, common_pb2.MALE)
+
+
+def test_bytes_that_are_no_request_are_an_invalid_argument(detector):
+    raw = channel(detector.port).unary_unary("/revive.v1.DamageDetector/Detect", lambda b: b, lambda b: b)
+    with pytest.raises(grpc.RpcError) as error:
+        raw(b"\xff\xff\xff not protobuf", timeout=10)
+    assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "not a valid Detect message" in error.value.details()

@@ -14,6 +14,8 @@ import time
 from pathlib import Path
 from typing import Awaitable, Callable
 
+import aiohttp
+import aiohttp.http_exceptions
 from aiohttp import BodyPartReader, web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -32,6 +34,12 @@ log = logging.getLogger(__name__)
 MAX_PHOTOS = 10
 #: Longest value accepted in a non-file form field.
 MAX_FIELD_BYTES = 1024
+#: Form fields besides the photos: the options, with room to spare; more is a malformed request.
+MAX_FIELDS = 32
+#: Uploads must keep moving (UploadPace).
+UPLOAD_IDLE_SECONDS = 20.0
+UPLOAD_GRACE_SECONDS = 10.0
+UPLOAD_MIN_RATE = 16 * 1024
 #: Seconds between SSE keep-alive comments, so proxies keep the stream open.
 SSE_KEEPALIVE = 15.0
 #: Seconds a server-sent event may wait for the client to take it before the stream is dropped.
@@ -68,10 +76,32 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
         metrics.HTTP_REQUESTS.labels(route, request.method, str(status)).inc()
 
 
-async def read_part(part: BodyPartReader, limit: int, what: str) -> bytes:
+class UploadPace:
+    """Refuses uploads that trickle: a pause longer than UPLOAD_IDLE_SECONDS, or, after the first
+    UPLOAD_GRACE_SECONDS, an average below UPLOAD_MIN_RATE bytes/s. Slow clients cannot hold
+    connections (and half-read uploads) open for minutes."""
+
+    def __init__(self) -> None:
+        self.start = time.monotonic()
+        self.received = 0
+
+    async def chunk(self, part: BodyPartReader) -> bytes:
+        try:
+            data = await asyncio.wait_for(part.read_chunk(1 << 20), UPLOAD_IDLE_SECONDS)
+        except asyncio.TimeoutError:
+            raise web.HTTPRequestTimeout(text=f"the upload paused for over {UPLOAD_IDLE_SECONDS:.0f} s") from None
+        self.received += len(data)
+        elapsed = time.monotonic() - self.start
+        if elapsed > UPLOAD_GRACE_SECONDS and self.received / elapsed < UPLOAD_MIN_RATE:
+            raise web.HTTPRequestTimeout(text=f"the upload is too slow ({self.received / elapsed / 1024:.1f} KiB/s; "
+                                              f"at least {UPLOAD_MIN_RATE // 1024} KiB/s)")
+        return data
+
+
+async def read_part(part: BodyPartReader, limit: int, what: str, pace: UploadPace) -> bytes:
     """Read one multipart part, refusing it as soon as it passes `limit` bytes."""
     chunks, size = [], 0
-    while chunk := await part.read_chunk(1 << 20):
+    while chunk := await pace.chunk(part):
         size += len(chunk)
         if size > limit:
             raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=size, text=f"{what} is larger than {limit} bytes")
@@ -83,8 +113,19 @@ async def read_upload(request: web.Request, config: GatewayConfig) -> tuple[list
     """Photos (file parts) and option fields (the other parts) of a multipart request."""
     if not request.content_type.startswith("multipart/"):
         raise web.HTTPUnsupportedMediaType(text="send the photos as multipart/form-data")
+    try:
+        return await _read_parts(request, config)
+    except web.HTTPException:
+        raise
+    except (ValueError, AssertionError, aiohttp.ClientPayloadError, aiohttp.http_exceptions.HttpProcessingError) as error:
+        # A broken body (wrong boundary, cut short): the client's mistake, said as such.
+        raise web.HTTPBadRequest(text=f"malformed multipart body: {error or type(error).__name__}") from None
+
+
+async def _read_parts(request: web.Request, config: GatewayConfig) -> tuple[list[PhotoUpload], dict[str, str]]:
     photos: list[PhotoUpload] = []
     fields: dict[str, str] = {}
+    pace = UploadPace()
     reader = await request.multipart()
     while (part := await reader.next()) is not None:
         if not isinstance(part, BodyPartReader):
@@ -92,11 +133,14 @@ async def read_upload(request: web.Request, config: GatewayConfig) -> tuple[list
         if part.filename is not None:
             if len(photos) == MAX_PHOTOS:
                 raise web.HTTPBadRequest(text=f"too many photos: at most {MAX_PHOTOS} per request")
-            data = await read_part(part, config.max_upload_bytes, f"photo {part.filename!r}")
+            data = await read_part(part, config.max_upload_bytes, f"photo {part.filename!r}", pace)
             metrics.BYTES_IN.inc(len(data))
             photos.append(PhotoUpload(len(photos), part.filename or f"photo-{len(photos)}", data))
         elif part.name:
-            fields[part.name] = (await read_part(part, MAX_FIELD_BYTES, f"field {part.name!r}")).decode("utf-8", "replace")
+            if len(fields) == MAX_FIELDS:
+                raise web.HTTPBadRequest(text=f"too many form fields: the options are at most {MAX_FIELDS}")
+            fields[part.name] = (await read_part(part, MAX_FIELD_BYTES, f"field {part.name[:40]!r}", pace)).decode(
+                "utf-8", "replace")
     if not photos:
         raise web.HTTPBadRequest(text="no photos: attach 1 to 10 image files as form parts with a filename")
     return photos, fields

@@ -133,7 +133,9 @@ class Job:
             "created": self.created,
             "owner": self.owner,
             "heartbeat": self.heartbeat,
-            "options": MessageToDict(self.options, preserving_proto_field_name=True),
+            # uint64 seeds would come out as JSON strings (proto3's JSON mapping); clients expect numbers.
+            "options": {key: int(value) if key == "seed" else value
+                        for key, value in MessageToDict(self.options, preserving_proto_field_name=True).items()},
             "photos": [photo.to_json() for photo in self.photos],
         }
         if self.reason:
@@ -232,6 +234,8 @@ class JobManager:
         job.state, job.reason = "cancelled", "cancelled by the client"
         if job.task is not None:
             job.task.cancel()  # reaches the in-flight upstream RPCs
+        for photo in job.photos:
+            photo.cancel()
         self._finish(job)
         return job
 

@@ -7,7 +7,7 @@ from typing import Mapping
 from revive.v1 import common_pb2
 
 from services.common.errors import InvalidInput
-from services.common.options import validate_options
+from services.common.options import MAX_AGE, MAX_CANDIDATES, UPSCALE_FACTORS, validate_options
 
 GENDERS = {"auto": common_pb2.GENDER_UNSPECIFIED, "female": common_pb2.FEMALE, "male": common_pb2.MALE}
 HAIR_COLORS = {
@@ -24,8 +24,10 @@ COLORIZE = {
     "on": common_pb2.COLORIZE_ON, "true": common_pb2.COLORIZE_ON, "yes": common_pb2.COLORIZE_ON, "1": common_pb2.COLORIZE_ON,
     "off": common_pb2.COLORIZE_OFF, "false": common_pb2.COLORIZE_OFF, "no": common_pb2.COLORIZE_OFF, "0": common_pb2.COLORIZE_OFF,
 }
-#: Integer fields and their bounds as HTTP sees them (validate_options re-checks).
-INTEGER_FIELDS = ("age", "upscale", "candidates", "seed")
+#: Integer fields and the range each accepts, said in the error when a value is outside it
+#: (validate_options re-checks the same rules).
+INTEGER_FIELDS = {"age": (1, MAX_AGE), "upscale": (min(UPSCALE_FACTORS), max(UPSCALE_FACTORS)),
+                  "candidates": (1, MAX_CANDIDATES), "seed": (0, 2**64 - 1)}
 KNOWN_FIELDS = {"gender", "hair_color", "colorize", "strength", *INTEGER_FIELDS}
 
 
@@ -41,17 +43,18 @@ def _integer(field: str, value: str) -> int:
         number = int(value.strip())
     except ValueError:
         raise InvalidInput(f"{field} must be a whole number; got {value!r}") from None
-    limit = 2**64 - 1 if field == "seed" else 2**32 - 1
-    if not 0 <= number <= limit:
-        raise InvalidInput(f"{field} must be between 0 and {limit}; got {number}")
+    low, high = INTEGER_FIELDS[field]
+    if not low <= number <= high:
+        raise InvalidInput(f"{field} must be between {low} and {high}; got {number}")
     return number
 
 
 def options_from_form(fields: Mapping[str, str]) -> common_pb2.RestoreOptions:
     """Parse and validate form fields; unknown fields are an error, not silently ignored."""
-    unknown = set(fields) - KNOWN_FIELDS
+    unknown = sorted(set(fields) - KNOWN_FIELDS)
     if unknown:
-        raise InvalidInput(f"unknown option(s) {sorted(unknown)}; known: {sorted(KNOWN_FIELDS)}")
+        shown = ", ".join(repr(name[:40]) for name in unknown[:5]) + (f" and {len(unknown) - 5} more" if len(unknown) > 5 else "")
+        raise InvalidInput(f"unknown option(s) {shown}; known: {', '.join(sorted(KNOWN_FIELDS))}")
     options = common_pb2.RestoreOptions()
     if "gender" in fields:
         options.gender = _choice("gender", fields["gender"], GENDERS)

@@ -69,7 +69,13 @@ class PhotoReport:
 
     @property
     def finished(self) -> bool:
-        return self.status in ("done", "failed")
+        return self.status in ("done", "failed", "cancelled")
+
+    def cancel(self) -> None:
+        """The job was cancelled before this photo was finished: it will not be, and says so."""
+        if not self.finished:
+            self.status = "cancelled"
+            self.error = {"code": "CANCELLED", "message": "the job was cancelled before this photo was finished"}
 
     def to_json(self) -> dict[str, Any]:
         order = self.ranking or list(self.candidates)

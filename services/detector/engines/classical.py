@@ -24,6 +24,7 @@ from services.common.config import ServiceConfig
 from services.common.metrics import timed_inference
 from services.common.resize import shrink_to
 from services.detector.engine import Detection
+from services.detector.tone import grayscale_score
 
 #: Side at which whole-photo statistics are computed; enough to be stable.
 STATS_SIDE = 512
@@ -51,13 +52,6 @@ PAPER_MAX_TONE_SPREAD = 5.0
 
 def _downscaled(image: np.ndarray) -> np.ndarray:
     return shrink_to(image, STATS_SIDE)
-
-
-def grayscale_score(rgb: np.ndarray) -> float:
-    """1 when chroma is constant (grey or a single tint such as sepia), 0 when colourful."""
-    ycrcb = cv2.cvtColor(_downscaled(rgb), cv2.COLOR_RGB2YCrCb).astype(np.float32)
-    spread = max(float(ycrcb[..., 1].std()), float(ycrcb[..., 2].std()))
-    return float(np.clip(1.0 - (spread - 2.0) / 6.0, 0.0, 1.0))
 
 
 def fading(luma: np.ndarray) -> tuple[float, np.ndarray]:

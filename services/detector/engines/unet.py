@@ -27,6 +27,7 @@ from services.common.resize import shrink_to
 from services.common.runtime import OnnxModel, RuntimeOptions
 from services.detector.engine import DAMAGE_TYPES, Detection
 from services.detector.settings import MULTIPLE, DetectorSettings
+from services.detector.tone import grayscale_score
 
 MODEL_FILE = Path("detector") / "damage_unet.onnx"
 #: Longer side of the downscaled photo the whole-photo scores are computed on.
@@ -152,9 +153,11 @@ class UNetDetector:
         """Faces are not analysed by this engine; `analyze_faces` is ignored."""
         tiling = self.settings
         masks = tiled_masks(rgb, self._probabilities, tiling.tile, tiling.overlap, tiling.batch)
-        fading, grayscale = self.scores(rgb)
+        fading, _ = self.scores(rgb)
         return Detection(
             masks={kind: masks[index] for index, kind in enumerate(DAMAGE_TYPES)},
             fading_score=fading,
-            grayscale_score=grayscale,
+            # The tint test, not the network's score head: that head calls muted colour photos (autochromes,
+            # hand-coloured prints) black-and-white, and colourizing then paints over their own colours.
+            grayscale_score=grayscale_score(rgb),
         )

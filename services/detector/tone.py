@@ -1,0 +1,51 @@
+"""Black-and-white or colour: whether the photo's chroma is one tint that follows its lightness.
+
+A black-and-white print is grey, or toned (sepia, selenium, a yellowed
+paper): its chroma is a function of its lightness, one hue line from the
+shadows to the highlights. A colour photo's chroma changes independently of
+lightness, from region to region; so does a hand-coloured photo's, or an
+autochrome's, however faded or muted. So the verdict removes, per lightness
+level, the photo's mean chroma (its tint), and measures what chroma is left:
+the median distance (in Cr/Cb levels) after a blur that takes out grain and
+JPEG colour noise. The median, because stains and foxing colour small parts
+of many black-and-white prints.
+
+The verdict point was chosen on labelled synthetic prints, never on the
+held-out or the real photos (`python -m training.detector.tone_calibration`
+prints the table): black-and-white and sepia crops of the training photos,
+with the real-scan damage recipe (stains and foxing included), against the
+colour ones. Below TINT_RESIDUAL_GREY (1.5) 99% of the colour crops are
+still called colour: doubtful photos are called colour, so `colorize=auto`
+keeps a photo's own colours when in doubt and never paints over them.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from services.common.resize import shrink_to
+
+#: Long side the photo is judged at: enough for regions of colour, cheap at 4096x4096.
+SIDE = 512
+#: Lightness levels the tint is taken over (YCrCb's Y in 16-level bins).
+BINS = 16
+#: Residual chroma (Cr/Cb levels) below which a photo is called black-and-white.
+TINT_RESIDUAL_GREY = 1.5
+#: Residual span over which the score goes from 1 (surely grey) to 0 (surely colour).
+SCORE_SPAN = 1.0
+
+
+def tint_residual(rgb: np.ndarray) -> float:
+    """Median chroma left once the lightness-dependent tint is removed, in Cr/Cb levels."""
+    small = cv2.GaussianBlur(shrink_to(rgb, SIDE), (0, 0), 1.5)
+    ycc = cv2.cvtColor(small, cv2.COLOR_RGB2YCrCb).astype(np.float32).reshape(-1, 3)
+    bins = np.clip((ycc[:, 0] * (BINS / 256)).astype(int), 0, BINS - 1)
+    counts = np.maximum(np.bincount(bins, minlength=BINS), 1)
+    left = [channel - (np.bincount(bins, channel, BINS) / counts)[bins] for channel in (ycc[:, 1], ycc[:, 2])]
+    return float(np.median(np.hypot(*left)))
+
+
+def grayscale_score(rgb: np.ndarray) -> float:
+    """1 for a surely black-and-white (or toned) photo, 0 for a surely colour one; >= 0.5 is the verdict."""
+    return float(np.clip(0.5 - (tint_residual(rgb) - TINT_RESIDUAL_GREY) / SCORE_SPAN, 0.0, 1.0))

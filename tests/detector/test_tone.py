@@ -1,0 +1,44 @@
+"""The black-and-white verdict: grey and toned prints are black-and-white; colour stays colour, however
+faded, muted or hand-applied, so that colorize=auto never paints over a photo's own colours."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from services.detector.tone import grayscale_score
+from tests.photos import portrait
+from training.detector.synthetic_damage import DamageSynthesizer
+
+
+def grey(rgb: np.ndarray) -> np.ndarray:
+    return np.repeat(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)[..., None], 3, axis=2)
+
+
+def toned(rgb: np.ndarray, strength: float = 0.9) -> np.ndarray:
+    return (DamageSynthesizer._sepia(grey(rgb).astype(np.float32) / 255, strength) * 255).astype(np.uint8)
+
+
+def test_grey_and_sepia_prints_are_black_and_white():
+    photo = portrait(480, 600)
+    assert grayscale_score(grey(photo)) >= 0.5
+    assert grayscale_score(toned(photo)) >= 0.5
+    noisy = np.clip(toned(photo).astype(int) + np.random.default_rng(1).normal(0, 4, photo.shape), 0, 255)
+    assert grayscale_score(noisy.astype(np.uint8)) >= 0.5  # grain is not colour
+
+
+def test_colour_stays_colour_even_faded_or_hand_coloured():
+    photo = portrait(480, 600)
+    assert grayscale_score(photo) < 0.5
+    cream = np.array([242, 230, 190], np.float32)
+    faded = (photo * 0.35 + cream * 0.65).astype(np.uint8)  # an early colour print, most of its colour gone
+    assert grayscale_score(faded) < 0.5
+    # A hand-coloured print: a toned print with its lips and cheeks painted.
+    painted = toned(photo).astype(np.float32)
+    height, width = photo.shape[:2]
+    for (cx, cy), colour in (((width // 2, height * 2 // 3), (190, 70, 70)), ((width // 3, height // 2), (210, 140, 120)),
+                             ((width // 2, height // 5), (70, 110, 170))):
+        mask = np.zeros((height, width), np.float32)
+        cv2.ellipse(mask, (cx, cy), (width // 5, height // 8), 0, 0, 360, 1.0, -1)
+        painted = painted * (1 - 0.5 * mask[..., None]) + np.array(colour, np.float32) * 0.5 * mask[..., None]
+    assert grayscale_score(painted.astype(np.uint8)) < 0.5

@@ -14,6 +14,7 @@ from services.upscaler.engine import UpscalerEngine
 from services.upscaler.engines.esrgan import EsrganUpscaler
 from services.upscaler.engines.fidelity import FidelityUpscaler
 from services.upscaler.engines.lanczos import LanczosUpscaler
+from services.upscaler.engines.realesrgan import RealEsrganUpscaler
 from services.upscaler.settings import UpscalerSettings
 
 
@@ -44,8 +45,10 @@ DEFINITION = ServiceDefinition(
     grpc_service=upscaler_pb2.DESCRIPTOR.services_by_name["Upscaler"].full_name,
     default_port=50053,
     default_metrics_port=9103,
-    # Default first: fidelity is the one that beats bicubic on held-out photos (bench/upscaler_bench.py).
-    engines={"fidelity": FidelityUpscaler, "lanczos": LanczosUpscaler, "esrgan": EsrganUpscaler},
+    # Default first, by the rule in bench/degraded_upscale_bench.py: the best Y-PSNR on photos degraded like
+    # scans among the engines fast enough (realesrgan +0.31 dB over fidelity, 0.9 s per output MP on one core).
+    engines={"realesrgan": RealEsrganUpscaler, "fidelity": FidelityUpscaler, "lanczos": LanczosUpscaler,
+             "esrgan": EsrganUpscaler},
     settings=UpscalerSettings,
     add_servicer=lambda server, engines: upscaler_pb2_grpc.add_UpscalerServicer_to_server(
         UpscalerServicer(engines), server

@@ -40,7 +40,7 @@ def pixels(height: int, width: int) -> np.ndarray:
 def servers() -> Iterator[dict[str, ServiceServer]]:
     started = {"detector": start_service(DETECTOR, "--engines", "classical,unet"),
                "generator": start_service(GENERATOR, "--engines", "learned,telea"),
-               "upscaler": start_service(UPSCALER, "--engines", "fidelity,lanczos")}
+               "upscaler": start_service(UPSCALER, "--engines", "fidelity,lanczos,realesrgan")}
     yield started
     for server in started.values():
         server.stop(0)
@@ -63,7 +63,7 @@ def test_every_engine_takes_every_shape(servers, shape):
         (candidate,) = list(generate(request, timeout=120))
         assert from_proto(candidate.image).shape == (height, width, 3), engine
     if max(height, width) * 2 <= MAX_SIDE:
-        for engine in ("fidelity", "lanczos"):
+        for engine in ("fidelity", "lanczos", "realesrgan"):
             reply = upscale(upscaler_pb2.UpscaleRequest(image=image, factor=2, engine=engine), timeout=120)
             assert from_proto(reply.image).shape == (2 * height, 2 * width, 3), engine
 

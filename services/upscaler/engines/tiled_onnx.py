@@ -27,9 +27,12 @@ DEFAULT_MODELS_DIR = Path(__file__).resolve().parents[3] / "models"
 
 
 class TiledOnnxUpscaler:
-    """An UpscalerEngine serving models_dir/upscaler/<stem>_x<factor>.onnx for x2 and x4."""
+    """An UpscalerEngine serving one ONNX file per factor: models_dir/upscaler/<stem>_x<factor>.onnx by default."""
 
     factors = (2, 4)
+    #: Input pixels a tile must share with its neighbour so no output pixel misses context: the model's
+    #: receptive field. --upscaler-overlap is raised to it for models that need more.
+    min_overlap = 0
 
     def __init__(self, name: str, stem: str, config: ServiceConfig | None = None, **overrides: object) -> None:
         """`overrides` replace fields of the service's UpscalerSettings (tests and benchmarks)."""
@@ -37,23 +40,29 @@ class TiledOnnxUpscaler:
         models_dir = config.models_dir if config else DEFAULT_MODELS_DIR
         options = runtime_options(config) if config else RuntimeOptions()
         self.settings = engine_settings(config, UpscalerSettings, **overrides)
-        self.models = {factor: OnnxModel(model_path(models_dir, stem, factor), options, name=f"{stem}_x{factor}")
-                       for factor in self.factors}
-        self.provider = self.models[self.factors[0]].provider
+        self.models = {factor: OnnxModel(path, options, name=path.stem)
+                       for factor, path in self.model_files(Path(models_dir), stem).items()}
+        self.provider = next(iter(self.models.values())).provider
+
+    def model_files(self, models_dir: Path, stem: str) -> dict[int, Path]:
+        return {factor: model_path(models_dir, stem, factor) for factor in self.factors}
 
     def warm_up(self) -> None:
         for factor in self.factors:
             self.upscale(np.full((16, 16, 3), 128, np.uint8), factor)
 
-    def upscale(self, rgb: np.ndarray, factor: int) -> np.ndarray:
+    def infer(self, batch: np.ndarray, factor: int) -> np.ndarray:
+        """N x 3 x h x w tiles in 0..1 -> N x 3 x (factor*h) x (factor*w) in 0..1."""
         model = self.models[factor]
+        return self_ensemble(lambda view: model.run({"rgb": view})[0], batch, self.settings.ensemble)
 
+    def upscale(self, rgb: np.ndarray, factor: int) -> np.ndarray:
         def run(batch: np.ndarray) -> np.ndarray:
-            return self_ensemble(lambda view: model.run({"rgb": view})[0], batch * np.float32(1 / 255),
-                                 self.settings.ensemble)
+            return self.infer(batch * np.float32(1 / 255), factor)
 
         tiling = self.settings
-        out = tiled_apply(rgb, run, tiling.tile, tiling.overlap, tiling.batch)
+        overlap = max(tiling.overlap, self.min_overlap)
+        out = tiled_apply(rgb, run, max(tiling.tile, 2 * overlap), overlap, tiling.batch)
         # In place: at 4096x4096 each float32 temporary would cost another 200 MB.
         out *= 255
         out += 0.5

@@ -183,7 +183,7 @@ class JobManager:
 
     async def start(self) -> None:
         self._root.mkdir(parents=True, exist_ok=True)
-        self._adopt(startup=True)
+        await self._adopt(startup=True)
         self._tasks = [asyncio.create_task(self._work(), name=f"job-worker-{i}") for i in range(self._workers)]
         self._tasks.append(asyncio.create_task(self._housekeeping(), name="job-housekeeping"))
 
@@ -377,22 +377,35 @@ class JobManager:
             log.warning("unreadable job", extra={"job": job_id, "error": str(error)})
             return None
 
-    def _claimable(self, job: Job, startup: bool) -> bool:
+    def _claimable(self, job: Job, startup: bool, known: set[str]) -> bool:
         """An unfinished job nobody is running: its owner's lease ran out, or it was ours before a restart."""
-        if job.state not in ACTIVE or job.id in self._jobs:
+        if job.state not in ACTIVE or job.id in known:
             return False
         same_host = job.owner.split("/", 1)[0] == self.instance.split("/", 1)[0]
         return (startup and same_host) or time.time() - job.heartbeat > self._lease
 
-    def _adopt(self, startup: bool = False) -> None:
-        """Take over the unfinished jobs whose owner is gone and queue them again."""
+    def _claim_orphans(self, startup: bool, known: set[str]) -> list[Job]:
+        """The unfinished jobs whose owner is gone, each claimed by this replica alone.
+
+        Reads every job's state, so it runs in a thread, with `known` (the ids this replica has)
+        taken on the event loop.
+        """
+        claimed = []
         for path in sorted(self._root.glob(f"*/{JOB_FILE}"), key=lambda p: p.stat().st_mtime):
             job = self._read(path.parent.name)
-            if job is None or not self._claimable(job, startup):
+            if job is None or not self._claimable(job, startup, known):
                 continue
             try:  # exactly one replica creates this file for this lease
                 os.close(os.open(self._dir(job.id) / f"claim-{job.heartbeat:.6f}", os.O_CREAT | os.O_EXCL | os.O_WRONLY))
             except FileExistsError:
+                continue
+            claimed.append(job)
+        return claimed
+
+    async def _adopt(self, startup: bool = False) -> None:
+        """Take over the unfinished jobs whose owner is gone and queue them again."""
+        for job in await asyncio.to_thread(self._claim_orphans, startup, set(self._jobs)):
+            if job.id in self._jobs:  # submitted meanwhile: cannot be, ids are new, but never run one twice
                 continue
             job.owner = self.instance
             self._jobs[job.id] = job
@@ -423,7 +436,7 @@ class JobManager:
                         self.cancel(job.id)
                     else:
                         self._save(job)
-                self._adopt()
+                await self._adopt()
                 active = {job_id for job_id, job in self._jobs.items() if job.state in ACTIVE}
                 for job_id in await asyncio.to_thread(self._expire, active):
                     self._jobs.pop(job_id, None)

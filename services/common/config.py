@@ -127,6 +127,10 @@ class ServiceConfig(Settings):
     max_concurrency: int = flag(2, "inferences running at once (bounds full-size images in memory)", minimum=1)
     max_queue: int = flag(8, "RPCs waiting for a slot before RESOURCE_EXHAUSTED", minimum=0)
     max_message_mb: int = flag(256, "largest gRPC message accepted or sent, MiB", minimum=1)
+    dynamic_batch: int = flag(
+        1, "inputs of the same shape from concurrent requests run as one batch, up to this many (1 = off; "
+        "needs --max-concurrency above 1)", minimum=1)
+    batch_delay_ms: float = flag(2.0, "longest a batched input waits for others, milliseconds", minimum=0)
     drain_seconds: float = flag(20.0, "grace period for in-flight RPCs on SIGTERM", minimum=0)
     max_connection_age: float = flag(
         60.0, "seconds before a client connection is recycled (lets clients find new replicas)", minimum=1)

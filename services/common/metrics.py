@@ -67,3 +67,7 @@ def serve_metrics(host: str, port: int) -> int | None:
         return None
     server, _thread = start_http_server(port, addr=host)
     return server.server_address[1]
+BATCH_SIZE = Histogram(
+    "revive_model_batch_size", "Inputs run in one inference call by the dynamic batcher, per model.", ["model"],
+    buckets=(1, 2, 3, 4, 6, 8, 12, 16, 32),
+)

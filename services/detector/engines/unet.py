@@ -21,6 +21,7 @@ import cv2
 import numpy as np
 
 from services.common import cancellation
+from services.common.batching import DynamicBatcher
 from services.common.config import ServiceConfig
 from services.common.engines import engine_settings, runtime_options
 from services.common.resize import shrink_to
@@ -135,12 +136,15 @@ class UNetDetector:
         self.model = OnnxModel(models_dir / MODEL_FILE, options, name="damage_unet")
         self.provider = self.model.provider
         self.settings = engine_settings(config, DetectorSettings, **overrides)
+        preferred, delay = (config.dynamic_batch, config.batch_delay_ms / 1000) if config else (1, 0.0)
+        self._batched = DynamicBatcher(lambda tiles: self.model.run({"rgb": tiles})[0], self.model.name, preferred,
+                                       delay)
 
     def warm_up(self) -> None:
         self.detect(np.full((64, 64, 3), 128, np.uint8))
 
     def _probabilities(self, inputs: np.ndarray) -> np.ndarray:
-        return self.model.run({"rgb": inputs})[0]
+        return self._batched(inputs)
 
     def scores(self, rgb: np.ndarray) -> tuple[float, float]:
         """(fading, grayscale) probabilities of the whole photo."""

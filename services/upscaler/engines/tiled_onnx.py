@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from services.common.batching import DynamicBatcher
 from services.common.config import ServiceConfig
 from services.common.engines import engine_settings, runtime_options
 from services.common.runtime import OnnxModel, RuntimeOptions
@@ -43,6 +44,10 @@ class TiledOnnxUpscaler:
         self.models = {factor: OnnxModel(path, options, name=path.stem)
                        for factor, path in self.model_files(Path(models_dir), stem).items()}
         self.provider = next(iter(self.models.values())).provider
+        preferred, delay = (config.dynamic_batch, config.batch_delay_ms / 1000) if config else (1, 0.0)
+        self.batchers = {factor: DynamicBatcher(lambda tiles, model=model: model.run({"rgb": tiles})[0], model.name,
+                                                preferred, delay)
+                         for factor, model in self.models.items()}
 
     def model_files(self, models_dir: Path, stem: str) -> dict[int, Path]:
         return {factor: model_path(models_dir, stem, factor) for factor in self.factors}
@@ -53,8 +58,7 @@ class TiledOnnxUpscaler:
 
     def infer(self, batch: np.ndarray, factor: int) -> np.ndarray:
         """N x 3 x h x w tiles in 0..1 -> N x 3 x (factor*h) x (factor*w) in 0..1."""
-        model = self.models[factor]
-        return self_ensemble(lambda view: model.run({"rgb": view})[0], batch, self.settings.ensemble)
+        return self_ensemble(self.batchers[factor], batch, self.settings.ensemble)
 
     def upscale(self, rgb: np.ndarray, factor: int) -> np.ndarray:
         def run(batch: np.ndarray) -> np.ndarray:

@@ -10,6 +10,8 @@
    does not serve, a gRPC Service that is not headless, a container that could
    run as root or write its root filesystem, GPU settings in the wrong overlay.
 4. Lints the Dockerfiles with hadolint and the YAML with yamllint.
+5. Unit-tests the alerting rules (the PrometheusRule's spec) with `promtool
+   test rules` (Debian's prometheus package ships promtool).
 
 Every tool is a Python package (requirements/deploy.txt) except the renderer:
 kubectl ships kustomize, and no PyPI package does. Exit status 1 on any
@@ -23,6 +25,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Iterator
@@ -105,8 +108,20 @@ def _check_service_monitor(obj: Obj) -> Iterator[str]:
             yield f"endpoint {endpoint} must name a Service port"
 
 
+def _check_prometheus_rule(obj: Obj) -> Iterator[str]:
+    """Each rule names an alert and an expression; promtool tests what they mean (alert_rule_problems)."""
+    groups = (obj.get("spec") or {}).get("groups") or []
+    if not groups:
+        yield "spec.groups is empty"
+    for group in groups:
+        for rule in group.get("rules") or []:
+            if not rule.get("alert") or not rule.get("expr"):
+                yield f"rule {rule} needs an alert name and an expr"
+
+
 #: Custom resources checked by hand: (apiVersion, kind) -> checker.
-CRD_CHECKS = {("monitoring.coreos.com/v1", "ServiceMonitor"): _check_service_monitor}
+CRD_CHECKS = {("monitoring.coreos.com/v1", "ServiceMonitor"): _check_service_monitor,
+              ("monitoring.coreos.com/v1", "PrometheusRule"): _check_prometheus_rule}
 
 
 def schema_problems(objects: Iterable[Obj], kubernetes_version: str) -> list[Problem]:
@@ -303,6 +318,30 @@ def _pod_problems(template: Obj, by_kind: dict[str, dict[str, Obj]], gpu: bool,
             yield f"a GPU pod needs to tolerate the {GPU_RESOURCE} taint"
 
 
+# --- 5. Alerting rules ----------------------------------------------------------
+
+ALERTS = K8S / "components" / "monitoring" / "alerts.yaml"
+ALERT_TESTS = ROOT / "deploy" / "monitoring" / "alerts.test.yaml"
+
+
+def alert_rule_problems(alerts: Path = ALERTS, tests: Path = ALERT_TESTS) -> list[Problem]:
+    """`promtool check rules` and `promtool test rules` on the PrometheusRule's groups."""
+    binary = shutil.which("promtool")
+    if binary is None:
+        raise ToolMissing("promtool is not installed (apt-get install prometheus)")
+    groups = {"groups": yaml.safe_load(alerts.read_text())["spec"]["groups"]}
+    with tempfile.TemporaryDirectory() as folder:
+        (Path(folder) / "rules.yaml").write_text(yaml.safe_dump(groups))
+        shutil.copy(tests, Path(folder) / tests.name)
+        problems = []
+        for command in (["check", "rules", "rules.yaml"], ["test", "rules", tests.name]):
+            result = subprocess.run([binary, *command], cwd=folder, capture_output=True, text=True, check=False)
+            if result.returncode != 0:
+                problems += [Problem(f"promtool {command[0]} rules", line)
+                             for line in (result.stdout + result.stderr).splitlines() if line.strip()]
+    return problems
+
+
 # --- 4. Linters ---------------------------------------------------------------
 
 def hadolint_problems(dockerfiles: Iterable[Path] = DOCKERFILES) -> list[Problem]:
@@ -367,6 +406,9 @@ def main(argv: list[str] | None = None) -> int:
         problems += found
         found = yamllint_problems()
         print(f"yamllint: {'ok' if not found else f'{len(found)} problem(s)'}")
+        problems += found
+        found = alert_rule_problems()
+        print(f"alerting rules (promtool): {'ok' if not found else f'{len(found)} problem(s)'}")
         problems += found
     except ToolMissing as missing:
         print(f"cannot validate: {missing}", file=sys.stderr)

@@ -182,6 +182,7 @@ class ReplicaPool:
         loop = asyncio.get_running_loop()
         waiting = metrics.UPSTREAM_WAITING.labels(self.service)
         waiting.inc()
+        arrived = loop.time()
         try:
             # Choosing and taking a slot happen with no await between them: one event loop, no lock needed.
             while True:
@@ -202,6 +203,7 @@ class ReplicaPool:
                     pass
         finally:
             waiting.dec()
+        metrics.UPSTREAM_WAIT_SECONDS.labels(self.service).observe(loop.time() - arrived)
         chosen.in_flight += 1
         metrics.UPSTREAM_IN_FLIGHT.labels(self.service).inc()
         try:

@@ -277,6 +277,7 @@ class JobManager:
             if job is None or job.state != "queued":
                 continue  # cancelled while it waited
             job.state = "running"
+            metrics.JOB_START_SECONDS.observe(max(0.0, time.time() - job.created))
             self._save(job)
             job.task = asyncio.create_task(self._run(job))
             try:

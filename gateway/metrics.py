@@ -51,3 +51,15 @@ LOOP_LAG = Histogram(
     buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
 )
 LOOP_WORST_STALL = Gauge("revive_gateway_event_loop_worst_stall_seconds", "The longest event-loop stall seen so far.")
+UPSTREAM_WAIT_SECONDS = Histogram(
+    "revive_gateway_upstream_wait_seconds", "Time a call waited in the gateway for a replica with room, per service.",
+    ["service"], buckets=(0.001,) + LATENCY_BUCKETS,
+)
+JOB_START_SECONDS = Histogram(
+    "revive_gateway_job_start_delay_seconds", "Time from a job being accepted to a worker starting it.",
+    buckets=(0.001,) + LATENCY_BUCKETS,
+)
+
+# Labelled series exist from the start (at 0), so alerts and dashboards see "none yet" rather than "no data".
+for _task in ("job-housekeeping", "job-save", "probe-detector", "probe-generator", "probe-upscaler"):
+    BACKGROUND_FAILURES.labels(_task)

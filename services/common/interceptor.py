@@ -44,6 +44,7 @@ class InferenceSlots:
 
     @contextmanager
     def take(self, context: grpc.ServicerContext) -> Iterator[None]:
+        arrived = time.perf_counter()
         if not self._semaphore.acquire(blocking=False):
             with self._lock:
                 if self._waiting >= self._queue:
@@ -58,6 +59,7 @@ class InferenceSlots:
                 with self._lock:
                     self._waiting -= 1
                     metrics.INFERENCE_SLOTS_WAITING.set(self._waiting)
+        metrics.QUEUE_WAIT_SECONDS.observe(time.perf_counter() - arrived)
         try:
             yield
         finally:

@@ -38,6 +38,10 @@ RPCS_IN_FLIGHT = Gauge(
 INFERENCE_SLOTS_WAITING = Gauge(
     "revive_inference_queue_depth", "RPCs waiting for an inference slot."
 )
+QUEUE_WAIT_SECONDS = Histogram(
+    "revive_inference_queue_wait_seconds", "Time an RPC waited for an inference slot (0 when one was free).",
+    buckets=(0.001,) + LATENCY_BUCKETS,
+)
 INFERENCE_SECONDS = Histogram(
     "revive_model_inference_seconds",
     "Time spent in one model inference.",

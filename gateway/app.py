@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from pathlib import Path
 
 import grpc
 from aiohttp import web
 from revive.v1 import gateway_pb2, gateway_pb2_grpc
 
+from gateway.auth import Keys
 from gateway.config import GatewayConfig
 from gateway.grpc_api import RestorationServicer
 from gateway.http_api import HttpApi
@@ -49,14 +51,17 @@ class Gateway:
         )
         await self.jobs.start()
 
-        self._runner = web.AppRunner(HttpApi(self.jobs, self.upstreams, store, config).app(), access_log=None)
+        keys = Keys.load(Path(config.api_keys_file)) if config.api_keys_file else None
+        if keys is None:
+            log.warning("no API keys: anyone who reaches this gateway may use it", extra={"host": config.host})
+        self._runner = web.AppRunner(HttpApi(self.jobs, self.upstreams, store, config, keys).app(), access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, config.host, config.http_port)
         await site.start()
         self.http_port = self._runner.addresses[0][1]
 
         self._grpc = grpc.aio.server(options=message_size_options(config.max_message_bytes))
-        gateway_pb2_grpc.add_RestorationServicer_to_server(RestorationServicer(self.jobs), self._grpc)
+        gateway_pb2_grpc.add_RestorationServicer_to_server(RestorationServicer(self.jobs, keys), self._grpc)
         self.grpc_port = self._grpc.add_insecure_port(f"{config.host}:{config.grpc_port}")
         await self._grpc.start()
         log.info("gateway listening", extra={

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
+from gateway.auth import is_loopback
 from services.common.config import MIB, Settings, flag
 
 
@@ -44,6 +45,13 @@ class GatewayConfig(Settings):
     max_upload_mb: int = flag(64, "largest single uploaded file, MiB", minimum=1)
     max_message_mb: int = flag(256, "largest gRPC message to or from upstreams, MiB", minimum=1)
     log_level: str = flag("info", "log level", choices=("debug", "info", "warning", "error"))
+    api_keys_file: str = flag("", "JSON file of hashed API keys (gateway/auth.py); empty = open, loopback only")
+    allow_anonymous: bool = flag(False, "serve without API keys on a non-loopback address too (true/false)")
+
+    def __post_init__(self) -> None:
+        if not self.api_keys_file and not self.allow_anonymous and not is_loopback(self.host):
+            raise ValueError(f"refusing to serve {self.host} without API keys: give --api-keys-file "
+                             "(python -m gateway.auth new ...), or --allow-anonymous true if that is meant")
 
     @property
     def max_upload_bytes(self) -> int:

@@ -7,6 +7,7 @@ from typing import AsyncIterator
 import grpc
 from revive.v1 import gateway_pb2, gateway_pb2_grpc
 
+from gateway.auth import ANONYMOUS, ApiKey, Keys, bearer
 from gateway.http_api import MAX_PHOTOS
 from gateway.jobs import JobManager, QueueFull, StorageFull
 from gateway.pipeline import PhotoUpload
@@ -15,10 +16,22 @@ from services.common.options import validate_options
 
 
 class RestorationServicer(gateway_pb2_grpc.RestorationServicer):
-    def __init__(self, jobs: JobManager) -> None:
+    def __init__(self, jobs: JobManager, keys: Keys | None = None) -> None:
         self._jobs = jobs
+        self._keys = keys
+
+    async def _key(self, context: grpc.aio.ServicerContext) -> ApiKey:
+        """The caller's key from its `authorization: Bearer <key>` metadata; UNAUTHENTICATED without one."""
+        if self._keys is None:
+            return ANONYMOUS
+        metadata = dict(context.invocation_metadata() or ())
+        key = self._keys.identify(bearer(str(metadata.get("authorization", ""))))
+        if key is None:
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED, "an API key is needed: authorization: Bearer <key>")
+        return key
 
     async def Restore(self, request: gateway_pb2.RestoreRequest, context: grpc.aio.ServicerContext) -> AsyncIterator[gateway_pb2.RestoreEvent]:
+        key = await self._key(context)
         if not 1 <= len(request.photos) <= MAX_PHOTOS:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"photos: send 1 to {MAX_PHOTOS}, got {len(request.photos)}")
         try:
@@ -30,7 +43,10 @@ class RestorationServicer(gateway_pb2_grpc.RestorationServicer):
             for index, photo in enumerate(request.photos)
         ]
         try:
-            job = await self._jobs.submit(photos, request.options)
+            if self._keys is not None and (wait := self._keys.photos_allowed(key, len(photos))):
+                raise QueueFull(retry_after=int(wait + 0.999),
+                                reason=f"the key {key.name!r} may send {key.photos_per_minute} photos a minute")
+            job = await self._jobs.submit(photos, request.options, key.name, key.max_jobs)
         except (QueueFull, StorageFull) as error:
             await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(error))
         listener = self._jobs.subscribe(job, images=True)

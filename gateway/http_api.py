@@ -20,6 +20,7 @@ from aiohttp import BodyPartReader, web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from gateway import metrics
+from gateway.auth import ANONYMOUS, COOKIE, ApiKey, Keys, bearer
 from gateway.config import GatewayConfig
 from gateway.jobs import FINISHED, Job, JobManager, QueueFull, StorageFull
 from gateway.options import options_from_form
@@ -161,14 +162,25 @@ def job_links(job: Job) -> dict[str, str]:
     return {"self": f"/v1/jobs/{job.id}", "events": f"/v1/jobs/{job.id}/events"}
 
 
+#: Where the caller's key is kept on each request.
+CALLER = web.RequestKey("revive_caller", object)
+#: Reachable without a key: probes, Prometheus, the page itself, the API's description, and the login.
+OPEN_ROUTES = {"/healthz", "/readyz", "/metrics", "/", "/v1/openapi.json", "/v1/session"}
+
+
 class HttpApi:
-    def __init__(self, jobs: JobManager, upstreams: Upstreams, store: ResultStore, config: GatewayConfig) -> None:
+    def __init__(self, jobs: JobManager, upstreams: Upstreams, store: ResultStore, config: GatewayConfig,
+                 keys: Keys | None) -> None:
         self._jobs, self._upstreams, self._store, self._config = jobs, upstreams, store, config
+        self._keys = keys
 
     def app(self) -> web.Application:
         # Room for ten photos at the per-file limit plus the option fields.
-        app = web.Application(middlewares=[observe], client_max_size=(MAX_PHOTOS + 1) * self._config.max_upload_bytes)
+        app = web.Application(middlewares=[observe, self.authenticate],
+                              client_max_size=(MAX_PHOTOS + 1) * self._config.max_upload_bytes)
         app.add_routes([
+            web.post("/v1/session", self.create_session),
+            web.delete("/v1/session", self.delete_session),
             web.post("/v1/restorations", self.create_restoration),
             web.post("/v1/jobs", self.create_job),
             web.get("/v1/jobs/{job_id}", self.get_job),
@@ -184,13 +196,50 @@ class HttpApi:
         ])
         return app
 
+    @web.middleware
+    async def authenticate(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        """The caller's key, from the Authorization header or the page's cookie; 401 without one."""
+        if self._keys is None:
+            request[CALLER] = ANONYMOUS
+        elif request.path in OPEN_ROUTES or request.path.startswith("/static/"):
+            request[CALLER] = None
+        else:
+            key = self._keys.identify(bearer(request.headers.get("Authorization", "")) or request.cookies.get(COOKIE, ""))
+            if key is None:
+                raise web.HTTPUnauthorized(text="an API key is needed: Authorization: Bearer <key>",
+                                           headers={"WWW-Authenticate": 'Bearer realm="revive"'})
+            request[CALLER] = key
+        return await handler(request)
+
+    async def create_session(self, request: web.Request) -> web.Response:
+        """Keep the page's key in an HttpOnly cookie, so images and event streams carry it too."""
+        secret = bearer(request.headers.get("Authorization", ""))
+        key = self._keys.identify(secret) if self._keys is not None else ANONYMOUS
+        if key is None:
+            raise web.HTTPUnauthorized(text="that API key is not known here",
+                                       headers={"WWW-Authenticate": 'Bearer realm="revive"'})
+        response = web.json_response({"name": key.name, "admin": key.admin})
+        if self._keys is not None:
+            response.set_cookie(COOKIE, secret, httponly=True, samesite="Strict", path="/",
+                                secure=request.secure)
+        return response
+
+    async def delete_session(self, _request: web.Request) -> web.Response:
+        response = web.Response(status=204)
+        response.del_cookie(COOKIE, path="/")
+        return response
+
     async def _submit(self, request: web.Request) -> Job:
+        key: ApiKey = request[CALLER]
         photos, fields = await read_upload(request, self._config)
         try:
             options = options_from_form(fields)
         except InvalidInput as error:
             raise web.HTTPBadRequest(text=str(error)) from None
-        return await self._jobs.submit(photos, options)
+        if self._keys is not None and (wait := self._keys.photos_allowed(key, len(photos))):
+            raise QueueFull(retry_after=int(wait + 0.999),
+                            reason=f"the key {key.name!r} may send {key.photos_per_minute} photos a minute")
+        return await self._jobs.submit(photos, options, key.name, key.max_jobs)
 
     async def create_restoration(self, request: web.Request) -> web.Response:
         """Synchronous: a job, awaited. If the client leaves, the job still finishes."""
@@ -218,9 +267,10 @@ class HttpApi:
         body = {**job.to_json(), "links": job_links(job)}
         return web.json_response(body, status=202, headers={"Location": f"/v1/jobs/{job.id}"})
 
-    def _job(self, request: web.Request) -> Job:
-        job = self._jobs.get(request.match_info["job_id"])
-        if job is None:
+    def _job(self, request: web.Request, job_id: str | None = None) -> Job:
+        """The job, if the caller's key may see it; to any other key it does not exist."""
+        job = self._jobs.get(job_id or request.match_info["job_id"])
+        if job is None or not request[CALLER].may_see(job.key):
             raise web.HTTPNotFound(text="no such job (it may have expired)")
         return job
 
@@ -290,6 +340,7 @@ class HttpApi:
             await asyncio.sleep(1.0)
 
     async def get_result(self, request: web.Request) -> web.StreamResponse:
+        self._job(request, request.match_info["request_id"])
         try:
             path = self._store.path(request.match_info["request_id"], int(request.match_info["photo"]), request.match_info["name"])
         except ValueError:

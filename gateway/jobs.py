@@ -64,10 +64,10 @@ def _write_durably(path: Path, data: bytes) -> None:
 
 
 class QueueFull(Exception):
-    """No room for another job; the caller should retry after `retry_after` seconds."""
+    """No room for another job (the queue, or the caller's quota); retry after `retry_after` seconds."""
 
-    def __init__(self, retry_after: int) -> None:
-        super().__init__(f"the job queue is full; retry in {retry_after} s")
+    def __init__(self, retry_after: int, reason: str = "the job queue is full") -> None:
+        super().__init__(f"{reason}; retry in {retry_after} s")
         self.retry_after = retry_after
 
 
@@ -122,6 +122,8 @@ class Job:
     state: str = "queued"
     reason: str = ""
     owner: str = ""
+    #: The API key (its name) that made the job: only it, and admin keys, may see the job.
+    key: str = ""
     heartbeat: float = 0.0
     task: asyncio.Task | None = None
     listeners: set[Listener] = field(default_factory=set)
@@ -132,6 +134,7 @@ class Job:
             "state": self.state,
             "created": self.created,
             "owner": self.owner,
+            "key": self.key,
             "heartbeat": self.heartbeat,
             # uint64 seeds would come out as JSON strings (proto3's JSON mapping); clients expect numbers.
             "options": {key: int(value) if key == "seed" else value
@@ -152,6 +155,7 @@ class Job:
             state=body["state"],
             reason=body.get("reason", ""),
             owner=body.get("owner", ""),
+            key=body.get("key", ""),
             heartbeat=body.get("heartbeat", 0.0),
         )
 
@@ -200,10 +204,15 @@ class JobManager:
 
     # --- submitting and reading -------------------------------------------------
 
-    async def submit(self, photos: list[PhotoUpload], options: common_pb2.RestoreOptions) -> Job:
+    async def submit(self, photos: list[PhotoUpload], options: common_pb2.RestoreOptions, key: str = "",
+                     max_jobs: int = 0) -> Job:
+        """Accept a job for API key `key`, which may have at most `max_jobs` (0 = any) queued or running."""
         if self._queue.full():
             raise QueueFull(retry_after=max(1, 5 * self._queue.qsize() // max(1, self._workers)))
-        job = Job(new_request_id(), options, [PhotoReport(p.index, p.filename) for p in photos], owner=self.instance)
+        if max_jobs and sum(job.key == key and job.state in ACTIVE for job in self._jobs.values()) >= max_jobs:
+            raise QueueFull(retry_after=10, reason=f"the key {key!r} already has {max_jobs} jobs queued or running")
+        job = Job(new_request_id(), options, [PhotoReport(p.index, p.filename) for p in photos], owner=self.instance,
+                  key=key)
         try:  # on disk before it is acknowledged: a restart will not lose it (off the event loop: 10 x 50 MB)
             await asyncio.to_thread(self._write_uploads, job, photos)
         except OSError as error:

@@ -125,6 +125,22 @@ function renderPhoto(card, photo, localOriginal) {
   card.replaceChildren(...parts);
 }
 
+// A gateway with API keys answers 401 until the page has one: ask once, keep it in the gateway's
+// HttpOnly cookie (POST /v1/session), then do what was asked again.
+function askForKey(retry) {
+  const field = el("input", { type: "password", placeholder: "API key", className: "key", autocomplete: "off" });
+  const send = el("button", { type: "button", textContent: "Use this key" });
+  const problem = el("p", { className: "error" });
+  send.onclick = async () => {
+    const reply = await fetch("/v1/session", { method: "POST", headers: { Authorization: `Bearer ${field.value.trim()}` } });
+    if (reply.ok) { statusBox.replaceChildren(); retry(); } else { problem.textContent = "That key is not known here; check it and try again."; }
+  };
+  statusBox.replaceChildren(el("p", { textContent: "This Revive needs an API key (ask the people who run it)." }),
+    el("div", { className: "login" }, [field, send]), problem);
+  submit.disabled = false;
+  field.focus();
+}
+
 function finish(job) {
   const { ok, text } = summary(job);
   statusBox.replaceChildren(el("p", { className: ok ? "finished" : "finished partial", textContent: text }),
@@ -153,6 +169,7 @@ function follow(job, originals = []) {
 
 async function reopen(id) {
   const reply = await fetch(`/v1/jobs/${encodeURIComponent(id)}`);
+  if (reply.status === 401) { askForKey(() => reopen(id)); return; }
   if (!reply.ok) {
     statusBox.replaceChildren(el("p", { className: "error", textContent: reply.status === 404
       ? "These results are no longer here: results are kept for a day. Send the photos again to restore them."
@@ -180,6 +197,7 @@ form.addEventListener("submit", (event) => {
   xhr.onload = () => {
     let reply;
     try { reply = JSON.parse(xhr.responseText); } catch { reply = { error: { message: xhr.responseText } }; }
+    if (xhr.status === 401) { askForKey(() => form.requestSubmit()); return; }
     if (xhr.status !== 202) {
       submit.disabled = false;
       const wait = xhr.getResponseHeader("Retry-After");

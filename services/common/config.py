@@ -46,6 +46,8 @@ def _parser_for(kind: Any):
     """How a flag's text becomes the field's type."""
     if kind in (int, float, str, Path):
         return kind
+    if kind is bool:
+        return lambda text: str(text).strip().lower() in ("1", "true", "yes", "on")
     if typing.get_origin(kind) is tuple:
         return csv
     raise TypeError(f"no flag parser for {kind!r}")

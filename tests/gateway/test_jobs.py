@@ -20,10 +20,11 @@ def submit(url: str, photos: list[bytes], **options: object) -> requests.Respons
     return requests.post(f"{url}/v1/jobs", files=files, data={k: str(v) for k, v in options.items()}, timeout=60)
 
 
-def wait_for(url: str, job_id: str, states: tuple[str, ...], timeout: float = 300) -> dict:
+def wait_for(url: str, job_id: str, states: tuple[str, ...], timeout: float = 300,
+             headers: dict[str, str] | None = None) -> dict:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        job = requests.get(f"{url}/v1/jobs/{job_id}", timeout=10).json()
+        job = requests.get(f"{url}/v1/jobs/{job_id}", timeout=10, headers=headers).json()
         if job["state"] in states:
             return job
         time.sleep(0.2)

@@ -82,3 +82,38 @@ def test_a_failed_photo_is_explained_in_words(gateway, tmp_path: Path):
         assert "could not be used as a photo" in failed.inner_text()
         assert "INVALID_ARGUMENT" not in failed.inner_text()
         browser.close()
+
+
+def test_the_page_asks_for_a_key_once_and_keeps_it(detector, generator, upscaler, tmp_path: Path):
+    from tests.cluster import GatewayThread, gateway_config, targets
+    from tests.gateway.test_auth import new_key
+
+    keys = tmp_path / "keys.json"
+    secret = new_key(keys, "web")
+    gateway = GatewayThread(gateway_config(tmp_path / "results", targets([detector]), targets([generator]),
+                                           targets([upscaler]), "--api-keys-file", str(keys)))
+    photo = tmp_path / "p.jpg"
+    photo.write_bytes(encode(portrait(160, 200, seed=4)))
+    try:
+        with playwright.sync_playwright() as driver:
+            browser = driver.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+            page = browser.new_page()
+            page.goto(gateway.url + "/")
+            page.set_input_files("#files", [str(photo)])
+            page.fill("input[name=candidates]", "1")
+            page.click("#submit")
+            page.wait_for_selector("input.key", timeout=30_000)
+            page.fill("input.key", "rv_wrong")
+            page.click(".login button")
+            page.wait_for_selector("text=That key is not known here")
+            page.fill("input.key", secret)
+            page.click(".login button")
+            page.wait_for_selector(".finished", timeout=120_000)
+            assert page.locator(".photo.done").count() == 1
+            page.wait_for_function("Array.from(document.querySelectorAll('.candidate img')).every(i => i.naturalWidth > 0)")
+            page.reload()  # the cookie keeps the key: no second question
+            page.wait_for_selector(".finished", timeout=30_000)
+            assert page.locator("input.key").count() == 0
+            browser.close()
+    finally:
+        gateway.stop()

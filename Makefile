@@ -26,10 +26,10 @@ $(GEN)/.stamp: $(wildcard protos/revive/v1/*.proto) $(STAMP)
 run: protos
 	$(PY) -m deploy.local.launch
 
-## cluster: the Kubernetes topology on one machine: REPLICAS of each service behind the gateway
+## cluster: the Kubernetes topology on one machine: REPLICAS of each service behind the gateway (TLS=1: mutual TLS)
 REPLICAS ?= 2
 cluster: protos
-	$(PY) -m deploy.local.launch --replicas $(REPLICAS)
+	$(PY) -m deploy.local.launch --replicas $(REPLICAS) $(if $(TLS),--tls)
 
 ## test: every test, with real servers on loopback
 test: protos

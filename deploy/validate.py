@@ -119,9 +119,23 @@ def _check_prometheus_rule(obj: Obj) -> Iterator[str]:
                 yield f"rule {rule} needs an alert name and an expr"
 
 
+def _check_cert_manager(obj: Obj) -> Iterator[str]:
+    """An Issuer says how it issues; a Certificate names its Secret and its issuer."""
+    spec = obj.get("spec") or {}
+    if obj["kind"] == "Issuer" and not any(spec.get(kind) is not None for kind in ("selfSigned", "ca", "acme", "vault")):
+        yield "an Issuer needs selfSigned, ca, acme or vault"
+    if obj["kind"] == "Certificate":
+        if not spec.get("secretName"):
+            yield "spec.secretName is required"
+        if not (spec.get("issuerRef") or {}).get("name"):
+            yield "spec.issuerRef.name is required"
+
+
 #: Custom resources checked by hand: (apiVersion, kind) -> checker.
 CRD_CHECKS = {("monitoring.coreos.com/v1", "ServiceMonitor"): _check_service_monitor,
-              ("monitoring.coreos.com/v1", "PrometheusRule"): _check_prometheus_rule}
+              ("monitoring.coreos.com/v1", "PrometheusRule"): _check_prometheus_rule,
+              ("cert-manager.io/v1", "Issuer"): _check_cert_manager,
+              ("cert-manager.io/v1", "Certificate"): _check_cert_manager}
 
 
 def schema_problems(objects: Iterable[Obj], kubernetes_version: str) -> list[Problem]:
@@ -286,8 +300,12 @@ def _pod_problems(template: Obj, by_kind: dict[str, dict[str, Obj]], gpu: bool,
             if probe is None:
                 yield f"{where}: no {probe_name}"
                 continue
-            if inference and "grpc" not in probe:
+            tls = any(e["name"] == "REVIVE_TLS_CA" for e in container.get("env", []))
+            if inference and not tls and "grpc" not in probe:
                 yield f"{where}: {probe_name} of a gRPC server should be a native grpc probe"
+            if inference and tls and (probe.get("httpGet") or {}).get("port") != "metrics":
+                # The kubelet's gRPC probe presents no client certificate: a mutual-TLS server refuses it.
+                yield f"{where}: {probe_name} of a mutual-TLS server must probe /healthz or /readyz on its metrics port"
             if "grpc" in probe and probe["grpc"]["port"] not in ports:
                 yield f"{where}: {probe_name} probes port {probe['grpc']['port']}, which is not a container port"
             service = (probe.get("grpc") or {}).get("service")

@@ -45,6 +45,11 @@ class GatewayConfig(Settings):
     max_upload_mb: int = flag(64, "largest single uploaded file, MiB", minimum=1)
     max_message_mb: int = flag(256, "largest gRPC message to or from upstreams, MiB", minimum=1)
     log_level: str = flag("info", "log level", choices=("debug", "info", "warning", "error"))
+    upstream_tls_ca: str = flag("", "PEM CA the services' certificates are checked against (empty: plaintext)")
+    upstream_tls_cert: str = flag("", "PEM client certificate the gateway presents to the services (mTLS)")
+    upstream_tls_key: str = flag("", "PEM private key of --upstream-tls-cert")
+    upstream_tls_name: str = flag(
+        "", "the name the services' certificates carry, when it is not the target's host (pods are dialled by IP)")
     api_keys_file: str = flag("", "JSON file of hashed API keys (gateway/auth.py); empty = open, loopback only")
     allow_anonymous: bool = flag(False, "serve without API keys on a non-loopback address too (true/false)")
 

@@ -75,9 +75,11 @@ def resolve(target: str) -> list[str]:
 class Replica:
     """One address of a service: its channel, what it can take, and what it has now."""
 
-    def __init__(self, address: str, options: Sequence[tuple[str, object]]) -> None:
+    def __init__(self, address: str, options: Sequence[tuple[str, object]],
+                 credentials: grpc.ChannelCredentials | None = None) -> None:
         self.address = address
-        self.channel = grpc.aio.insecure_channel(address, options=list(options))
+        self.channel = (grpc.aio.secure_channel(address, credentials, options=list(options)) if credentials
+                        else grpc.aio.insecure_channel(address, options=list(options)))
         self._health = health_pb2_grpc.HealthStub(self.channel)
         self.concurrency, self.queue = UNKNOWN_CAPACITY
         self.serving = False
@@ -123,9 +125,10 @@ class ReplicaPool:
     """The replicas of one service, kept current by a supervised probe loop."""
 
     def __init__(self, service: str, target: str, options: Sequence[tuple[str, object]],
-                 probe_interval: float = PROBE_INTERVAL) -> None:
+                 probe_interval: float = PROBE_INTERVAL, credentials: grpc.ChannelCredentials | None = None) -> None:
         self.service, self.target = service, target
         self._options = options
+        self._credentials = credentials
         self._interval = probe_interval
         self.replicas: dict[str, Replica] = {}
         #: Set (and replaced) whenever room may have appeared: a call ended, a probe answered.
@@ -155,7 +158,7 @@ class ReplicaPool:
             addresses = list(self.replicas)
         for address in addresses:
             if address not in self.replicas:
-                self.replicas[address] = Replica(address, self._options)
+                self.replicas[address] = Replica(address, self._options, self._credentials)
         for address in [address for address in self.replicas if address not in addresses]:
             replica = self.replicas.pop(address)
             replica.removed = True

@@ -24,6 +24,7 @@ from gateway import metrics
 from gateway.config import GatewayConfig
 from gateway.dispatch import NoReplica, Replica, ReplicaPool
 from services.common.server import message_size_options
+from services.common.tls import channel_credentials
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,13 @@ def channel_options(max_bytes: int) -> list[tuple[str, object]]:
     ]
 
 
+def target_host(target: str) -> str:
+    """The host a "dns:///host:port" or "host:port" target names (what a server certificate carries)."""
+    if target.startswith(("ipv4:", "ipv6:", "unix:")):
+        return "localhost"
+    return target.removeprefix("dns:///").removeprefix("dns:").rpartition(":")[0].strip("[]")
+
+
 def _passthrough(request: bytes) -> bytes:
     return request
 
@@ -57,7 +65,12 @@ class Upstream:
 
     def __init__(self, service: str, target: str, config: GatewayConfig) -> None:
         self.service, self.target = service, target
-        self.pool = ReplicaPool(service, target, channel_options(config.max_message_bytes))
+        credentials = channel_credentials(config.upstream_tls_ca, config.upstream_tls_cert, config.upstream_tls_key)
+        options = channel_options(config.max_message_bytes)
+        if credentials is not None:
+            # Replicas are dialled by address; their certificate names the service.
+            options.append(("grpc.ssl_target_name_override", config.upstream_tls_name or target_host(target)))
+        self.pool = ReplicaPool(service, target, options, credentials=credentials)
         self._timeout = config.rpc_timeout
 
     async def call(self, attempt: Callable[[Replica, float], Awaitable[T]], deadline: float) -> T:

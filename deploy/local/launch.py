@@ -21,6 +21,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from deploy.local.tls import make_local_tls
 from services.common.config import env_default
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -88,6 +89,8 @@ def main() -> int:
                         help="added to every service and metrics port, to run beside another cluster")
     parser.add_argument("--results-dir", default=env_default("results-dir", str(ROOT / "var" / "results")))
     parser.add_argument("--ready-timeout", type=float, default=180.0, help="seconds to wait for readiness")
+    parser.add_argument("--tls", action="store_true",
+                        help="mutual TLS between the gateway and the services, with a local CA made in var/tls")
     for name, _, _ in SERVICES:
         parser.add_argument(f"--{name}-engines", default=env_default(f"{name}-engines", ""),
                             help=f"the {name}'s --engines, default first (empty: the service's own default)")
@@ -95,6 +98,7 @@ def main() -> int:
 
     children: list[Child] = []
     targets: dict[str, str] = {}
+    tls = make_local_tls(ROOT / "var" / "tls") if args.tls else None
     # Services share the two cores: one inference thread each keeps them from thrashing.
     os.environ.setdefault("REVIVE_THREADS", "1")
     for name, port, metrics_port in SERVICES:
@@ -104,7 +108,7 @@ def main() -> int:
             offset = args.port_offset + REPLICA_PORT_STRIDE * replica
             children.append(start(f"{name}-{replica}", [
                 f"services.{name}", "--port", str(port + offset), "--metrics-port", str(metrics_port + offset),
-                *(["--engines", engines] if engines else []),
+                *(["--engines", engines] if engines else []), *(tls.service_flags() if tls else []),
             ]))
             addresses.append(f"127.0.0.1:{port + offset}")
         targets[name] = "ipv4:" + ",".join(addresses)
@@ -112,6 +116,7 @@ def main() -> int:
         "gateway", "--http-port", str(args.http_port), "--grpc-port", str(args.grpc_port),
         "--results-dir", args.results_dir,
         *(f"--{name}={target}" for name, target in targets.items()),
+        *(tls.gateway_flags() if tls else []),
         *passthrough,
     ]))
     url = f"http://127.0.0.1:{args.http_port}/"
@@ -119,7 +124,7 @@ def main() -> int:
     try:
         wait_ready(url, children, args.replicas * len(SERVICES), args.ready_timeout)
         print(json.dumps({"msg": "Revive is ready", "url": url, "grpc": f"127.0.0.1:{args.grpc_port}",
-                          "replicas": args.replicas, "upstreams": targets}), flush=True)
+                          "replicas": args.replicas, "upstreams": targets, "mtls": bool(tls)}), flush=True)
         print(f"\n  Revive is running at {url}  (Ctrl-C stops it)\n", flush=True)
         while True:
             for child in children:

@@ -137,6 +137,9 @@ class ServiceConfig(Settings):
     max_connection_age: float = flag(
         60.0, "seconds before a client connection is recycled (lets clients find new replicas)", minimum=1)
     log_level: str = flag("info", "log level", choices=("debug", "info", "warning", "error"))
+    tls_cert: str = flag("", "PEM certificate to serve TLS with (empty: plaintext)")
+    tls_key: str = flag("", "PEM private key of --tls-cert")
+    tls_ca: str = flag("", "PEM CA: when set, only clients with a certificate it signed are served (mTLS)")
     #: The engines' own knobs: an instance of the service's Settings subclass.
     settings: Settings = field(default_factory=NoSettings)
 

@@ -6,11 +6,14 @@ dashboards for (grpc_server_handled_total & co.), plus Revive's model metrics.
 
 from __future__ import annotations
 
+import threading
 import time
 from contextlib import contextmanager
-from typing import Iterator
+from socketserver import ThreadingMixIn
+from typing import Callable, Iterable, Iterator
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from prometheus_client import Counter, Gauge, Histogram, disable_created_metrics, start_http_server
+from prometheus_client import Counter, Gauge, Histogram, disable_created_metrics, make_wsgi_app
 
 # The *_created series double every exposition and no Revive dashboard reads them.
 disable_created_metrics()
@@ -65,12 +68,34 @@ def timed_inference(model: str, provider: str) -> Iterator[None]:
         INFERENCE_SECONDS.labels(model, provider).observe(time.perf_counter() - start)
 
 
-def serve_metrics(host: str, port: int) -> int | None:
-    """Start the /metrics HTTP endpoint; returns its port, None when disabled (-1)."""
+def serve_metrics(host: str, port: int, serving: Callable[[], bool] = lambda: True) -> int | None:
+    """Start the HTTP endpoint: /metrics, and /healthz and /readyz for probes that cannot speak gRPC over
+    mutual TLS (the kubelet's gRPC probe presents no client certificate). /readyz is 200 only while
+    `serving()`. Returns the port, None when disabled (-1)."""
     if port < 0:
         return None
-    server, _thread = start_http_server(port, addr=host)
-    return server.server_address[1]
+    metrics_app = make_wsgi_app()
+
+    def app(environ: dict, start_response: Callable) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "")
+        if path in ("/healthz", "/readyz"):
+            ok = path == "/healthz" or serving()
+            start_response("200 OK" if ok else "503 Service Unavailable", [("Content-Type", "text/plain")])
+            return [b"ok\n" if ok else b"not serving\n"]
+        return metrics_app(environ, start_response)
+
+    server = make_server(host, port, app, ThreadingWSGIServer, handler_class=_QuietHandler)
+    threading.Thread(target=server.serve_forever, name="metrics-http", daemon=True).start()
+    return server.server_port
+
+
+class ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, *args: object) -> None:
+        """Probes and scrapes every few seconds are not news."""
 BATCH_SIZE = Histogram(
     "revive_model_batch_size", "Inputs run in one inference call by the dynamic batcher, per model.", ["model"],
     buckets=(1, 2, 3, 4, 6, 8, 12, 16, 32),

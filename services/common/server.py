@@ -27,6 +27,7 @@ from services.common.engines import EngineFactory, EngineSet
 from services.common.interceptor import InferenceSlots, ServiceInterceptor
 from services.common.logs import setup_logging
 from services.common.metrics import serve_metrics
+from services.common.tls import server_credentials
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +78,7 @@ class ServiceServer:
         self.load_error: BaseException | None = None
         self._loaded = threading.Event()
         self._server: grpc.Server | None = None
+        self._draining = False
 
     def start(self) -> "ServiceServer":
         """Bind and serve at once (NOT_SERVING), then load engines in the background."""
@@ -101,11 +103,14 @@ class ServiceServer:
             [self.definition.grpc_service, health.SERVICE_NAME, reflection.SERVICE_NAME], self._server
         )
         self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
-        self.port = self._server.add_insecure_port(f"{config.host}:{config.port}")
+        credentials = server_credentials(config.tls_cert, config.tls_key, config.tls_ca)
+        address = f"{config.host}:{config.port}"
+        self.port = (self._server.add_secure_port(address, credentials) if credentials
+                     else self._server.add_insecure_port(address))
         if self.port == 0:
             raise OSError(f"cannot bind {config.host}:{config.port}")
         self._server.start()
-        self.metrics_port = serve_metrics(config.host, config.metrics_port)
+        self.metrics_port = serve_metrics(config.host, config.metrics_port, self._loaded_ok)
         log.info("listening", extra={"service": self.definition.name, "port": self.port, "metrics_port": self.metrics_port})
         threading.Thread(target=self._load, name="engine-loader", daemon=True).start()
         return self
@@ -125,6 +130,10 @@ class ServiceServer:
         finally:
             self._loaded.set()
 
+    def _loaded_ok(self) -> bool:
+        """Engines loaded and warmed, and not draining: what gRPC health says SERVING for."""
+        return self._loaded.is_set() and self.load_error is None and not self._draining
+
     def _set_health(self, status: int) -> None:
         for name in ("", self.definition.grpc_service):
             self.health.set(name, status)
@@ -140,6 +149,7 @@ class ServiceServer:
         """Report NOT_SERVING, then let in-flight RPCs finish within the grace period."""
         if self._server is None:
             return
+        self._draining = True
         self.health.enter_graceful_shutdown()
         self._server.stop(self.config.drain_seconds if grace is None else grace).wait()
         self._server = None

@@ -108,7 +108,8 @@ def test_cpu_overlay_asks_for_no_gpu_and_no_operator() -> None:
 def test_consistency_checks_catch_mistakes() -> None:
     objects = copy.deepcopy(need(validate.render, "gpu"))
     container = pod(objects, "revive-detector")["containers"][0]
-    container["readinessProbe"]["grpc"]["service"] = "revive.v1.Nope"
+    # A gRPC probe, for a service no .proto defines, on a mutual-TLS server (the gpu overlay's mtls component).
+    container["readinessProbe"] = {"grpc": {"port": 50051, "service": "revive.v1.Nope"}}
     container["securityContext"]["readOnlyRootFilesystem"] = False
     del container["resources"]["limits"][validate.GPU_RESOURCE]
     del find(objects, "Service", "revive-generator")["spec"]["clusterIP"]
@@ -117,6 +118,7 @@ def test_consistency_checks_catch_mistakes() -> None:
     problems = report(validate.consistency_problems(objects, True, validate.adapter_metric_names()))
     for expected in (
         "'revive.v1.Nope', which no .proto defines",
+        "readinessProbe of a mutual-TLS server must probe /healthz or /readyz on its metrics port",
         "needs readOnlyRootFilesystem",
         "needs a nvidia.com/gpu limit",
         "Service/revive-generator: a model server's Service must be headless",

@@ -45,6 +45,7 @@ class GatewayConfig(Settings):
     max_upload_mb: int = flag(64, "largest single uploaded file, MiB", minimum=1)
     max_message_mb: int = flag(256, "largest gRPC message to or from upstreams, MiB", minimum=1)
     log_level: str = flag("info", "log level", choices=("debug", "info", "warning", "error"))
+    otlp_endpoint: str = flag("", "OpenTelemetry collector (OTLP/gRPC) spans go to; empty: none leave the process")
     upstream_tls_ca: str = flag("", "PEM CA the services' certificates are checked against (empty: plaintext)")
     upstream_tls_cert: str = flag("", "PEM client certificate the gateway presents to the services (mTLS)")
     upstream_tls_key: str = flag("", "PEM private key of --upstream-tls-cert")

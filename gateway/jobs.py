@@ -37,6 +37,7 @@ from gateway import metrics
 from gateway.pipeline import PhotoUpload, Pipeline
 from gateway.report import PhotoReport
 from gateway.storage import new_request_id
+from services.common.tracing import tracer
 
 log = logging.getLogger(__name__)
 
@@ -298,7 +299,8 @@ class JobManager:
     async def _run(self, job: Job) -> None:
         """Run the job's photos; whatever goes wrong, the job ends with a reason and its waiters are released."""
         try:
-            await self._run_photos(job)
+            with tracer.start_as_current_span("job", attributes={"revive.job": job.id, "revive.photos": len(job.photos)}):
+                await self._run_photos(job)
         except asyncio.CancelledError:
             raise
         except Exception as error:

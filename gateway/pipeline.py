@@ -22,6 +22,7 @@ from typing import Any, Callable, Coroutine, Iterable, Iterator
 
 import grpc
 import numpy as np
+from opentelemetry import trace
 from revive.v1 import common_pb2, gateway_pb2
 
 from gateway import messages, metrics
@@ -34,6 +35,7 @@ from services.common.config import MIB
 from services.common.errors import InvalidInput
 from services.common.imaging import MAX_SIDE, PNG, encode_jpeg, encode_png, from_proto
 from services.common.options import UPSCALE_FACTORS
+from services.common.tracing import tracer
 
 log = logging.getLogger(__name__)
 
@@ -154,10 +156,12 @@ def rgb_png(image: common_pb2.Image, service: str) -> common_pb2.Image:
 
 
 @contextmanager
-def stage(name: str) -> Iterator[None]:
+def stage(name: str, **attributes: object) -> Iterator[None]:
+    """Time a stage into its histogram and trace it as a span of the photo's."""
     start = time.perf_counter()
     try:
-        yield
+        with tracer.start_as_current_span(name, attributes={f"revive.{k}": v for k, v in attributes.items()}):
+            yield
     finally:
         metrics.STAGE_SECONDS.labels(name).observe(time.perf_counter() - start)
 
@@ -212,13 +216,22 @@ class Pipeline:
             finally:
                 metrics.PHOTOS_IN_FLIGHT.dec()
 
-    async def _restore(self, request_id: str, photo: PhotoUpload, options: common_pb2.RestoreOptions, event: Callable[..., None]) -> None:
+    async def _restore(self, request_id: str, photo: PhotoUpload, options: common_pb2.RestoreOptions,
+                       event: Callable[..., None]) -> None:
+        """The photo's journey, as one span of the job's trace with a child span per stage."""
+        with tracer.start_as_current_span("photo", attributes={"revive.photo": photo.index, "revive.job": request_id,
+                                                                "revive.bytes": len(photo.data)}):
+            await self._journey(request_id, photo, options, event)
+
+    async def _journey(self, request_id: str, photo: PhotoUpload, options: common_pb2.RestoreOptions,
+                       event: Callable[..., None]) -> None:
         progress = lambda stage_, fraction: event(progress=gateway_pb2.Progress(stage=stage_, fraction=fraction))  # noqa: E731
         deadline = asyncio.get_running_loop().time() + self._photo_deadline
         progress(gateway_pb2.DECODE, 0.0)
-        with stage("decode"):
+        with stage("decode", photo=photo.index):
             rgb = await asyncio.to_thread(decode_photo, photo.data)
             height, width = rgb.shape[:2]
+            trace.get_current_span().set_attributes({"revive.width": width, "revive.height": height})
             image = await asyncio.to_thread(messages.image_field, rgb)
             preview = await asyncio.to_thread(encode_jpeg, rgb)
             del rgb  # the serialised field holds the pixels from here on
@@ -227,7 +240,7 @@ class Pipeline:
         progress(gateway_pb2.DECODE, 1.0)
 
         progress(gateway_pb2.DETECT, 0.0)
-        with stage("detect"):
+        with stage("detect", photo=photo.index, width=width, height=height):
             report = (await self._upstreams.detect(await asyncio.to_thread(messages.detect_request, image),
                                                    deadline)).report
         mask_url = ""
@@ -256,7 +269,7 @@ class Pipeline:
         progress(gateway_pb2.GENERATE, 0.0)
 
         async def candidate(seed: int) -> None:
-            with stage("generate"):
+            with stage("generate", seed=seed):
                 answer = await self._upstreams.generate_one(messages.with_seed(base, seed), deadline)
             generated.append(gateway_pb2.CandidateResult(seed=seed, scores=answer.scores,
                                                          image=rgb_png(answer.image, "generator")))
@@ -283,10 +296,10 @@ class Pipeline:
         async def finish(chosen: gateway_pb2.CandidateResult) -> None:
             nonlocal done
             if factor > 1:
-                with stage("upscale"):
+                with stage("upscale", photo=photo.index, seed=chosen.seed, factor=factor):
                     answer = await self._upstreams.upscale(messages.upscale_request(chosen.image, factor), deadline)
                 chosen.image.CopyFrom(rgb_png(answer.image, "upscaler"))
-            with stage("store"):
+            with stage("store", photo=photo.index, seed=chosen.seed, bytes=len(chosen.image.data)):
                 chosen.url = await asyncio.to_thread(self._store.write, request_id, photo.index,
                                                      f"candidate-{chosen.seed}.png", chosen.image.data)
             metrics.CANDIDATES.inc()

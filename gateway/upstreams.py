@@ -25,6 +25,7 @@ from gateway.config import GatewayConfig
 from gateway.dispatch import NoReplica, Replica, ReplicaPool
 from services.common.server import message_size_options
 from services.common.tls import channel_credentials
+from services.common.tracing import outgoing_metadata
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +108,7 @@ class Upstream:
         async def run(request: bytes, deadline: float) -> Any:
             async def attempt(replica: Replica, timeout: float) -> Any:
                 stub = replica.channel.unary_unary(method, _passthrough, response.FromString)
-                return await stub(request, timeout=timeout)
+                return await stub(request, timeout=timeout, metadata=outgoing_metadata())
 
             return await self.call(attempt, deadline)
 
@@ -119,7 +120,7 @@ class Upstream:
         async def run(request: bytes, deadline: float) -> list[Any]:
             async def attempt(replica: Replica, timeout: float) -> list[Any]:
                 stub = replica.channel.unary_stream(method, _passthrough, response.FromString)
-                return [answer async for answer in stub(request, timeout=timeout)]
+                return [answer async for answer in stub(request, timeout=timeout, metadata=outgoing_metadata())]
 
             return await self.call(attempt, deadline)
 

@@ -137,6 +137,8 @@ class ServiceConfig(Settings):
     max_connection_age: float = flag(
         60.0, "seconds before a client connection is recycled (lets clients find new replicas)", minimum=1)
     log_level: str = flag("info", "log level", choices=("debug", "info", "warning", "error"))
+    otlp_endpoint: str = flag("", "OpenTelemetry collector (OTLP/gRPC, e.g. otel-collector:4317) spans go to; "
+                                  "empty: none leave the process")
     tls_cert: str = flag("", "PEM certificate to serve TLS with (empty: plaintext)")
     tls_key: str = flag("", "PEM private key of --tls-cert")
     tls_ca: str = flag("", "PEM CA: when set, only clients with a certificate it signed are served (mTLS)")

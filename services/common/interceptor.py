@@ -21,10 +21,12 @@ from typing import Any, Callable, Iterator
 
 import grpc
 from google.protobuf.message import DecodeError
+from opentelemetry.trace import SpanKind
 
 from services.common import metrics
 from services.common.cancellation import serving
 from services.common.errors import InvalidInput, NotReady
+from services.common.tracing import incoming_context, tracer
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +93,8 @@ class ServiceInterceptor(grpc.ServerInterceptor):
 
             def unary(raw: bytes, context: grpc.ServicerContext) -> Any:
                 context.send_initial_metadata(self._capacity)
-                with self._observe(service, method, context), self._admit(limited, context), serving(context):
+                with self._traced(service, method, context, limited), self._observe(service, method, context), \
+                        self._admit(limited, context), serving(context):
                     return inner(parse(raw), context)
 
             return grpc.unary_unary_rpc_method_handler(unary, None, handler.response_serializer)
@@ -100,11 +103,24 @@ class ServiceInterceptor(grpc.ServerInterceptor):
 
             def stream(raw: bytes, context: grpc.ServicerContext) -> Iterator[Any]:
                 context.send_initial_metadata(self._capacity)
-                with self._observe(service, method, context), self._admit(limited, context), serving(context):
+                with self._traced(service, method, context, limited), self._observe(service, method, context), \
+                        self._admit(limited, context), serving(context):
                     yield from inner_stream(parse(raw), context)
 
             return grpc.unary_stream_rpc_method_handler(stream, None, handler.response_serializer)
         return handler  # Revive defines no client-streaming RPCs
+
+    @contextmanager
+    def _traced(self, service: str, method: str, context: grpc.ServicerContext, traced: bool) -> Iterator[None]:
+        """A server span in the caller's trace (health checks and reflection are not traced)."""
+        if not traced:
+            yield
+            return
+        with tracer.start_as_current_span(f"{service}/{method}", context=incoming_context(context.invocation_metadata()),
+                                          kind=SpanKind.SERVER, attributes={"rpc.system": "grpc",
+                                                                            "rpc.service": service,
+                                                                            "rpc.method": method}):
+            yield
 
     @contextmanager
     def _admit(self, limited: bool, context: grpc.ServicerContext) -> Iterator[None]:

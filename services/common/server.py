@@ -28,6 +28,7 @@ from services.common.interceptor import InferenceSlots, ServiceInterceptor
 from services.common.logs import setup_logging
 from services.common.metrics import serve_metrics
 from services.common.tls import server_credentials
+from services.common.tracing import setup_tracing
 
 log = logging.getLogger(__name__)
 
@@ -163,6 +164,7 @@ def main(definition: ServiceDefinition, argv: Sequence[str] | None = None) -> No
     """Entry point of `python -m services.<name>`."""
     config = definition.parse(argv)
     setup_logging(config.log_level)
+    setup_tracing(definition.name, config.otlp_endpoint)
     server = ServiceServer(definition, config).start()
     stopping = threading.Event()
 

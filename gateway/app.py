@@ -8,11 +8,15 @@ from pathlib import Path
 
 import grpc
 from aiohttp import web
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_health.v1.health import aio as health_aio
+from grpc_reflection.v1alpha import reflection
 from revive.v1 import gateway_pb2, gateway_pb2_grpc
 
 from gateway.auth import Keys
 from gateway.config import GatewayConfig
 from gateway.grpc_api import RestorationServicer
+from gateway.grpc_observe import ObservingInterceptor
 from gateway.http_api import HttpApi
 from gateway.jobs import JobManager
 from gateway.loop_watch import watch_loop
@@ -60,10 +64,18 @@ class Gateway:
         await site.start()
         self.http_port = self._runner.addresses[0][1]
 
-        self._grpc = grpc.aio.server(options=message_size_options(config.max_message_bytes))
+        self._grpc = grpc.aio.server(options=message_size_options(config.max_message_bytes),
+                                     interceptors=[ObservingInterceptor()])
         gateway_pb2_grpc.add_RestorationServicer_to_server(RestorationServicer(self.jobs, keys), self._grpc)
+        # Health (SERVING while this gateway accepts jobs) and reflection, as every service has them.
+        self._health = health_aio.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(self._health, self._grpc)
+        name = gateway_pb2.DESCRIPTOR.services_by_name["Restoration"].full_name
+        reflection.enable_server_reflection([name, health.SERVICE_NAME, reflection.SERVICE_NAME], self._grpc)
         self.grpc_port = self._grpc.add_insecure_port(f"{config.host}:{config.grpc_port}")
         await self._grpc.start()
+        for service in ("", name):
+            await self._health.set(service, health_pb2.HealthCheckResponse.SERVING)
         log.info("gateway listening", extra={
             "url": f"http://{config.host}:{self.http_port}/",
             "grpc_port": self.grpc_port,
@@ -74,6 +86,7 @@ class Gateway:
     async def stop(self, grace: float = 10.0) -> None:
         """Stop taking requests, let the ones in flight finish within `grace`."""
         if self._grpc is not None:
+            await self._health.enter_graceful_shutdown()
             await self._grpc.stop(grace)
         if self._runner is not None:
             await self._runner.shutdown()

@@ -50,3 +50,29 @@ def test_restore_rejects_bad_requests(gateway, request_, message):
         list(restoration(gateway).Restore(request_, timeout=30))
     assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert message in error.value.details()
+
+
+def test_the_grpc_api_has_health_reflection_and_metrics(gateway):
+    import urllib.request
+
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+    from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+    from prometheus_client.parser import text_string_to_metric_families
+
+
+    grpc_channel = channel(gateway.gateway.grpc_port)
+    status = health_pb2_grpc.HealthStub(grpc_channel).Check(
+        health_pb2.HealthCheckRequest(service="revive.v1.Restoration"), timeout=10).status
+    assert status == health_pb2.HealthCheckResponse.SERVING
+    answers = reflection_pb2_grpc.ServerReflectionStub(grpc_channel).ServerReflectionInfo(
+        iter([reflection_pb2.ServerReflectionRequest(list_services="")]), timeout=10)
+    names = {service.name for answer in answers for service in answer.list_services_response.service}
+    assert "revive.v1.Restoration" in names
+    stub = gateway_pb2_grpc.RestorationStub(grpc_channel)
+    list(stub.Restore(gateway_pb2.RestoreRequest(photos=[gateway_pb2.Photo(filename="p.jpg",
+                                                                          content=encode(portrait(64, 64)))]),
+                      timeout=120))
+    text = urllib.request.urlopen(f"{gateway.url}/metrics", timeout=10).read().decode()
+    handled = [sample for family in text_string_to_metric_families(text) for sample in family.samples
+               if sample.name == "grpc_server_handled_total" and sample.labels["grpc_method"] == "Restore"]
+    assert handled and handled[0].labels["grpc_code"] == "OK" and handled[0].value >= 1

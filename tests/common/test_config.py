@@ -20,7 +20,7 @@ def test_environment_sets_defaults_and_flags_override(monkeypatch):
 
 def test_service_defaults():
     config = DEFINITION.parse([])
-    assert (config.port, config.metrics_port, config.default_engine) == (50051, 9101, "classical")
+    assert (config.port, config.metrics_port, config.default_engine) == (50051, 9101, "unet")
 
 
 def test_bad_values_are_refused(capsys):

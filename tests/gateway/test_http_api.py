@@ -208,3 +208,17 @@ def test_metrics_are_scraped_and_parsed(gateway):
     assert {"decode", "detect", "generate", "store"} <= stages
     assert families["revive_gateway_candidates"].samples[0].value >= 2
     assert "revive_gateway_queue_depth" in families
+
+
+def test_the_openapi_document_describes_what_the_gateway_answers(gateway):
+    spec = requests.get(f"{gateway.url}/v1/openapi.json", timeout=10).json()
+    reply = restore(gateway.url, [("p.jpg", encode(portrait(64, 64)))], candidates=1)
+    job = requests.get(f"{gateway.url}/v1/jobs/{reply.json()['id']}", timeout=10).json()
+    described = set(spec["components"]["schemas"]["Job"]["properties"])
+    assert set(job) <= described, set(job) - described
+    operations = [op for item in spec["paths"].values() for op in item.values() if isinstance(op, dict)]
+    api = [op for path, item in spec["paths"].items() for op in item.values()
+           if isinstance(op, dict) and path.startswith("/v1/") and path != "/v1/openapi.json"]
+    assert all("500" in op["responses"] for op in api)
+    assert "202" in spec["paths"]["/v1/jobs/{job_id}"]["delete"]["responses"]
+    assert "502" in spec["paths"]["/v1/restorations"]["post"]["responses"] and operations

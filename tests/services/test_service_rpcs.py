@@ -199,3 +199,21 @@ def test_bytes_that_are_no_request_are_an_invalid_argument(detector):
         raw(b"\xff\xff\xff not protobuf", timeout=10)
     assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "not a valid Detect message" in error.value.details()
+
+
+def test_a_png_declaring_a_huge_size_is_refused_before_it_is_decoded(detector):
+    import io
+    import time
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("L", (16384, 16384)).save(buffer, format="PNG")  # compresses to a few hundred KB
+    image = common_pb2.Image(width=64, height=64, channels=3, encoding=common_pb2.Image.PNG, data=buffer.getvalue())
+    stub = detector_pb2_grpc.DamageDetectorStub(channel(detector.port))
+    start = time.monotonic()
+    with pytest.raises(grpc.RpcError) as error:
+        stub.Detect(detector_pb2.DetectRequest(image=image), timeout=30)
+    assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "PNG is 16384x16384, header says 64x64" in error.value.details()
+    assert time.monotonic() - start < 1.0  # decoding it would take seconds and a gigabyte

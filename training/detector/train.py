@@ -20,7 +20,7 @@ from torch.nn import functional as F
 from services.common.logs import setup_logging
 from training.common import sources
 from training.common.loop import TrainingRun, add_run_flags, train_steps
-from training.detector.dataset import DAMAGE, PHOTO_SETS, training_batch
+from training.detector.dataset import DAMAGE, PHOTO_SETS, UNDAMAGED_SHARE, training_batch
 from training.detector.model import DamageUNet, parameter_count
 from training.detector.synthetic_damage import DamageSynthesizer
 
@@ -42,6 +42,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="damage recipe: 'real' adds crack networks, hairlines and foxing (README.md)")
     parser.add_argument("--precision", choices=("float32", "bfloat16"), default="float32",
                         help="bfloat16 autocast: several times the steps per second on CPUs with AMX")
+    parser.add_argument("--undamaged", type=float, default=UNDAMAGED_SHARE,
+                        help="share of crops left undamaged: the negatives that teach clean photos stay clean")
     parser.add_argument("--init", type=Path, help="start from these weights (a model.pt or checkpoint.pt) "
                                                   "for a fresh schedule in a new --run-dir")
     return parser.parse_args(argv)
@@ -83,7 +85,7 @@ def train(args: argparse.Namespace) -> bool:
     log.info("training", extra={"parameters": parameter_count(model), "steps": args.steps})
 
     def loss_at(step: int) -> torch.Tensor:
-        batch = training_batch(photos, synth, args.crop, args.batch, args.seed, step)
+        batch = training_batch(photos, synth, args.crop, args.batch, args.seed, step, args.undamaged)
         images = torch.from_numpy(batch.images).contiguous(memory_format=torch.channels_last)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=mixed):
             masks, scores = model(images)

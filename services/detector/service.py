@@ -52,7 +52,9 @@ DEFINITION = ServiceDefinition(
     default_port=50051,
     default_metrics_port=9101,
     # Every damage engine also analyses faces on request (one shared FaceAnalyzer).
-    engines={name: with_faces(factory) for name, factory in {"classical": ClassicalDetector, "unet": UNetDetector}.items()},
+    # Default first: the learned detector finds cracks and scratches on real-like damage (F1 0.58 against the
+    # classical 0.06, with half the classical's false alarms on clean photos; models/detector/damage_unet.json).
+    engines={name: with_faces(factory) for name, factory in {"unet": UNetDetector, "classical": ClassicalDetector}.items()},
     settings=DetectorSettings,
     add_servicer=lambda server, engines: detector_pb2_grpc.add_DamageDetectorServicer_to_server(
         DetectorServicer(engines), server

@@ -53,7 +53,7 @@ def wait_ready(url: str, children: list[Child], expected: int, timeout: float) -
                 raise RuntimeError(f"{child.name} exited with code {child.process.returncode} while starting")
         try:
             with urllib.request.urlopen(url + "readyz", timeout=2) as response:
-                replicas = json.loads(response.read())["replicas"]
+                replicas = json.loads(response.read()).get("replicas", {})
                 states = [state for service in replicas.values() for state in service.values()]
                 if response.status == 200 and len(states) == expected and set(states) == {"SERVING"}:
                     return

@@ -89,13 +89,17 @@ def test_finished_jobs_leave_no_uploads_and_the_budget_evicts_the_oldest(detecto
             assert reply.status_code == 200, reply.text
             ids.append(reply.json()["id"])
             time.sleep(0.05)
+        def size(folder: Path) -> int:
+            return sum(path.stat().st_size for path in folder.rglob("*") if path.is_file())
+
+        # Housekeeping runs every third of a second here; a few rounds bring the volume within its budget.
+        newest = size(tmp_path / ids[-1])
         deadline = time.monotonic() + 20
-        while (tmp_path / ids[0]).exists() and time.monotonic() < deadline:
+        while ((tmp_path / ids[0]).exists() or size(tmp_path) > 1024 * 1024 + newest) and time.monotonic() < deadline:
             time.sleep(0.2)
         assert not (tmp_path / ids[0]).exists()  # the oldest went first
         assert (tmp_path / ids[-1]).exists()  # the newest stays
         assert not any((tmp_path / job_id / jobs.UPLOADS).exists() for job_id in ids)
-        kept = sum(path.stat().st_size for path in tmp_path.rglob("*") if path.is_file())
-        assert kept <= 1024 * 1024 + 600_000  # the budget, plus at most the newest job written since
+        assert size(tmp_path) <= 1024 * 1024 + newest  # the budget, plus at most the newest job written since
     finally:
         gateway.stop()

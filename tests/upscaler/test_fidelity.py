@@ -86,11 +86,11 @@ def server() -> Iterator[ServiceServer]:
     running.stop(0)
 
 
-def test_service_default_is_realesrgan_and_fidelity_is_served_by_name(server):
+def test_service_default_is_fidelity_and_realesrgan_is_served_by_name(server):
     stub = upscaler_pb2_grpc.UpscalerStub(channel(server.port))
     photo = heldout.load("chelsea")[:40, :50]
     reply = stub.Upscale(upscaler_pb2.UpscaleRequest(image=to_proto(photo), factor=4))
-    assert reply.engine == "realesrgan"  # the rule in bench/degraded_upscale_bench.py
+    assert reply.engine == "fidelity"  # the CPU default, by the rule in services/upscaler/README.md
     assert from_proto(reply.image).shape == (160, 200, 3)
-    reply = stub.Upscale(upscaler_pb2.UpscaleRequest(image=to_proto(photo), factor=4, engine="fidelity"))
-    assert reply.engine == "fidelity" and from_proto(reply.image).shape == (160, 200, 3)
+    reply = stub.Upscale(upscaler_pb2.UpscaleRequest(image=to_proto(photo), factor=4, engine="realesrgan"))
+    assert reply.engine == "realesrgan" and from_proto(reply.image).shape == (160, 200, 3)

@@ -25,15 +25,14 @@ import json
 import os
 import platform
 import resource
-import statistics
 import time
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
 from revive.v1 import common_pb2
 
+from bench.timing import median_seconds
 from services.detector.engine import DAMAGE_TYPES, DetectorEngine
 from services.detector.engines.classical import ClassicalDetector
 from services.detector.engines.unet import UNetDetector
@@ -48,15 +47,6 @@ NAMES = {kind: common_pb2.DamageType.Name(kind) for kind in DAMAGE_TYPES}
 #: Pixels a thin-damage match may be off by (training/detector/scoring.py).
 TOLERANCE = 1
 LOCAL_TYPES = (common_pb2.SCRATCH, common_pb2.TEAR, common_pb2.STAIN)
-
-
-def timed(action: Callable[[], object], repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        action()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def quality(engines: dict[str, DetectorEngine], samples: list) -> dict:
@@ -130,19 +120,19 @@ def latency(unet: UNetDetector, classical: ClassicalDetector, weights: Path, thr
     # Tiled from a small portrait: drawing a 4096x4096 one would itself set the memory peak.
     scan = np.tile(portrait(512, 512, seed=3), (8, 8, 1))
     before_mb = peak_rss_mb()
-    scan_s = timed(lambda: unet.detect(scan), max(1, repeats - 1))
+    scan_s = median_seconds(lambda: unet.detect(scan), max(1, repeats - 1))
     scan_peak_mb = peak_rss_mb()
-    classical_s = timed(lambda: classical.detect(scan), max(1, repeats - 1))
+    classical_s = median_seconds(lambda: classical.detect(scan), max(1, repeats - 1))
     side = 1024
     inputs = np.random.default_rng(0).random((1, 3, side, side), dtype=np.float32)
     megapixels = side * side / 1e6
-    ort_s = timed(lambda: unet.model.run({"rgb": inputs}), repeats)
+    ort_s = median_seconds(lambda: unet.model.run({"rgb": inputs}), repeats)
     torch.set_num_threads(threads)
     eager = Probabilities(load_weights(weights)).eval()
     with torch.inference_mode():
         tensor = torch.from_numpy(inputs)
         eager(tensor)
-        torch_s = timed(lambda: eager(tensor), repeats)
+        torch_s = median_seconds(lambda: eager(tensor), repeats)
     print(f"\nLatency on {threads} CPU threads ({platform.processor() or platform.machine()}), median of {repeats}")
     print(f"network, per megapixel:   ONNX Runtime {ort_s / megapixels:.3f} s   torch eager {torch_s / megapixels:.3f} s"
           f"   -> ORT {torch_s / ort_s:.1f}x faster")

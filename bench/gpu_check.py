@@ -25,14 +25,14 @@ from __future__ import annotations
 
 import argparse
 import platform
-import statistics
 import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
+
+from bench.timing import median_seconds
 
 # Only numpy at the top: `--torch` runs where the services' runtime (onnxruntime, gRPC code) may be missing
 # or older, so each path imports what it needs.
@@ -66,15 +66,6 @@ def cases() -> tuple[Case, ...]:
         Case("faces: embedding", "faces/face_recognition.onnx", "image", (1, 150, 150, 3)),
         Case("person mask", "person/selfie_segmentation.onnx", "image", (1, 3, 256, 256)),
     )
-
-
-def median_seconds(action: Callable[[], object], repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        action()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def options_for(provider: str, cache: Path, shape: tuple[int, ...] | None = None, input_name: str = ""):

@@ -48,7 +48,7 @@ def test_cluster_with_two_replicas_serves_balances_and_stops_cleanly(tmp_path):
         reply = requests.post(f"{url}/v1/restorations", files=files, data={"candidates": "6"}, timeout=300)
         assert reply.status_code == 200, reply.text
         assert len(reply.json()["photos"][0]["candidates"]) == 6
-        # round_robin spread the six one-seed calls over both generator replicas.
+        # The gateway spread the six one-seed calls over both generator replicas.
         per_replica = [generate_calls(9102 + offset + 10 * replica) for replica in (0, 1)]
         assert all(calls >= 2 for calls in per_replica), per_replica
         # --upscaler-engines reached the upscalers: no learned model was loaded there.

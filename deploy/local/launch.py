@@ -1,8 +1,8 @@
 """The whole cluster on one machine: every service a local process on loopback.
 
 `make run` starts one replica of each service; `make cluster` starts several
-and points the gateway at all of them (an "ipv4:" target list, balanced
-round_robin exactly as a headless Service is in Kubernetes). It waits until
+and points the gateway at all of them (an "ipv4:" target list, one address
+per replica exactly as a headless Service gives in Kubernetes). It waits until
 the gateway reports every upstream SERVING, prints the URL, and on Ctrl-C or
 SIGTERM stops everything it started; if any process dies, it stops the rest.
 """

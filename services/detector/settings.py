@@ -19,8 +19,13 @@ class DetectorSettings(Settings):
                      minimum=MULTIPLE)
     overlap: int = flag(64, "pixels adjacent tiles share, blended so borders leave no seam", minimum=1)
     batch: int = flag(1, "tiles per inference call", minimum=1)
+    grow_from: int = flag(
+        23, "mask level (0..255) down to which a crack grows from its confident pixels (hysteresis); 128 = off",
+        minimum=0)
 
     def __post_init__(self) -> None:
+        if self.grow_from > 128:
+            raise ValueError(f"--detector-grow-from {self.grow_from} must be at most 128 (the decision level)")
         if self.tile % MULTIPLE or not 0 < self.overlap < self.tile:
             raise ValueError(f"--detector-tile {self.tile} must be a multiple of {MULTIPLE} "
                              f"and exceed --detector-overlap {self.overlap}")

@@ -124,3 +124,17 @@ def test_detect_over_grpc(server: ServiceServer) -> None:
     assert scratches.coverage == pytest.approx(np.count_nonzero(truth) / truth.size, rel=0.5)
     # The first engine a server loads answers requests that name none.
     assert stub.Detect(detector_pb2.DetectRequest(image=to_proto(damaged)), timeout=60).report.engine == "unet"
+
+
+def test_cracks_grow_from_confident_pixels_only():
+    from services.detector.engines.unet import grown
+
+    mask = np.zeros((5, 12), np.uint8)
+    mask[2, 0:6] = (200, 90, 60, 40, 30, 10)  # a crack fading out from a confident start
+    mask[4, 8:12] = 90  # faint, and touching nothing confident: stays out
+    out = grown(mask, 30)
+    assert (out[2, 0:5] >= 128).all() and out[2, 5] < 128
+    assert (out[4] < 128).all()
+    assert np.array_equal(grown(mask, 128), mask)  # 128 turns it off
+    clean = np.full((8, 8), 100, np.uint8)
+    assert np.array_equal(grown(clean, 30), clean)  # nothing confident: nothing grows

@@ -1,4 +1,4 @@
-"""Face analysis added to whichever damage engine runs.
+"""Face analysis added to whichever damage engine runs, and faces' own features kept out of the damage.
 
 Faces are found the same way whatever engine maps the damage, so the learned
 engine and the classical baseline report the same faces, and the (8 MB of)
@@ -8,10 +8,12 @@ face models are loaded once per process however many engines share them.
 from __future__ import annotations
 
 import numpy as np
+from revive.v1 import common_pb2
 
 from services.common.config import ServiceConfig
 from services.common.engines import EngineFactory, runtime_options
 from services.detector.engine import Detection, DetectorEngine
+from services.detector.features import feature_mask, spare_features
 from services.vision.faces.analyzer import FaceAnalyzer, shared_face_analyzer
 
 
@@ -28,6 +30,9 @@ class FaceAwareDetector:
         detection = self._damage.detect(rgb)
         if analyze_faces:
             detection.faces = self._faces.analyze(rgb)
+            features = feature_mask(detection.faces, rgb.shape[:2])
+            for kind in (common_pb2.SCRATCH, common_pb2.STAIN):
+                detection.masks[kind] = spare_features(detection.masks[kind], features)
         return detection
 
 

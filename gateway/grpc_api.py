@@ -9,7 +9,7 @@ from revive.v1 import gateway_pb2, gateway_pb2_grpc
 
 from gateway.auth import ANONYMOUS, ApiKey, Keys, bearer
 from gateway.http_api import MAX_PHOTOS
-from gateway.jobs import JobManager, QueueFull, StorageFull
+from gateway.jobs import JobManager, QueueFull, StorageFull, enforce_photo_quota
 from gateway.pipeline import PhotoUpload
 from services.common.errors import InvalidInput
 from services.common.options import validate_options
@@ -43,9 +43,7 @@ class RestorationServicer(gateway_pb2_grpc.RestorationServicer):
             for index, photo in enumerate(request.photos)
         ]
         try:
-            if self._keys is not None and (wait := self._keys.photos_allowed(key, len(photos))):
-                raise QueueFull(retry_after=int(wait + 0.999),
-                                reason=f"the key {key.name!r} may send {key.photos_per_minute} photos a minute")
+            enforce_photo_quota(self._keys, key, len(photos))
             job = await self._jobs.submit(photos, request.options, key.name, key.max_jobs)
         except (QueueFull, StorageFull) as error:
             await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(error))

@@ -22,7 +22,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from gateway import metrics
 from gateway.auth import ANONYMOUS, COOKIE, ApiKey, Keys, bearer
 from gateway.config import GatewayConfig
-from gateway.jobs import FINISHED, Job, JobManager, QueueFull, StorageFull
+from gateway.jobs import FINISHED, Job, JobManager, QueueFull, StorageFull, enforce_photo_quota
 from gateway.options import options_from_form
 from gateway.pipeline import PhotoUpload
 from gateway.report import request_status
@@ -236,9 +236,7 @@ class HttpApi:
             options = options_from_form(fields)
         except InvalidInput as error:
             raise web.HTTPBadRequest(text=str(error)) from None
-        if self._keys is not None and (wait := self._keys.photos_allowed(key, len(photos))):
-            raise QueueFull(retry_after=int(wait + 0.999),
-                            reason=f"the key {key.name!r} may send {key.photos_per_minute} photos a minute")
+        enforce_photo_quota(self._keys, key, len(photos))
         return await self._jobs.submit(photos, options, key.name, key.max_jobs)
 
     async def create_restoration(self, request: web.Request) -> web.Response:

@@ -34,6 +34,7 @@ from google.protobuf.json_format import MessageToDict, ParseDict
 from revive.v1 import common_pb2, gateway_pb2
 
 from gateway import metrics
+from gateway.auth import ApiKey, Keys
 from gateway.pipeline import PhotoUpload, Pipeline
 from gateway.report import PhotoReport
 from gateway.storage import new_request_id
@@ -70,6 +71,13 @@ class QueueFull(Exception):
     def __init__(self, retry_after: int, reason: str = "the job queue is full") -> None:
         super().__init__(f"{reason}; retry in {retry_after} s")
         self.retry_after = retry_after
+
+
+def enforce_photo_quota(keys: Keys | None, key: ApiKey, count: int) -> None:
+    """QueueFull (HTTP 429, gRPC RESOURCE_EXHAUSTED) when `count` more photos would pass the key's minute."""
+    if keys is not None and (wait := keys.photos_allowed(key, count)):
+        raise QueueFull(retry_after=int(wait + 0.999),
+                        reason=f"the key {key.name!r} may send {key.photos_per_minute} photos a minute")
 
 
 #: Updates a listener may have waiting; a reader that falls further behind is dropped (the job goes on).

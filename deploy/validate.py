@@ -190,6 +190,9 @@ def consistency_problems(objects: list[Obj], gpu: bool, adapter_metrics: set[str
         by_kind.setdefault(obj["kind"], {})[obj["metadata"]["name"]] = obj
     deployments = by_kind.get("Deployment", {})
     templates = {name: d["spec"]["template"] for name, d in deployments.items()}
+    # Stateful workloads (the job database) are reached through Services too, but neither autoscaled nor
+    # scraped: Services and StatefulSets are checked against each other, the Deployment rules skip them.
+    stateful = {name: s["spec"]["template"] for name, s in by_kind.get("StatefulSet", {}).items()}
     problems: list[Problem] = []
 
     def add(obj: Obj, what: str) -> None:
@@ -215,10 +218,22 @@ def consistency_problems(objects: list[Obj], gpu: bool, adapter_metrics: set[str
         if "replicas" in deployment["spec"]:
             add(deployment, "sets spec.replicas, which fights its HorizontalPodAutoscaler on every apply")
 
+    for name, statefulset in by_kind.get("StatefulSet", {}).items():
+        if statefulset["spec"]["serviceName"] not in by_kind.get("Service", {}):
+            add(statefulset, f"serviceName {statefulset['spec']['serviceName']!r} is not rendered")
+        for container in stateful[name]["spec"]["containers"]:
+            if not (container.get("securityContext") or {}).get("readOnlyRootFilesystem"):
+                add(statefulset, f"container {container['name']!r} needs readOnlyRootFilesystem")
+            if any(container.get(probe) is None for probe in ("startupProbe", "livenessProbe", "readinessProbe")):
+                add(statefulset, f"container {container['name']!r} needs startup, liveness and readiness probes")
+
     for service in by_kind.get("Service", {}).values():
-        targets = selected(service["spec"].get("selector", {}))
+        selector = service["spec"].get("selector", {})
+        targets = selected(selector)
         if len(targets) != 1:
-            add(service, f"selects {len(targets)} Deployments, expected 1")
+            workloads = [name for name, t in stateful.items() if _selects(selector, t["metadata"].get("labels", {}))]
+            if len(targets) + len(workloads) != 1:
+                add(service, f"selects {len(targets) + len(workloads)} workloads, expected 1")
             continue
         component = templates[targets[0]]["metadata"]["labels"].get("app.kubernetes.io/component")
         if component == "inference" and service["spec"].get("clusterIP") != "None":

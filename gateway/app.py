@@ -18,6 +18,7 @@ from gateway.config import GatewayConfig
 from gateway.grpc_api import RestorationServicer
 from gateway.grpc_observe import ObservingInterceptor
 from gateway.http_api import HttpApi
+from gateway.job_store import open_job_store
 from gateway.jobs import JobManager
 from gateway.loop_watch import watch_loop
 from gateway.pipeline import Pipeline
@@ -49,9 +50,10 @@ class Gateway:
         await self.upstreams.start()
         store = ResultStore(config.results_dir)
         pipeline = Pipeline(self.upstreams, store, config)
+        job_store = await asyncio.to_thread(open_job_store, config.job_database, config.results_dir)
         self.jobs = JobManager(
-            pipeline, config.results_dir, config.job_workers, config.max_queued_jobs, config.result_ttl, config.job_lease,
-            config.results_budget_mb * MIB,
+            pipeline, config.results_dir, job_store, config.job_workers, config.max_queued_jobs, config.result_ttl,
+            config.job_lease, config.results_budget_mb * MIB,
         )
         await self.jobs.start()
 

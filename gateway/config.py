@@ -40,7 +40,11 @@ class GatewayConfig(Settings):
     results_budget_mb: int = flag(
         0, "MiB the results directory may hold; past it the oldest finished jobs are removed first (0 = no limit)",
         minimum=0)
-    job_lease: float = flag(30.0, "seconds without a heartbeat after which another gateway replica adopts a job",
+    job_database: str = flag(
+        "", "where job state lives: empty = SQLite in <results-dir>/jobs.sqlite3 (one gateway, or several on one "
+        "host); postgresql://user:pass@host/db when replicas on several hosts share the work")
+    job_lease: float = flag(30.0, "seconds (on the database's clock) an owner may go without renewing before another "
+                            "gateway replica adopts its job",
                             minimum=1)
     max_upload_mb: int = flag(64, "largest single uploaded file, MiB", minimum=1)
     max_message_mb: int = flag(256, "largest gRPC message to or from upstreams, MiB", minimum=1)

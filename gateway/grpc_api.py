@@ -9,7 +9,7 @@ from revive.v1 import gateway_pb2, gateway_pb2_grpc
 
 from gateway.auth import ANONYMOUS, ApiKey, Keys, bearer
 from gateway.http_api import MAX_PHOTOS
-from gateway.jobs import JobManager, QueueFull, StorageFull, enforce_photo_quota
+from gateway.jobs import FINISHED, JobManager, QueueFull, StorageFull, enforce_photo_quota
 from gateway.pipeline import PhotoUpload
 from services.common.errors import InvalidInput
 from services.common.options import validate_options
@@ -48,16 +48,20 @@ class RestorationServicer(gateway_pb2_grpc.RestorationServicer):
         except (QueueFull, StorageFull) as error:
             await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(error))
         listener = self._jobs.subscribe(job, images=True)
-        dropped = False
+        ended = False
         try:
             while not (update := await listener.get()).finished:
                 yield update.event
-            dropped = update.dropped
+            ended = True
         finally:
             self._jobs.unsubscribe(job, listener)
-            if not dropped:
-                self._jobs.cancel(job.id)  # a no-op once finished; otherwise the caller went away
-        if dropped:
+            if not ended:
+                self._jobs.cancel_here(job.id)  # the caller went away
+        if update.dropped:
             await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
                                 f"the stream fell too far behind and was dropped; job {job.id} goes on: "
+                                f"GET /v1/jobs/{job.id} on the HTTP API")
+        if job.state not in FINISHED:
+            await context.abort(grpc.StatusCode.UNAVAILABLE,
+                                f"this gateway stalled and another took job {job.id} over; it goes on there: "
                                 f"GET /v1/jobs/{job.id} on the HTTP API")

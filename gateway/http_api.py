@@ -247,7 +247,7 @@ class HttpApi:
             return queue_full(error)
         except StorageFull as error:
             return storage_full(error)
-        await asyncio.shield(self._jobs.wait(job))
+        job = await asyncio.shield(self._jobs.wait(job))
         status = request_status(job.photos)
         body = job.to_json()
         if status != 200:
@@ -265,30 +265,30 @@ class HttpApi:
         body = {**job.to_json(), "links": job_links(job)}
         return web.json_response(body, status=202, headers={"Location": f"/v1/jobs/{job.id}"})
 
-    def _job(self, request: web.Request, job_id: str | None = None) -> Job:
+    async def _job(self, request: web.Request, job_id: str | None = None) -> Job:
         """The job, if the caller's key may see it; to any other key it does not exist."""
-        job = self._jobs.get(job_id or request.match_info["job_id"])
+        job = await self._jobs.get(job_id or request.match_info["job_id"])
         if job is None or not request[CALLER].may_see(job.key):
             raise web.HTTPNotFound(text="no such job (it may have expired)")
         return job
 
     async def get_job(self, request: web.Request) -> web.Response:
-        job = self._job(request)
+        job = await self._job(request)
         return web.json_response({**job.to_json(), "links": job_links(job)})
 
     async def delete_job(self, request: web.Request) -> web.Response:
         """Cancels a queued or running job: 200 when done here, 202 when its owner (another replica)
         was asked to. Forgets a finished job and its files: 204."""
-        job = self._job(request)
+        job = await self._job(request)
         if job.state in FINISHED:
             await self._jobs.delete(job.id)
             return web.Response(status=204)
-        cancelled = self._jobs.cancel(job.id)
+        cancelled = await self._jobs.cancel(job.id) or job
         return web.json_response(cancelled.to_json(), status=200 if cancelled.state == "cancelled" else 202)
 
     async def job_events(self, request: web.Request) -> web.StreamResponse:
         """Server-sent events: `job` (the whole state) first, `photo` on every change, `end` last."""
-        job = self._job(request)
+        job = await self._job(request)
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
         await response.prepare(request)
 
@@ -297,9 +297,27 @@ class HttpApi:
             await asyncio.wait_for(response.write(f"event: {kind}\ndata: {json.dumps(data)}\n\n".encode()),
                                    SSE_WRITE_TIMEOUT)
 
-        if not self._jobs.owns(job):
-            await self._follow_on_disk(job, send)
-            return response
+        async def keepalive() -> None:
+            await asyncio.wait_for(response.write(b": keep-alive\n\n"), SSE_WRITE_TIMEOUT)
+
+        try:
+            if self._jobs.owns(job):
+                followed = await self._follow_here(job, send, keepalive)
+                if followed is None:
+                    return response
+                job = followed
+            if job.state in FINISHED:
+                await send("end", job.to_json())
+            else:  # another replica runs it, or took it over from this one
+                await self._follow_in_database(job, send)
+        except (asyncio.TimeoutError, ConnectionResetError):
+            metrics.LISTENERS_DROPPED.inc()  # a reader that stopped reading: its stream ends, the job goes on
+        return response
+
+    async def _follow_here(self, job: Job, send: Callable[[str, dict], Awaitable[None]],
+                           keepalive: Callable[[], Awaitable[None]]) -> Job | None:
+        """Relay a job this replica runs, event by event, until it ends here; None when this stream
+        fell too far behind and was dropped (the job goes on)."""
         listener = self._jobs.subscribe(job)
         try:
             await send("job", job.to_json())
@@ -307,25 +325,24 @@ class HttpApi:
                 try:
                     update = await asyncio.wait_for(listener.get(), SSE_KEEPALIVE)
                 except asyncio.TimeoutError:
-                    await asyncio.wait_for(response.write(b": keep-alive\n\n"), SSE_WRITE_TIMEOUT)
+                    await keepalive()
                     continue
                 if update.dropped:
                     await send("dropped", {"message": "this stream fell behind; reload the job's state"})
-                    return response
+                    return None
                 if update.photo is not None:
                     await send("photo", update.photo)
-            await send("end", job.to_json())
-        except (asyncio.TimeoutError, ConnectionResetError):
-            metrics.LISTENERS_DROPPED.inc()  # a reader that stopped reading: its stream ends, the job goes on
+                if update.finished:
+                    break
         finally:
             self._jobs.unsubscribe(job, listener)
-        return response
+        return job
 
-    async def _follow_on_disk(self, job: Job, send: Callable[[str, dict], Awaitable[None]]) -> None:
+    async def _follow_in_database(self, job: Job, send: Callable[[str, dict], Awaitable[None]]) -> None:
         """Another replica runs this job: relay its state as that replica writes it."""
         last: dict | None = None
         while True:
-            current = self._jobs.get(job.id)
+            current = await self._jobs.get(job.id)
             if current is None:
                 return
             body = current.to_json()
@@ -338,7 +355,7 @@ class HttpApi:
             await asyncio.sleep(1.0)
 
     async def get_result(self, request: web.Request) -> web.StreamResponse:
-        self._job(request, request.match_info["request_id"])
+        await self._job(request, request.match_info["request_id"])
         try:
             path = self._store.path(request.match_info["request_id"], int(request.match_info["photo"]), request.match_info["name"])
         except ValueError:

@@ -1,24 +1,24 @@
 """Jobs: accepted work that outlives its HTTP request and the gateway process.
 
-Every restoration, synchronous or not, becomes a job: its uploads and state
-are written under <results_dir>/<job id>/ before it is acknowledged, a
-bounded queue feeds a fixed number of workers (a full queue is HTTP 429),
-and listeners (SSE, the gRPC stream, a waiting POST) subscribe to its
-events. When the gateway restarts it finds the jobs that were queued or
-running and resumes them, skipping photos that had finished; a job whose
-uploads are gone is marked failed with the reason. Old jobs expire.
+Every restoration, synchronous or not, becomes a job. Its uploads are files under
+<results_dir>/<job id>/uploads (written once, fsynced, renamed into place) and its
+state is rows in the job database (gateway/job_store: SQLite by default, PostgreSQL
+when replicas share work), both durable before the job is acknowledged. A bounded
+queue feeds a fixed number of workers (a full queue is HTTP 429); listeners (SSE,
+the gRPC stream, a waiting POST) subscribe to its events.
 
-Several gateway replicas may share one results volume. Each job has an owner
-that renews a lease (a heartbeat in job.json); any replica answers reads from
-disk, asks the owner to cancel through a marker file, and adopts the jobs of
-an owner whose lease ran out, claiming each with an exclusive-create file so
-that exactly one replica takes it over.
+Each job has one owner, which holds a lease measured by the database's clock and
+renews it while it works. Any replica answers reads from the database and asks the
+owner to cancel through it. When a lease runs out (the owner crashed, hung or lost
+its connection) another replica claims the job under a new ownership epoch and runs
+what had not finished; the old owner's writes carry the old epoch and change
+nothing, so a job is never run for two owners at once. A graceful stop ends its
+leases at once, so a restart resumes its jobs without waiting. Old jobs expire.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
 import re
@@ -28,41 +28,31 @@ import socket
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Awaitable
 
 from google.protobuf.json_format import MessageToDict, ParseDict
 from revive.v1 import common_pb2, gateway_pb2
 
 from gateway import metrics
 from gateway.auth import ApiKey, Keys
+from gateway.job_store import ACTIVE, FINISHED, SqlJobStore, StoredJob
+
+__all__ = ["ACTIVE", "FINISHED", "Job", "JobManager", "QueueFull", "StorageFull", "enforce_photo_quota"]
 from gateway.pipeline import PhotoUpload, Pipeline
 from gateway.report import PhotoReport
-from gateway.storage import new_request_id
+from gateway.storage import new_request_id, write_durably
 from services.common.tracing import tracer
 
 log = logging.getLogger(__name__)
 
-ACTIVE = ("queued", "running")
-FINISHED = ("done", "failed", "cancelled")
-JOB_FILE = "job.json"
 UPLOADS = "uploads"
-CANCEL_MARKER = "cancel-requested"
 _JOB_ID = re.compile(r"^[0-9a-f]{32}$")
+#: A job folder with no row is what a failed submit left; removed once older than this.
+_LEFTOVER_SECONDS = 600.0
 
 
 class StorageFull(Exception):
     """The results volume cannot take this job's uploads (full, read-only): nothing was accepted."""
-
-
-def _write_durably(path: Path, data: bytes) -> None:
-    """Write, fsync, then rename into place: readers never see half a file, and a node crash after
-    the job was acknowledged does not lose it."""
-    partial = path.with_name(path.name + ".part")
-    with open(partial, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    partial.replace(path)
 
 
 class QueueFull(Exception):
@@ -133,7 +123,10 @@ class Job:
     owner: str = ""
     #: The API key (its name) that made the job: only it, and admin keys, may see the job.
     key: str = ""
-    heartbeat: float = 0.0
+    #: Ownership epoch: which claim of the job this copy belongs to (every write is checked against it).
+    epoch: int = 1
+    #: Its final state is in the database (until then this replica keeps it and retries the write).
+    end_recorded: bool = False
     task: asyncio.Task | None = None
     listeners: set[Listener] = field(default_factory=set)
 
@@ -143,11 +136,9 @@ class Job:
             "state": self.state,
             "created": self.created,
             "owner": self.owner,
+            "epoch": self.epoch,
             "key": self.key,
-            "heartbeat": self.heartbeat,
-            # uint64 seeds would come out as JSON strings (proto3's JSON mapping); clients expect numbers.
-            "options": {key: int(value) if key == "seed" else value
-                        for key, value in MessageToDict(self.options, preserving_proto_field_name=True).items()},
+            "options": options_to_json(self.options),
             "photos": [photo.to_json() for photo in self.photos],
         }
         if self.reason:
@@ -155,17 +146,17 @@ class Job:
         return body
 
     @classmethod
-    def from_json(cls, body: dict[str, Any]) -> "Job":
+    def from_stored(cls, stored: StoredJob) -> "Job":
         return cls(
-            id=body["id"],
-            options=ParseDict(body["options"], common_pb2.RestoreOptions()),
-            photos=[PhotoReport.from_json(photo) for photo in body["photos"]],
-            created=body["created"],
-            state=body["state"],
-            reason=body.get("reason", ""),
-            owner=body.get("owner", ""),
-            key=body.get("key", ""),
-            heartbeat=body.get("heartbeat", 0.0),
+            id=stored.id,
+            options=ParseDict(stored.options, common_pb2.RestoreOptions()),
+            photos=[PhotoReport.from_json(photo) for photo in stored.photos],
+            created=stored.created,
+            state=stored.state,
+            reason=stored.reason,
+            owner=stored.owner,
+            key=stored.key,
+            epoch=stored.epoch,
         )
 
     def notify(self, update: Update) -> None:
@@ -175,19 +166,26 @@ class Job:
                 self.listeners.discard(listener)
 
 
+def options_to_json(options: common_pb2.RestoreOptions) -> dict[str, Any]:
+    # uint64 seeds would come out as JSON strings (proto3's JSON mapping); clients expect numbers.
+    return {key: int(value) if key == "seed" else value
+            for key, value in MessageToDict(options, preserving_proto_field_name=True).items()}
+
+
 class JobManager:
     def __init__(
-        self, pipeline: Pipeline, root: Path, workers: int, max_queued: int, ttl_seconds: float, lease_seconds: float = 30.0,
-        budget_bytes: int = 0,
+        self, pipeline: Pipeline, root: Path, store: SqlJobStore, workers: int, max_queued: int, ttl_seconds: float,
+        lease_seconds: float = 30.0, budget_bytes: int = 0,
     ) -> None:
         self._pipeline = pipeline
         self._root = root
+        self._store = store
         self._workers = workers
         self._ttl = ttl_seconds
         self._lease = lease_seconds
         #: Bytes the results volume may hold (0 = no limit); past it, the oldest finished jobs go first.
         self._budget = budget_bytes
-        #: Unique per process; the host part lets a restarted pod take its own jobs back at once.
+        #: Unique per process: which replica owns a job is only ever decided by the database.
         self.instance = f"{socket.gethostname()}/{os.getpid()}/{secrets.token_hex(4)}"
         self._queue: asyncio.Queue[str] = asyncio.Queue(maxsize=max_queued)
         self._jobs: dict[str, Job] = {}
@@ -196,7 +194,7 @@ class JobManager:
 
     async def start(self) -> None:
         self._root.mkdir(parents=True, exist_ok=True)
-        await self._adopt(startup=True)
+        await self._adopt()
         self._tasks = [asyncio.create_task(self._work(), name=f"job-worker-{i}") for i in range(self._workers)]
         self._tasks.append(asyncio.create_task(self._housekeeping(), name="job-housekeeping"))
 
@@ -206,10 +204,19 @@ class JobManager:
         return bool(self._tasks) and not all(task.done() for task in self._tasks)
 
     async def stop(self) -> None:
-        """Stop the workers; jobs still running stay 'running' on disk and resume at the next start."""
+        """Stop the workers and hand this replica's unfinished jobs back (their leases end now)."""
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        for job in self._jobs.values():
+            if job.task is not None:
+                job.task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
+        try:
+            await self._store.release(self.instance)
+        except Exception as error:  # the database is gone: the leases run out by themselves
+            log.warning("could not release job leases", extra={"error": str(error)})
+        await self._store.close()
 
     # --- submitting and reading -------------------------------------------------
 
@@ -217,50 +224,73 @@ class JobManager:
                      max_jobs: int = 0) -> Job:
         """Accept a job for API key `key`, which may have at most `max_jobs` (0 = any) queued or running."""
         if self._queue.full():
-            raise QueueFull(retry_after=max(1, 5 * self._queue.qsize() // max(1, self._workers)))
-        if max_jobs and sum(job.key == key and job.state in ACTIVE for job in self._jobs.values()) >= max_jobs:
+            raise QueueFull(retry_after=self._retry_after())
+        if max_jobs and await self._store.count_active(key) >= max_jobs:
             raise QueueFull(retry_after=10, reason=f"the key {key!r} already has {max_jobs} jobs queued or running")
         job = Job(new_request_id(), options, [PhotoReport(p.index, p.filename) for p in photos], owner=self.instance,
                   key=key)
+        folder = self._dir(job.id)
         try:  # on disk before it is acknowledged: a restart will not lose it (off the event loop: 10 x 50 MB)
-            await asyncio.to_thread(self._write_uploads, job, photos)
+            await asyncio.to_thread(self._write_uploads, folder, photos)
+            stored = await self._store.create(job.id, key, options_to_json(options),
+                                              [photo.to_json() for photo in job.photos], self.instance, self._lease,
+                                              sum(len(photo.data) for photo in photos))
         except OSError as error:
-            await asyncio.to_thread(shutil.rmtree, self._dir(job.id), True)
+            await asyncio.to_thread(shutil.rmtree, folder, True)
             raise StorageFull(f"the gateway cannot store the uploads: {error.strerror or error}") from None
-        if self._queue.full():  # filled while the uploads were written
-            await asyncio.to_thread(shutil.rmtree, self._dir(job.id), True)
-            raise QueueFull(retry_after=max(1, 5 * self._queue.qsize() // max(1, self._workers)))
+        job.created = stored.created
+        if self._queue.full():  # filled while the uploads were written: the job ends before it starts
+            job.state, job.reason = "failed", "the job queue filled while the photos were stored"
+            await self._store.save_job(job.id, job.epoch, job.state, job.reason, self._lease)
+            await asyncio.to_thread(shutil.rmtree, folder, True)
+            raise QueueFull(retry_after=self._retry_after())
         self._jobs[job.id] = job
         self._queue.put_nowait(job.id)
         metrics.JOBS_QUEUED.set(self._queue.qsize())
         return job
 
-    def get(self, job_id: str) -> Job | None:
-        """This replica's job, or another replica's as last written to the shared volume."""
-        return self._jobs.get(job_id) or self._read(job_id)
+    def _retry_after(self) -> int:
+        return max(1, 5 * self._queue.qsize() // max(1, self._workers))
+
+    async def get(self, job_id: str) -> Job | None:
+        """This replica's job, or another replica's as last written to the database."""
+        if job_id in self._jobs:
+            return self._jobs[job_id]
+        if not _JOB_ID.match(job_id):
+            return None
+        stored = await self._store.load(job_id)
+        return None if stored is None else Job.from_stored(stored)
 
     def owns(self, job: Job) -> bool:
         return self._jobs.get(job.id) is job
 
-    def cancel(self, job_id: str) -> Job | None:
-        job = self.get(job_id)
+    async def cancel(self, job_id: str) -> Job | None:
+        """Cancel here when this replica runs the job; otherwise ask its owner through the database."""
+        job = self._jobs.get(job_id)
+        if job is None:
+            job = await self.get(job_id)
+            if job is not None and job.state in ACTIVE:
+                await self._store.request_cancel(job_id)
+            return job
+        self.cancel_here(job_id)
+        return job
+
+    def cancel_here(self, job_id: str) -> bool:
+        """Cancel the job if this replica runs it (and it is still active); False otherwise."""
+        job = self._jobs.get(job_id)
         if job is None or job.state not in ACTIVE:
-            return job
-        if not self.owns(job):
-            (self._dir(job_id) / CANCEL_MARKER).touch()  # the owner acts on it within a heartbeat
-            return job
+            return False
         job.state, job.reason = "cancelled", "cancelled by the client"
         if job.task is not None:
             job.task.cancel()  # reaches the in-flight upstream RPCs
         for photo in job.photos:
             photo.cancel()
         self._finish(job)
-        return job
+        return True
 
     async def delete(self, job_id: str) -> bool:
         """Forget a finished job and its files."""
-        job = self.get(job_id)
-        if job is None or job.state in ACTIVE:
+        if not _JOB_ID.match(job_id) or not await self._store.delete_finished(job_id):
             return False
         self._jobs.pop(job_id, None)
         await asyncio.to_thread(shutil.rmtree, self._dir(job_id), True)
@@ -275,15 +305,23 @@ class JobManager:
     def unsubscribe(job: Job, listener: Listener) -> None:
         job.listeners.discard(listener)
 
-    async def wait(self, job: Job) -> None:
-        """Until the job ends (each update is only a wake-up, so falling behind is harmless)."""
-        while job.state in ACTIVE:
+    async def wait(self, job: Job) -> Job:
+        """The job once it has ended: followed here while this replica runs it (each update is only a
+        wake-up, so falling behind is harmless), then in the database if another replica took it over."""
+        while job.state in ACTIVE and self.owns(job):
             listener = self.subscribe(job)
             try:
-                while job.state in ACTIVE and not (await listener.get()).dropped:
+                while job.state in ACTIVE and self.owns(job) and not (await listener.get()).finished:
                     pass
             finally:
                 self.unsubscribe(job, listener)
+        while job.state in ACTIVE:
+            await asyncio.sleep(1.0)
+            current = await self.get(job.id)
+            if current is None:  # deleted meanwhile: nothing more will happen to it
+                return job
+            job = current
+        return job
 
     # --- running ----------------------------------------------------------------
 
@@ -296,12 +334,12 @@ class JobManager:
                 continue  # cancelled while it waited
             job.state = "running"
             metrics.JOB_START_SECONDS.observe(max(0.0, time.time() - job.created))
-            self._save(job)
+            self._persist(self._store.save_job(job.id, job.epoch, job.state, job.reason, self._lease), job)
             job.task = asyncio.create_task(self._run(job))
             try:
                 await asyncio.wait({job.task})
             except asyncio.CancelledError:
-                job.task.cancel()  # shutting down: leave it 'running' on disk to resume
+                job.task.cancel()  # shutting down: stop() hands the job back to be resumed
                 raise
 
     async def _run(self, job: Job) -> None:
@@ -346,151 +384,145 @@ class JobManager:
         photo = job.photos[event.photo_index]
         photo.apply(event)
         if event.WhichOneof("event") != "progress":
-            self._save(job)
+            self._persist(self._store.save_photo(job.id, job.epoch, photo.to_json()), job)
         job.notify(Update(event, photo.to_json()))
 
     def _finish(self, job: Job) -> None:
         """Record the end, release every waiter, and drop the uploads: a finished job never runs again."""
         metrics.JOBS.labels(job.state).inc()
-        self._save(job)
+        self._persist(self._record_end(job), job)
         job.notify(Update(None, None, finished=True))
-        self._in_background(shutil.rmtree, self._dir(job.id) / UPLOADS, True)
 
-    def _in_background(self, function: Callable[..., object], *args: object) -> None:
-        """File work that nobody waits for, off the event loop."""
-        task = asyncio.get_running_loop().create_task(asyncio.to_thread(function, *args))
+    async def _record_end(self, job: Job) -> bool:
+        if not await self._store.save_job(job.id, job.epoch, job.state, job.reason, self._lease):
+            return False
+        size = await asyncio.to_thread(self._drop_uploads, self._dir(job.id))
+        await self._store.set_bytes(job.id, size)
+        job.end_recorded = True
+        if self._jobs.get(job.id) is job:  # from now on every replica reads it from the database
+            del self._jobs[job.id]
+        return True
+
+    def _persist(self, write: Awaitable[bool | None], job: Job) -> None:
+        """A state write nobody waits for. The store's single thread keeps the writes in order; a write
+        refused because the job has a newer owner abandons it here, and a failing one is logged and counted."""
+
+        async def persist() -> None:
+            try:
+                if await write is False:
+                    self._abandon(job)
+            except Exception as error:
+                metrics.BACKGROUND_FAILURES.labels("job-save").inc()
+                log.error("cannot save job state", extra={"job": job.id, "error": str(error)})
+
+        task = asyncio.get_running_loop().create_task(persist())
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
-    # --- disk -------------------------------------------------------------------
+    def _abandon(self, job: Job) -> None:
+        """Another replica claimed this job (this one stalled past its lease): stop working on it at once."""
+        if self._jobs.get(job.id) is not job:
+            return
+        log.warning("job taken over by another gateway; abandoning it", extra={"job": job.id, "epoch": job.epoch})
+        metrics.JOBS_FENCED.inc()
+        del self._jobs[job.id]
+        if job.task is not None:
+            job.task.cancel()
+        job.notify(Update(None, None, finished=True))
 
-    def _write_uploads(self, job: Job, photos: list[PhotoUpload]) -> None:
-        uploads = self._dir(job.id) / UPLOADS
+    # --- files ------------------------------------------------------------------
+
+    @staticmethod
+    def _write_uploads(folder: Path, photos: list[PhotoUpload]) -> None:
+        uploads = folder / UPLOADS
         uploads.mkdir(parents=True)
         for photo in photos:
-            _write_durably(uploads / str(photo.index), photo.data)
-        self._write_state(job)
+            write_durably(uploads / str(photo.index), photo.data)
+
+    @staticmethod
+    def _drop_uploads(folder: Path) -> int:
+        """Remove the uploads of a finished job; returns the bytes its folder still holds (results)."""
+        shutil.rmtree(folder / UPLOADS, ignore_errors=True)
+        return folder_bytes(folder)
 
     def _dir(self, job_id: str) -> Path:
         return self._root / job_id
 
-    def _write_state(self, job: Job) -> None:
-        job.heartbeat = time.time()
-        _write_durably(self._dir(job.id) / JOB_FILE, json.dumps(job.to_json()).encode())
+    # --- ownership --------------------------------------------------------------
 
-    def _save(self, job: Job) -> None:
-        """The job's state to disk; a failure (disk full) is logged and counted, never raised into a job."""
-        try:
-            self._write_state(job)
-        except OSError as error:
-            metrics.BACKGROUND_FAILURES.labels("job-save").inc()
-            log.error("cannot save job state", extra={"job": job.id, "error": str(error)})
-
-    def _read(self, job_id: str) -> Job | None:
-        if not _JOB_ID.match(job_id):
-            return None
-        try:
-            return Job.from_json(json.loads((self._dir(job_id) / JOB_FILE).read_text()))
-        except FileNotFoundError:
-            return None
-        except (ValueError, KeyError) as error:
-            log.warning("unreadable job", extra={"job": job_id, "error": str(error)})
-            return None
-
-    def _claimable(self, job: Job, startup: bool, known: set[str]) -> bool:
-        """An unfinished job nobody is running: its owner's lease ran out, or it was ours before a restart."""
-        if job.state not in ACTIVE or job.id in known:
-            return False
-        same_host = job.owner.split("/", 1)[0] == self.instance.split("/", 1)[0]
-        return (startup and same_host) or time.time() - job.heartbeat > self._lease
-
-    def _claim_orphans(self, startup: bool, known: set[str]) -> list[Job]:
-        """The unfinished jobs whose owner is gone, each claimed by this replica alone.
-
-        Reads every job's state, so it runs in a thread, with `known` (the ids this replica has)
-        taken on the event loop.
-        """
-        claimed = []
-        for path in sorted(self._root.glob(f"*/{JOB_FILE}"), key=lambda p: p.stat().st_mtime):
-            job = self._read(path.parent.name)
-            if job is None or not self._claimable(job, startup, known):
-                continue
-            try:  # exactly one replica creates this file for this lease
-                os.close(os.open(self._dir(job.id) / f"claim-{job.heartbeat:.6f}", os.O_CREAT | os.O_EXCL | os.O_WRONLY))
-            except FileExistsError:
-                continue
-            claimed.append(job)
-        return claimed
-
-    async def _adopt(self, startup: bool = False) -> None:
-        """Take over the unfinished jobs whose owner is gone and queue them again."""
-        for job in await asyncio.to_thread(self._claim_orphans, startup, set(self._jobs)):
-            if job.id in self._jobs:  # submitted meanwhile: cannot be, ids are new, but never run one twice
-                continue
-            job.owner = self.instance
+    async def _adopt(self) -> None:
+        """Claim the unfinished jobs whose owner's lease ran out, as many as the queue has room for."""
+        room = self._queue.maxsize - self._queue.qsize()
+        for stored in await self._store.claim(self.instance, self._lease, room):
+            job = Job.from_stored(stored)
             self._jobs[job.id] = job
-            if self._queue.full():
-                job.state, job.reason = "failed", "its gateway stopped and the queue here was full"
-                self._finish(job)
-                continue
-            job.state = "queued"
-            self._save(job)
             self._queue.put_nowait(job.id)
-            log.info("job adopted", extra={"job": job.id})
+            metrics.JOBS_ADOPTED.inc()
+            log.info("job adopted", extra={"job": job.id, "epoch": job.epoch})
         metrics.JOBS_QUEUED.set(self._queue.qsize())
 
-    async def _housekeeping(self) -> None:
-        """Renew leases, act on cancel markers, adopt orphaned jobs, expire old ones.
+    async def _renew(self) -> None:
+        """Extend the leases of the jobs running here; act on cancel requests; abandon jobs claimed elsewhere."""
+        owned = {job.id: job.epoch for job in self._jobs.values() if job.state in ACTIVE}
+        if not owned:
+            return
+        still_ours = await self._store.renew(owned, self._lease)
+        for job_id in owned:
+            job = self._jobs.get(job_id)
+            if job is None or job.state not in ACTIVE:
+                continue
+            if job_id not in still_ours:
+                self._abandon(job)
+            elif still_ours[job_id]:
+                self.cancel_here(job_id)
 
-        Supervised: a round that fails (a folder another replica removed meanwhile, a full disk) is
-        logged and counted, and the next round runs as usual.
+    async def _housekeeping(self) -> None:
+        """Renew leases, act on cancel requests, adopt orphaned jobs, expire old ones.
+
+        Supervised: a round that fails (the database restarting, a full disk) is logged and
+        counted, and the next round runs as usual.
         """
         tick = max(0.2, min(self._lease / 3, self._ttl / 4, 10.0))
         while True:
             await asyncio.sleep(tick)
             try:
-                for job in list(self._jobs.values()):
-                    if job.state not in ACTIVE:
-                        continue
-                    if (self._dir(job.id) / CANCEL_MARKER).exists():
-                        self.cancel(job.id)
-                    else:
-                        self._save(job)
+                await self._renew()
                 await self._adopt()
-                active = {job_id for job_id, job in self._jobs.items() if job.state in ACTIVE}
-                for job_id in await asyncio.to_thread(self._expire, active):
-                    self._jobs.pop(job_id, None)
+                await self._expire()
             except Exception:
                 log.exception("housekeeping round failed")
                 metrics.BACKGROUND_FAILURES.labels("job-housekeeping").inc()
+            for job in list(self._jobs.values()):
+                if job.state in FINISHED and not job.end_recorded:  # the database was away when it ended
+                    self._persist(self._record_end(job), job)
 
-    def _expire(self, active: set[str]) -> list[str]:
-        """Remove finished jobs past their TTL, then the oldest while the volume is over its budget.
+    async def _expire(self) -> None:
+        """Drop finished jobs past their TTL or over the size budget, and leftovers of failed submits."""
+        expired = await self._store.expire(self._ttl, self._budget)
+        metrics.RESULT_BYTES.set(expired.bytes_kept)
+        folders = await asyncio.to_thread(self._job_folders)
+        unknown = set(folders) - await self._store.known(list(folders))
+        leftovers = [job_id for job_id in unknown if time.time() - folders[job_id] > _LEFTOVER_SECONDS]
+        for job_id in [*expired.job_ids, *leftovers]:
+            await asyncio.to_thread(shutil.rmtree, self._dir(job_id), True)
 
-        Runs in a thread (it walks every job's files); returns the ids removed.
-        """
-        cutoff = time.time() - self._ttl
-        finished: list[tuple[float, int, Path]] = []
-        kept_bytes = 0
-        for folder in list(self._root.iterdir()):
+    def _job_folders(self) -> dict[str, float]:
+        """Job folders on the volume and when each last changed."""
+        folders = {}
+        for folder in self._root.iterdir():
             try:
-                size = sum(path.stat().st_size for path in folder.rglob("*") if path.is_file())
-                modified = folder.stat().st_mtime
+                if _JOB_ID.match(folder.name) and folder.is_dir():
+                    folders[folder.name] = folder.stat().st_mtime
             except FileNotFoundError:  # another replica removed it meanwhile
                 continue
-            kept_bytes += size
-            if folder.name in active:
-                continue
-            on_disk = self._read(folder.name)
-            if on_disk is not None and on_disk.state in ACTIVE:
-                continue  # another replica's running job
-            finished.append((modified, size, folder))
-        removed = []
-        for modified, size, folder in sorted(finished, key=lambda entry: entry[0]):
-            if modified >= cutoff and (not self._budget or kept_bytes <= self._budget):
-                continue
-            shutil.rmtree(folder, ignore_errors=True)
-            kept_bytes -= size
-            removed.append(folder.name)
-        metrics.RESULT_BYTES.set(kept_bytes)
-        return removed
+        return folders
+
+
+def folder_bytes(folder: Path) -> int:
+    total = 0
+    for path in folder.rglob("*"):
+        try:
+            total += path.stat().st_size if path.is_file() else 0
+        except FileNotFoundError:
+            continue
+    return total

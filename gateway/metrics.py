@@ -59,6 +59,11 @@ JOB_START_SECONDS = Histogram(
     "revive_gateway_job_start_delay_seconds", "Time from a job being accepted to a worker starting it.",
     buckets=(0.001,) + LATENCY_BUCKETS,
 )
+JOBS_ADOPTED = Counter(
+    "revive_gateway_jobs_adopted_total", "Unfinished jobs this replica claimed after their owner's lease ran out.")
+JOBS_FENCED = Counter(
+    "revive_gateway_jobs_fenced_total",
+    "Jobs this replica abandoned because another claimed them (it had stalled past its lease).")
 
 # Labelled series exist from the start (at 0), so alerts and dashboards see "none yet" rather than "no data".
 for _task in ("job-housekeeping", "job-save", "probe-detector", "probe-generator", "probe-upscaler"):

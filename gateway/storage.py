@@ -8,6 +8,7 @@ results directory.
 
 from __future__ import annotations
 
+import os
 import re
 import secrets
 from pathlib import Path
@@ -29,9 +30,7 @@ class ResultStore:
         """Store `data`; returns the URL path it is served under."""
         path = self.path(request_id, photo, name)
         path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_suffix(".part")
-        partial.write_bytes(data)
-        partial.replace(path)  # readers never see a half-written file
+        write_durably(path, data)
         return f"/v1/results/{request_id}/{photo}/{name}"
 
     def path(self, request_id: str, photo: int, name: str) -> Path:
@@ -39,3 +38,22 @@ class ResultStore:
         if not _REQUEST_ID.match(request_id) or not _NAME.match(name) or not 0 <= photo < 100:
             raise ValueError("no such result")
         return self.root / request_id / str(photo) / name
+
+
+def write_durably(path: Path, data: bytes) -> None:
+    """Write to a private temporary name, fsync, then rename into place.
+
+    Readers never see half a file; a node crash after the write returned does not lose it; and
+    two writers of one name (a replica that stalled past its lease and the one that took its job
+    over) each replace the file whole instead of interleaving in a shared partial file.
+    """
+    partial = path.with_name(f".{path.name}.{secrets.token_hex(4)}.part")
+    try:
+        with open(partial, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        partial.replace(path)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise

@@ -63,3 +63,47 @@ class GatewayThread:
 def targets(servers: Sequence[ServiceServer]) -> str:
     """An ipv4: target listing every server, as the launcher builds it."""
     return "ipv4:" + ",".join(f"127.0.0.1:{server.port}" for server in servers)
+
+
+class GatewayProcess:
+    """`python -m gateway` as its own process, as a replica runs: it can be killed with SIGKILL."""
+
+    def __init__(self, results_dir: Path, detector: str, generator: str, upscaler: str, *flags: str,
+                 prefix: Sequence[str] = ()) -> None:
+        import os
+        import subprocess
+        import sys
+
+        root = Path(__file__).resolve().parents[1]
+        self.http_port = free_port()
+        self.url = f"http://127.0.0.1:{self.http_port}"
+        command = [*prefix, sys.executable, "-m", "gateway", "--http-port", str(self.http_port),
+                   "--grpc-port", str(free_port()), "--results-dir", str(results_dir), "--detector", detector,
+                   "--generator", generator, "--upscaler", upscaler, "--log-level", "warning", *flags]
+        env = {**os.environ, "PYTHONPATH": f"{root}:{root / 'build' / 'gen'}"}
+        self.process = subprocess.Popen(command, cwd=root, env=env)
+        self._wait_ready(60)
+
+    def _wait_ready(self, within: float) -> None:
+        import time
+        import urllib.request
+
+        deadline = time.monotonic() + within
+        while True:
+            assert self.process.poll() is None, f"the gateway exited with {self.process.returncode}"
+            try:
+                urllib.request.urlopen(f"{self.url}/readyz", timeout=2)
+                return
+            except OSError:
+                assert time.monotonic() < deadline, "the gateway never became ready"
+                time.sleep(0.2)
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown code runs, its leases are left to run out."""
+        self.process.kill()
+        self.process.wait(10)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(30)

@@ -12,6 +12,7 @@ from services.detector.service import DEFINITION as DETECTOR
 from services.generator.service import DEFINITION as GENERATOR
 from services.upscaler.service import DEFINITION as UPSCALER
 from tests.cluster import GatewayThread, gateway_config, start_service, targets
+from tests.postgres import PostgresServer, postgres_server
 
 
 def serve(definition, engine: str) -> Iterator[ServiceServer]:
@@ -43,3 +44,9 @@ def gateway(detector: ServiceServer, generator: ServiceServer, upscaler: Service
     running = GatewayThread(gateway_config(results, targets([detector]), targets([generator]), targets([upscaler])))
     yield running
     running.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """One real PostgreSQL server for the session; tests take a fresh database each (new_database())."""
+    yield from postgres_server()

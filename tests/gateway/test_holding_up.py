@@ -50,14 +50,15 @@ def test_a_reader_that_never_reads_is_dropped_and_the_job_finishes(gateway, monk
     manager = gateway.gateway.jobs
     loop = gateway._loop
 
-    async def stalled_listener() -> jobs.Listener:
-        return manager.subscribe(manager.get(job_id))
+    async def stalled_listener() -> tuple[jobs.Job, jobs.Listener]:
+        job = await manager.get(job_id)
+        return job, manager.subscribe(job)
 
-    listener = asyncio.run_coroutine_threadsafe(stalled_listener(), loop).result(10)
+    job, listener = asyncio.run_coroutine_threadsafe(stalled_listener(), loop).result(10)
     finished = wait_for(gateway.url, job_id, ("done", "failed", "cancelled"), timeout=120)
     assert finished["state"] == "done"
     assert listener.dropped and listener.queue.qsize() == 1  # only the "dropped" marker is held
-    assert listener not in manager.get(job_id).listeners
+    assert listener not in job.listeners
 
 
 def test_json_listeners_never_hold_image_bytes(gateway):
@@ -66,7 +67,7 @@ def test_json_listeners_never_hold_image_bytes(gateway):
     manager = gateway.gateway.jobs
 
     async def listen() -> list[jobs.Update]:
-        listener = manager.subscribe(manager.get(job_id))
+        listener = manager.subscribe(await manager.get(job_id))
         updates = []
         while not (update := await listener.get()).finished:
             updates.append(update)

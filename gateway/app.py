@@ -68,7 +68,7 @@ class Gateway:
 
         self._grpc = grpc.aio.server(options=message_size_options(config.max_message_bytes),
                                      interceptors=[ObservingInterceptor()])
-        gateway_pb2_grpc.add_RestorationServicer_to_server(RestorationServicer(self.jobs, keys), self._grpc)
+        gateway_pb2_grpc.add_RestorationServicer_to_server(RestorationServicer(self.jobs, store, keys), self._grpc)
         # Health (SERVING while this gateway accepts jobs) and reflection, as every service has them.
         self._health = health_aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._grpc)

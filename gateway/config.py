@@ -48,6 +48,9 @@ class GatewayConfig(Settings):
                             minimum=1)
     max_upload_mb: int = flag(64, "largest single uploaded file, MiB", minimum=1)
     max_message_mb: int = flag(256, "largest gRPC message to or from upstreams, MiB", minimum=1)
+    png_transit_mb: int = flag(
+        16, "photos whose pixels exceed this many MiB travel to the services PNG-encoded, not RAW: each copy of "
+        "a large request holds the interpreter and stalls the event loop (gateway/messages.py)", minimum=0)
     log_level: str = flag("info", "log level", choices=("debug", "info", "warning", "error"))
     otlp_endpoint: str = flag("", "OpenTelemetry collector (OTLP/gRPC) spans go to; empty: none leave the process")
     upstream_tls_ca: str = flag("", "PEM CA the services' certificates are checked against (empty: plaintext)")

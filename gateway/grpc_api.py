@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import AsyncIterator
 
 import grpc
@@ -11,13 +12,15 @@ from gateway.auth import ANONYMOUS, ApiKey, Keys, bearer
 from gateway.http_api import MAX_PHOTOS
 from gateway.jobs import FINISHED, JobManager, QueueFull, StorageFull, enforce_photo_quota
 from gateway.pipeline import PhotoUpload
+from gateway.storage import ResultStore
 from services.common.errors import InvalidInput
 from services.common.options import validate_options
 
 
 class RestorationServicer(gateway_pb2_grpc.RestorationServicer):
-    def __init__(self, jobs: JobManager, keys: Keys | None = None) -> None:
+    def __init__(self, jobs: JobManager, store: ResultStore, keys: Keys | None = None) -> None:
         self._jobs = jobs
+        self._store = store
         self._keys = keys
 
     async def _key(self, context: grpc.aio.ServicerContext) -> ApiKey:
@@ -51,7 +54,10 @@ class RestorationServicer(gateway_pb2_grpc.RestorationServicer):
         ended = False
         try:
             while not (update := await listener.get()).finished:
-                yield update.event
+                event = update.event
+                if event.WhichOneof("event") == "candidate":
+                    event = await asyncio.to_thread(self._with_image, event)
+                yield event
             ended = True
         finally:
             self._jobs.unsubscribe(job, listener)
@@ -65,3 +71,11 @@ class RestorationServicer(gateway_pb2_grpc.RestorationServicer):
             await context.abort(grpc.StatusCode.UNAVAILABLE,
                                 f"this gateway stalled and another took job {job.id} over; it goes on there: "
                                 f"GET /v1/jobs/{job.id} on the HTTP API")
+
+    def _with_image(self, event: gateway_pb2.RestoreEvent) -> gateway_pb2.RestoreEvent:
+        """The candidate event with its PNG attached, read back from the store (events inside the gateway
+        carry only the URL, so no listener queue pins image bytes and the loop copies none)."""
+        full = gateway_pb2.RestoreEvent()
+        full.CopyFrom(event)
+        full.candidate.image.data = self._store.read(event.candidate.url)
+        return full

@@ -106,7 +106,29 @@ def surplus(count: int, report: common_pb2.DamageReport, options: common_pb2.Res
     return math.ceil(count * ratio)
 
 
-def passes_identity(candidate: gateway_pb2.CandidateResult, min_identity: float) -> bool:
+@dataclass
+class Generated:
+    """A candidate between the generator and the result store.
+
+    The image stays the message the answer was parsed into (off the event loop): copying a
+    4096x4096 PNG into another message would hold the interpreter ~20 ms each time.
+    """
+
+    seed: int
+    scores: common_pb2.CandidateScores
+    image: common_pb2.Image
+    identity_doubtful: bool = False
+
+    def result(self, url: str) -> gateway_pb2.CandidateResult:
+        """What is announced: where it is stored, and the image's shape without its bytes (gRPC callers get
+        the bytes attached from the store by the API that streams them)."""
+        shape = common_pb2.Image(width=self.image.width, height=self.image.height, channels=self.image.channels,
+                                 encoding=self.image.encoding)
+        return gateway_pb2.CandidateResult(seed=self.seed, scores=self.scores, url=url, image=shape,
+                                           identity_doubtful=self.identity_doubtful)
+
+
+def passes_identity(candidate: Generated, min_identity: float) -> bool:
     """Its face is found where the input's is and still looks like the same person (or there is no face)."""
     scores = candidate.scores
     if scores.HasField("face_found") and not scores.face_found:
@@ -114,9 +136,7 @@ def passes_identity(candidate: gateway_pb2.CandidateResult, min_identity: float)
     return not scores.HasField("identity_similarity") or scores.identity_similarity >= min_identity
 
 
-def select(
-    candidates: list[gateway_pb2.CandidateResult], seeds: list[int], count: int, min_identity: float
-) -> list[gateway_pb2.CandidateResult]:
+def select(candidates: list[Generated], seeds: list[int], count: int, min_identity: float) -> list[Generated]:
     """The best `count` by overall score (seed order breaks ties), those that keep the person first.
 
     When fewer than `count` pass the identity check, the best of the rest
@@ -176,6 +196,7 @@ class Pipeline:
         self._surplus_ratio = config.surplus_ratio
         self._min_identity = config.min_identity
         self._photo_deadline = config.photo_deadline
+        self._png_above = config.png_transit_mb * MIB
 
     async def run(self, request_id: str, photos: list[PhotoUpload], options: common_pb2.RestoreOptions, emit: Emit) -> None:
         """Process every photo concurrently (bounded); each photo's failure is its own."""
@@ -232,7 +253,7 @@ class Pipeline:
             rgb = await asyncio.to_thread(decode_photo, photo.data)
             height, width = rgb.shape[:2]
             trace.get_current_span().set_attributes({"revive.width": width, "revive.height": height})
-            image = await asyncio.to_thread(messages.image_field, rgb)
+            image = await asyncio.to_thread(messages.image_field, rgb, self._png_above)
             preview = await asyncio.to_thread(encode_jpeg, rgb)
             del rgb  # the serialised field holds the pixels from here on
             original_url = await asyncio.to_thread(self._store.write, request_id, photo.index, "original.jpg", preview)
@@ -262,17 +283,17 @@ class Pipeline:
         await self._finish(request_id, photo, kept, seeds, factor, deadline, event, progress)
 
     async def _generate_and_rank(self, base: bytes, seeds: list[int], count: int, deadline: float,
-                                 progress: Callable[[int, float], None]) -> list[gateway_pb2.CandidateResult]:
+                                 progress: Callable[[int, float], None]) -> list[Generated]:
         """Candidates for `seeds`, ranked; more seeds (up to `count` more) while too few keep the person."""
-        generated: list[gateway_pb2.CandidateResult] = []
+        generated: list[Generated] = []
         planned = len(seeds)
         progress(gateway_pb2.GENERATE, 0.0)
 
         async def candidate(seed: int) -> None:
             with stage("generate", seed=seed):
-                answer = await self._upstreams.generate_one(messages.with_seed(base, seed), deadline)
-            generated.append(gateway_pb2.CandidateResult(seed=seed, scores=answer.scores,
-                                                         image=rgb_png(answer.image, "generator")))
+                request = await asyncio.to_thread(messages.with_seed, base, seed)
+                answer = await self._upstreams.generate_one(request, deadline)
+            generated.append(Generated(seed, answer.scores, rgb_png(answer.image, "generator")))
             metrics.GENERATED.inc()
             progress(gateway_pb2.GENERATE, len(generated) / planned)
 
@@ -285,7 +306,7 @@ class Pipeline:
             await together(candidate(seed) for seed in extra)
         return select(generated, seeds, count, self._min_identity)
 
-    async def _finish(self, request_id: str, photo: PhotoUpload, kept: list[gateway_pb2.CandidateResult],
+    async def _finish(self, request_id: str, photo: PhotoUpload, kept: list[Generated],
                       seeds: list[int], factor: int, deadline: float, event: Callable[..., None],
                       progress: Callable[[int, float], None]) -> None:
         """Upscale and store only the candidates kept, in ranking order; each is announced as it is stored."""
@@ -293,18 +314,20 @@ class Pipeline:
         if factor > 1:
             progress(gateway_pb2.UPSCALE, 0.0)
 
-        async def finish(chosen: gateway_pb2.CandidateResult) -> None:
+        async def finish(chosen: Generated) -> None:
             nonlocal done
             if factor > 1:
                 with stage("upscale", photo=photo.index, seed=chosen.seed, factor=factor):
-                    answer = await self._upstreams.upscale(messages.upscale_request(chosen.image, factor), deadline)
-                chosen.image.CopyFrom(rgb_png(answer.image, "upscaler"))
-            with stage("store", photo=photo.index, seed=chosen.seed, bytes=len(chosen.image.data)):
-                chosen.url = await asyncio.to_thread(self._store.write, request_id, photo.index,
-                                                     f"candidate-{chosen.seed}.png", chosen.image.data)
+                    request = await asyncio.to_thread(messages.upscale_request, chosen.image, factor)
+                    answer = await self._upstreams.upscale(request, deadline)
+                chosen.image = rgb_png(answer.image, "upscaler")
+            with stage("store", photo=photo.index, seed=chosen.seed):
+                # Reading a bytes field copies it: done in the thread that writes it.
+                url = await asyncio.to_thread(lambda: self._store.write(
+                    request_id, photo.index, f"candidate-{chosen.seed}.png", chosen.image.data))
             metrics.CANDIDATES.inc()
             done += 1
-            event(candidate=chosen)
+            event(candidate=chosen.result(url))
             if factor > 1:
                 progress(gateway_pb2.UPSCALE, done / len(kept))
 

@@ -33,6 +33,13 @@ class ResultStore:
         write_durably(path, data)
         return f"/v1/results/{request_id}/{photo}/{name}"
 
+    def read(self, url: str) -> bytes:
+        """The bytes stored under a URL `write` returned; ValueError when it is not one of ours."""
+        parts = url.removeprefix("/v1/results/").split("/")
+        if len(parts) != 3 or not parts[1].isdigit():
+            raise ValueError("no such result")
+        return self.path(parts[0], int(parts[1]), parts[2]).read_bytes()
+
     def path(self, request_id: str, photo: int, name: str) -> Path:
         """The file for a URL's parts; ValueError when they are not ours."""
         if not _REQUEST_ID.match(request_id) or not _NAME.match(name) or not 0 <= photo < 100:

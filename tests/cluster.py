@@ -69,7 +69,7 @@ class GatewayProcess:
     """`python -m gateway` as its own process, as a replica runs: it can be killed with SIGKILL."""
 
     def __init__(self, results_dir: Path, detector: str, generator: str, upscaler: str, *flags: str,
-                 prefix: Sequence[str] = ()) -> None:
+                 env: dict[str, str] | None = None) -> None:
         import os
         import subprocess
         import sys
@@ -77,11 +77,11 @@ class GatewayProcess:
         root = Path(__file__).resolve().parents[1]
         self.http_port = free_port()
         self.url = f"http://127.0.0.1:{self.http_port}"
-        command = [*prefix, sys.executable, "-m", "gateway", "--http-port", str(self.http_port),
+        command = [sys.executable, "-m", "gateway", "--http-port", str(self.http_port),
                    "--grpc-port", str(free_port()), "--results-dir", str(results_dir), "--detector", detector,
                    "--generator", generator, "--upscaler", upscaler, "--log-level", "warning", *flags]
-        env = {**os.environ, "PYTHONPATH": f"{root}:{root / 'build' / 'gen'}"}
-        self.process = subprocess.Popen(command, cwd=root, env=env)
+        environment = {**os.environ, "PYTHONPATH": f"{root}:{root / 'build' / 'gen'}", **(env or {})}
+        self.process = subprocess.Popen(command, cwd=root, env=environment)
         self._wait_ready(60)
 
     def _wait_ready(self, within: float) -> None:

@@ -250,7 +250,8 @@ class SqlJobStore(ABC):
     def release(self, owner: str) -> int:
         """A graceful stop: end this replica's leases now, so a restart or a peer takes its jobs at once."""
         with self.transaction() as tx:
-            return self._run(tx, f"UPDATE revive_jobs SET lease_until = {{now}} WHERE owner = ? AND {_ACTIVE_SQL}",
+            # A second in the past: "expired" must not hinge on two readings of the clock differing.
+            return self._run(tx, f"UPDATE revive_jobs SET lease_until = {{now}} - 1 WHERE owner = ? AND {_ACTIVE_SQL}",
                              owner).rowcount
 
     @on_store_thread

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from revive.v1 import common_pb2, gateway_pb2
+from revive.v1 import common_pb2
 
-from gateway.pipeline import select, surplus
+from gateway.pipeline import Generated, select, surplus
 
 
-def candidate(seed: int, overall: float, identity: float | None = None) -> gateway_pb2.CandidateResult:
+def candidate(seed: int, overall: float, identity: float | None = None) -> Generated:
     scores = common_pb2.CandidateScores(overall=overall)
     if identity is not None:
         scores.identity_similarity = identity
-    return gateway_pb2.CandidateResult(seed=seed, scores=scores)
+    return Generated(seed, scores, common_pb2.Image())
 
 
 def test_surplus_only_when_faces_or_gender_or_age_give_ranking_a_signal():

@@ -163,11 +163,13 @@ def main(argv: list[str] | None = None) -> None:
     args.out.mkdir(parents=True, exist_ok=True)
 
     package = json.loads((args.npm_dir / "package.json").read_text())
-    models = {name: export(name, spec, args.npm_dir, args.out) for name, spec in SPECS.items()}
-    shutil.copyfile(args.npm_dir / "LICENSE", args.out / "LICENSE")
-
     manifest_path = args.out / "manifest.json"
     previous = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
+    models = {name: export(name, spec, args.npm_dir, args.out) for name, spec in SPECS.items()}
+    # Entries other converters write into this manifest (convert_parsing.py's face_parsing) are kept.
+    models.update({name: entry for name, entry in previous.get("models", {}).items() if name not in models})
+    shutil.copyfile(args.npm_dir / "LICENSE", args.out / "LICENSE")
+
     manifest = {
         "source": {
             "package": f"{package['name']}@{package['version']}",

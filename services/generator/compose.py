@@ -31,7 +31,7 @@ import numpy as np
 
 from services.common import cancellation
 from services.common.resize import upsample_rows
-from services.generator.planes import lab_to_rgb, rgb_to_lab
+from services.generator.planes import LAB_SCALE, lab_to_rgb, rgb_to_lab
 
 #: Long side of the working resolution the network runs at.
 WORK_SIDE = 384
@@ -129,4 +129,29 @@ def compose(guide: np.ndarray, prediction_lab: np.ndarray, strength: float = 1.0
         rgb = lab_to_rgb(restored)
         # Exactly grey: Lab with zero chroma comes back with off-by-one channels.
         out[rows] = np.repeat(rgb[..., 1:2], 3, axis=2) if neutral else rgb
+    return out
+
+
+def chroma_onto(grey: np.ndarray, ab: np.ndarray, scale: float = 1.0, radius: int = RADIUS,
+                eps: float = 1e-3) -> np.ndarray:
+    """Full-resolution RGB: the lightness of `grey` (HxWx3 uint8, kept) with chroma `ab` (h x w x 2 CIELAB a, b
+    at a lower resolution, times `scale`) brought up by a guided filter on that lightness.
+
+    The grey guided filter (He et al. 2013) fits ab ~ alpha * L + beta in every window at the low resolution;
+    the upsampled maps applied to the full-resolution L put each colour edge on the photo's own edges.
+    """
+    size = ab.shape[:2]
+    lightness = rgb_to_lab(downscale(grey, size))[..., :1]
+    mean_l, mean_ab = _box(lightness, radius), _box(ab, radius)
+    covariance = _box(lightness * ab, radius) - mean_l * mean_ab
+    variance = _box(lightness * lightness, radius) - mean_l * mean_l
+    alpha = covariance / (variance + eps)
+    beta = mean_ab - alpha * mean_l
+    maps = _box(np.concatenate([alpha, beta], axis=2), radius).astype(np.float32)
+    out = np.empty_like(grey)
+    for rows in strips(grey.shape[0]):
+        lab = rgb_to_lab(grey[rows])
+        full = upsample_rows(maps, rows, grey.shape[:2])
+        chroma = (full[..., :2] * lab[..., :1] + full[..., 2:]) * scale
+        out[rows] = lab_to_rgb(np.concatenate([lab[..., :1], chroma / LAB_SCALE[1:]], axis=2))
     return out

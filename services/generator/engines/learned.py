@@ -28,13 +28,15 @@ from services.common.config import ServiceConfig
 from services.common.engines import runtime_options
 from services.common.runtime import OnnxModel, RuntimeOptions
 from services.common.tensorrt import profile_shapes, serving_cache_dir
-from services.generator import compose, hair
+from services.generator import colourize, compose, hair
 from services.generator.engine import RestorationInput
 
 # The same default as the baseline, so `strength` means the same whichever engine runs.
 from services.generator.engines.telea import DEFAULT_STRENGTH
-from services.generator.planes import CHANNELS, MULTIPLE, Conditions, network_input, noise_planes, rgb_to_lab
-from services.vision import person
+from services.generator.planes import (
+    CHANNELS, LAB_SCALE, MULTIPLE, Conditions, network_input, noise_planes, rgb_to_lab,
+)
+from services.vision import parsing, person
 from services.vision.faces.analyzer import shared_face_analyzer
 
 MODEL_FILE = Path("generator") / "restoration.onnx"
@@ -48,6 +50,9 @@ def round_up(value: int, multiple: int) -> int:
     return -(-value // multiple) * multiple
 
 
+#: A face covering more of the photo than this makes it a portrait: its background gets a backdrop
+#: colour, not sky and foliage cues.
+PORTRAIT_FACE_SHARE = 0.01
 #: Blur (working-resolution pixels) that turns the damage/fading masks into a smooth correction area.
 AREA_SOFTNESS = 6.0
 
@@ -67,8 +72,10 @@ class LearnedGenerator:
         options = options or runtime_options(config)
         # Loaded here so health waits for it; the same instance scores the candidates.
         self.analyzer = shared_face_analyzer(models_dir, options)
-        # Keeps the hair colour off backgrounds of the hair's own colour.
+        # Keeps the hair colour off backgrounds of the hair's own colour; tells people from scenery.
         self.segmenter = person.PersonSegmenter(models_dir / person.MODEL_FILE, options)
+        # The regions of a face a black-and-white photo is coloured by.
+        self.parser = parsing.shared_face_parser(models_dir, options)
         # The TensorRT engine `make engines` built for this model, GPU and TensorRT, when there is one.
         keyed = replace(options, trt_cache_dir=serving_cache_dir(models_dir / MODEL_FILE, options.trt_cache_dir),
                         trt_profile=profile_shapes(INPUT, CHANNELS, TRT_PROFILE))
@@ -101,13 +108,32 @@ class LearnedGenerator:
         colorize = request.should_colorize()
         neutral = not colorize and request.report.is_grayscale
         filled = compose.fill_damage(request.rgb, damage)
-        prediction = self.predict(filled, damage, fading, Conditions.of(colorize, request.options), seed)
         strength = request.options.strength if request.options.HasField("strength") else DEFAULT_STRENGTH
-        # Colourizing changes every pixel; otherwise only what the detector flagged is corrected.
-        where = None if colorize else correction_area(damage, fading, prediction.shape[:2])
-        restored = compose.compose(filled, prediction, strength, neutral, where)
+        # The network restores tone (and fills large holes) where the detector found something to correct;
+        # colour for a black-and-white photo comes from its regions (colourize.py), not from the network.
+        prediction = self.predict(filled, damage, fading, Conditions.of(False, request.options), seed)
+        where = correction_area(damage, fading, prediction.shape[:2])
+        restored = compose.compose(filled, prediction, strength, neutral or colorize, where)
+        if colorize:
+            return self.colourize(restored, request, seed, strength)
         if request.options.hair_color != common_pb2.HAIR_COLOR_UNSPECIFIED:
             faces = list(request.report.faces) or self.analyzer.analyze(request.rgb)
             person = self.segmenter.probability(restored) if faces else None
             restored = hair.recolour(restored, faces, request.options.hair_color, neutral, person)
         return restored
+
+    def colourize(self, grey: np.ndarray, request: RestorationInput, seed: int, strength: float) -> np.ndarray:
+        """Colour for the restored grey photo: a palette per region, drawn from `seed`, spread over the photo."""
+        faces = list(request.report.faces) or self.analyzer.analyze(request.rgb)
+        labels = self.parser.parse_faces(grey, faces) if faces else []
+        photo_area = grey.shape[0] * grey.shape[1]
+        portrait = any(face.box.width * face.box.height > PORTRAIT_FACE_SHARE * photo_area for face in faces)
+        size = colourize.solve_size(*grey.shape[:2])
+        lightness = rgb_to_lab(compose.downscale(grey, size))[..., 0] * LAB_SCALE[0]
+        options = request.options
+        palette = colourize.Palette.draw(np.random.default_rng([seed, 1]), options.gender,
+                                         float(options.age) if options.HasField("age") else None)
+        ab = colourize.colour_planes(lightness, labels, self.segmenter.probability(grey), portrait, palette)
+        coloured = compose.chroma_onto(grey, ab, strength / DEFAULT_STRENGTH)
+        hair = np.any([label == parsing.Label.HAIR for label in labels], axis=0) if labels else None
+        return colourize.tint_hair(coloured, hair, options.hair_color) if hair is not None else coloured

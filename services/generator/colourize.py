@@ -1,0 +1,269 @@
+"""Colour for a black-and-white photo, region by region: a palette per region, spread by Levin's optimisation.
+
+Why not the network's chroma: trained to predict colour from grey with a plain
+regression, it learned the average colour of everything, a brown cast with
+orange patches. Colour is instead chosen where the photo says what a region is,
+and spread over the rest:
+
+1. **Regions.** Face parsing (services/vision/parsing.py) labels each face's
+   skin, lips, eyes, brows, hair, neck, clothes and hat; the person mask
+   separates people from the background; outside people, simple scene cues
+   tell sky (bright, smooth, reaching the top edge) and foliage (textured,
+   mid-grey) from the rest. Regions are found at full resolution where the
+   network needs it (the face crop) and used at the working resolution.
+2. **Palettes.** Skin within human ranges (shaped by the requested gender and
+   age), lips a little redder, hair from its grey level (dark: near black;
+   mid: brown; light: blond), near-neutral eyes; clothes, hat and backdrop
+   drawn per candidate from palettes of plausible dyes and walls, so
+   candidates differ where a person would accept either answer and agree on
+   skin. A person whose face was not found gets a warm low chroma, as a
+   hand-tinted print: guessing clothes there paints faces blue. Chroma fades
+   towards black and white, as real colours do.
+3. **Spreading** (Levin, Lischinski & Weiss 2004, "Colorization using
+   optimization"): the palette is imposed on the confident interior of each
+   region (eroded), and every other pixel takes the weighted mean of its
+   neighbours' colour, weighted by how alike their lightness is, one sparse
+   solve at the working resolution. Colour stops at lightness edges and
+   flows along smooth areas.
+4. **Full resolution**: a guided filter fitted at working resolution from the
+   photo's lightness to the solved chroma, applied to the full-resolution
+   lightness (compose.chroma_onto), which is kept exactly.
+
+The requested hair colour is applied last, at full resolution, to the parsed hair
+alone (`tint_hair`), so no pixel outside the hair changes with it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import scipy.sparse
+import scipy.sparse.linalg
+from revive.v1 import common_pb2
+
+from services.generator.planes import LAB_SCALE, lab_to_rgb, rgb_to_lab
+from services.vision import parsing
+
+#: Long side of the grid the colour is solved on (the sparse solve grows with its area).
+SOLVE_SIDE = 256
+#: Working-resolution pixels the regions are eroded by before they are imposed.
+ERODE = 1
+
+# Region codes of the working-resolution map. PERSON: a person whose face was not found (no parse).
+UNKNOWN, BACKGROUND, SKY, SKIN, LIPS, EYES, BROWS, HAIR, CLOTH, HAT, NEUTRAL, PERSON = range(12)
+
+#: Face-parsing labels -> region.
+PARSED = {
+    parsing.Label.SKIN: SKIN, parsing.Label.NOSE: SKIN, parsing.Label.NECK: SKIN, parsing.Label.LEFT_EAR: SKIN,
+    parsing.Label.RIGHT_EAR: SKIN, parsing.Label.UPPER_LIP: LIPS, parsing.Label.LOWER_LIP: LIPS,
+    parsing.Label.LEFT_EYE: EYES, parsing.Label.RIGHT_EYE: EYES, parsing.Label.LEFT_BROW: BROWS,
+    parsing.Label.RIGHT_BROW: BROWS, parsing.Label.HAIR: HAIR, parsing.Label.CLOTH: CLOTH, parsing.Label.HAT: HAT,
+    parsing.Label.GLASSES: NEUTRAL, parsing.Label.MOUTH: NEUTRAL,
+}
+
+#: CIELAB (a, b) of skin: the range a candidate draws its skin from, and how far candidates may differ.
+SKIN_AB = (13.0, 17.0)
+SKIN_SPREAD = (1.5, 2.0)
+LIPS_AB = (24.0, 14.0)
+EYES_AB = (1.0, 3.0)
+#: Hair from its mean lightness (L 0..100): (upper L, a, b).
+HAIR_BY_LIGHTNESS = ((22.0, 1.5, 3.0), (38.0, 5.0, 10.0), (58.0, 8.0, 17.0), (101.0, 4.0, 20.0))
+#: Dyes of clothes and hats, and walls and backdrops of portraits: each candidate draws one of each.
+CLOTHES = ((2.0, -22.0), (-16.0, 6.0), (30.0, 12.0), (9.0, 20.0), (1.0, 1.0), (4.0, 14.0), (-8.0, -12.0),
+           (20.0, -8.0), (-4.0, 18.0))
+BACKDROPS = ((2.0, 7.0), (-2.0, -6.0), (5.0, 15.0), (-7.0, 8.0), (-3.0, -11.0), (8.0, 17.0))
+SKY_AB = (-4.0, -20.0)
+#: A person without a found face: a warm, low chroma, as a hand-tinted print (a blue face is worse than none).
+PERSON_AB = (6.0, 11.0)
+#: Backdrops of scenes (no portrait) are kept fainter: one tint over a whole street looks painted.
+SCENE_BACKDROP = 0.5
+#: Requested hair colours as CIELAB (a, b).
+HAIR_COLOURS = {
+    common_pb2.BLACK: (1.0, 2.0), common_pb2.BROWN: (10.0, 20.0), common_pb2.BLOND: (5.0, 30.0),
+    common_pb2.RED: (36.0, 40.0), common_pb2.GREY: (0.0, 2.0),
+}
+
+
+@dataclass(frozen=True)
+class Palette:
+    """One candidate's colours, CIELAB (a, b) per region."""
+
+    skin: tuple[float, float]
+    lips: tuple[float, float]
+    cloth: tuple[float, float]
+    hat: tuple[float, float]
+    backdrop: tuple[float, float]
+
+    @classmethod
+    def draw(cls, rng: np.random.Generator, gender: int, age: float | None) -> "Palette":
+        """Skin near the human mean, warmer for women and children, a little paler with age; the rest free."""
+        a, b = SKIN_AB
+        if gender == common_pb2.FEMALE:
+            a += 1.5
+        elif gender == common_pb2.MALE:
+            b += 1.0
+        if age is not None:
+            a += 2.0 if age < 13 else (-1.0 if age > 60 else 0.0)
+            b += -1.0 if age < 13 else (1.0 if age > 60 else 0.0)
+        skin = (a + rng.uniform(-1, 1) * SKIN_SPREAD[0], b + rng.uniform(-1, 1) * SKIN_SPREAD[1])
+        lips = (LIPS_AB[0] + (3.0 if gender == common_pb2.FEMALE else 0.0) + rng.uniform(-2, 2), LIPS_AB[1])
+        cloth, hat = (CLOTHES[i] for i in rng.choice(len(CLOTHES), 2, replace=False))
+        backdrop = BACKDROPS[rng.integers(len(BACKDROPS))]
+        return cls(skin, lips, tuple(cloth), tuple(hat), tuple(backdrop))
+
+
+def solve_size(height: int, width: int) -> tuple[int, int]:
+    scale = min(1.0, SOLVE_SIDE / max(height, width))
+    return max(1, round(height * scale)), max(1, round(width * scale))
+
+
+def region_map(lightness: np.ndarray, labels: list[np.ndarray], person: np.ndarray | None,
+               portrait: bool) -> np.ndarray:
+    """h x w region codes at the solve size, from the faces' label maps (photo size), the person probability
+    (any size) and the photo's lightness (solve size, L 0..100)."""
+    size = lightness.shape
+    regions = np.full(size, UNKNOWN, np.uint8)
+    people = np.zeros(size, bool)
+    if person is not None:
+        people = cv2.resize(person.astype(np.float32), (size[1], size[0]), interpolation=cv2.INTER_LINEAR) > 0.5
+    regions[~people] = BACKGROUND
+    if not portrait:  # sky only where people are not the subject: a bright studio wall is no sky
+        texture = local_deviation(lightness)
+        smooth_bright = (lightness > 62) & (texture < 2.5) & ~people
+        count, components = cv2.connectedComponents(smooth_bright.astype(np.uint8))
+        top = [label for label in np.unique(components[0][smooth_bright[0]]).tolist()
+               if (components == label).mean() > 0.05]
+        regions[np.isin(components, top) & smooth_bright] = SKY
+    for label_map in labels:
+        small = cv2.resize(label_map, (size[1], size[0]), interpolation=cv2.INTER_NEAREST)
+        for label, region in PARSED.items():
+            regions[small == label] = region
+        # The parse knows the head best: what it calls background there is not the person's clothes.
+        regions[(small == parsing.Label.BACKGROUND) & ~people] = BACKGROUND
+    split_body(regions, lightness, people)
+    return regions
+
+
+def local_deviation(lightness: np.ndarray) -> np.ndarray:
+    """Standard deviation of lightness over 5x5 windows: texture (knits, foliage) against smooth skin."""
+    return np.sqrt(np.maximum(cv2.blur(lightness ** 2, (5, 5)) - cv2.blur(lightness, (5, 5)) ** 2, 0))
+
+
+def split_body(regions: np.ndarray, lightness: np.ndarray, people: np.ndarray) -> None:
+    """The rest of each person, beyond the parsed heads: bare arms, hands and chests look like the face's skin
+    in grey, clothes mostly do not. Each pixel goes to whichever of the two lightness distributions (the
+    parsed skin's and clothes') it is nearer to, in standard deviations; clearly neither stays free for the
+    solve to fill from its neighbours."""
+    rest = (regions == UNKNOWN) & people
+    skin = lightness[regions == SKIN]
+    if skin.size < 20:
+        regions[rest] = PERSON
+        return
+    cloth = lightness[regions == CLOTH]
+    texture = local_deviation(lightness)
+    smooth = texture <= max(1.5 * float(np.percentile(texture[regions == SKIN], 75)), 2.0)
+    to_skin = np.where(smooth, np.abs(lightness - skin.mean()) / max(skin.std(), 3.0), np.inf)
+    to_cloth = (np.abs(lightness - cloth.mean()) / max(cloth.std(), 3.0) if cloth.size >= 20
+                else np.full(lightness.shape, 2.0, np.float32))
+    regions[rest & (to_skin < 1.5) & (to_skin < to_cloth)] = SKIN
+    regions[rest & (regions == UNKNOWN) & ((to_cloth < 2.0) | (to_skin > 2.5))] = CLOTH
+
+
+def hair_ab(lightness: np.ndarray, hair: np.ndarray) -> tuple[float, float]:
+    """Hair colour from its grey level: dark hair near black, mid brown, light blond."""
+    level = float(np.median(lightness[hair])) if hair.any() else 30.0
+    for upper, a, b in HAIR_BY_LIGHTNESS:
+        if level < upper:
+            return a, b
+    return HAIR_BY_LIGHTNESS[-1][1:]
+
+
+def imposed_colour(regions: np.ndarray, lightness: np.ndarray, palette: Palette,
+                   portrait: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """(fixed mask, h x w x 2 ab): the palette on the eroded interior of every region, chroma faded towards
+    black and white."""
+    hair = hair_ab(lightness, regions == HAIR)
+    backdrop = palette.backdrop if portrait else tuple(SCENE_BACKDROP * value for value in palette.backdrop)
+    colours = {BACKGROUND: backdrop, SKY: SKY_AB, SKIN: palette.skin, LIPS: palette.lips, EYES: EYES_AB,
+               BROWS: (hair[0] * 0.6, hair[1] * 0.6), HAIR: hair, CLOTH: palette.cloth, HAT: palette.hat,
+               NEUTRAL: (0.0, 0.0), PERSON: PERSON_AB}
+    fixed = np.zeros(regions.shape, bool)
+    ab = np.zeros((*regions.shape, 2), np.float32)
+    kernel = np.ones((2 * ERODE + 1, 2 * ERODE + 1), np.uint8)
+    for region, colour in colours.items():
+        inside = regions == region
+        if region in (LIPS, EYES, BROWS):  # small: their few pixels are all needed
+            core = inside
+        else:
+            core = cv2.erode(inside.astype(np.uint8), kernel).astype(bool)
+        fixed |= core
+        ab[core] = colour
+    # Real colours fade to grey near black and white.
+    fade = np.clip(lightness / 25.0, 0, 1) * np.clip((100.0 - lightness) / 12.0, 0, 1)
+    return fixed, ab * fade[..., None]
+
+
+def levin(lightness: np.ndarray, fixed: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """h x w x C: `values` where `fixed`, elsewhere each pixel the lightness-affinity-weighted mean of its
+    8 neighbours (Levin et al. 2004), solved as one sparse linear system."""
+    height, width = lightness.shape
+    count = height * width
+    index = np.arange(count).reshape(height, width)
+    luma = lightness.astype(np.float64) / 100.0
+    mean = cv2.blur(luma, (3, 3))
+    # Levin's window variance sets how alike neighbours must be; capped (sigma 0.05 of the range) so a strong
+    # edge, whose own window variance is large, still stops colour instead of leaking it.
+    variance = np.clip((cv2.blur(luma ** 2, (3, 3)) - mean ** 2) * 0.6, 2e-5, 0.0025)
+    rows, cols, weights = [], [], []
+    for dy in (-1, 0, 1):
+        for dx in (-1, 0, 1):
+            if dy == 0 and dx == 0:
+                continue
+            y0, y1 = max(0, -dy), height - max(0, dy)
+            x0, x1 = max(0, -dx), width - max(0, dx)
+            here = index[y0:y1, x0:x1]
+            there = index[y0 + dy:y1 + dy, x0 + dx:x1 + dx]
+            difference = luma[y0:y1, x0:x1] - luma[y0 + dy:y1 + dy, x0 + dx:x1 + dx]
+            rows.append(here.ravel())
+            cols.append(there.ravel())
+            weights.append(np.exp(-difference.ravel() ** 2 / (2 * variance[y0:y1, x0:x1].ravel())))
+    rows, cols, weights = np.concatenate(rows), np.concatenate(cols), np.concatenate(weights)
+    free = ~fixed.ravel()
+    # Rows of free pixels: x_r - sum_s w_rs x_s = 0 (weights normalised per row); fixed pixels: x_r = value.
+    totals = np.bincount(rows, weights, count)
+    keep = free[rows]
+    affinity = scipy.sparse.csr_matrix((-weights[keep] / totals[rows[keep]], (rows[keep], cols[keep])),
+                                       shape=(count, count))
+    system = (scipy.sparse.identity(count, format="csr") + affinity).tocsc()
+    rhs = np.where(fixed.ravel()[:, None], values.reshape(count, -1), 0.0)
+    if not fixed.any():
+        return np.zeros_like(values)
+    solution = scipy.sparse.linalg.spsolve(system, rhs)
+    return solution.reshape(values.shape).astype(np.float32)
+
+
+def tint_hair(rgb: np.ndarray, hair: np.ndarray, colour: int) -> np.ndarray:
+    """The requested colour on the parsed hair (HxW bool, photo size) and on no other pixel: chroma moves
+    towards the colour's, feathered inside the hair's edge; lightness and texture stay."""
+    if colour not in HAIR_COLOURS or not hair.any():
+        return rgb
+    rows, cols = np.nonzero(hair)
+    box = slice(rows.min(), rows.max() + 1), slice(cols.min(), cols.max() + 1)
+    inside = hair[box].astype(np.float32)
+    weight = cv2.GaussianBlur(inside, (0, 0), 1.5) * inside
+    lab = rgb_to_lab(rgb[box])
+    target = np.asarray(HAIR_COLOURS[colour], np.float32) / LAB_SCALE[1:]
+    lab[..., 1:] += weight[..., None] * (target - lab[..., 1:])
+    out = rgb.copy()
+    out[box] = np.where(hair[box][..., None], lab_to_rgb(lab), rgb[box])
+    return out
+
+
+def colour_planes(lightness: np.ndarray, labels: list[np.ndarray], person: np.ndarray | None, portrait: bool,
+                  palette: Palette) -> np.ndarray:
+    """h x w x 2 CIELAB (a, b) at the solve size of `lightness` (L 0..100)."""
+    regions = region_map(lightness, labels, person, portrait)
+    fixed, values = imposed_colour(regions, lightness, palette, portrait)
+    return levin(lightness, fixed, values)

@@ -1,0 +1,67 @@
+"""Colourizing a black-and-white photo by regions: hair colour only on the hair, candidates that differ
+where it is plausible and agree on skin, lightness kept."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+from revive.v1 import common_pb2
+
+from services.generator import colourize
+from services.generator.engine import RestorationInput
+from services.generator.planes import rgb_to_lab
+from services.vision import parsing
+from tests.generator.test_learned import FACES, engine  # noqa: F401 (the shared engine fixture)
+
+
+@pytest.fixture(scope="module")
+def grey_portrait() -> np.ndarray:
+    photo = cv2.cvtColor(cv2.imread(str(FACES / "sample1.jpg")), cv2.COLOR_BGR2RGB)
+    photo = cv2.resize(photo, (480, 320), interpolation=cv2.INTER_AREA)
+    return np.repeat(cv2.cvtColor(photo, cv2.COLOR_RGB2GRAY)[..., None], 3, axis=2)
+
+
+def colourized(engine, grey: np.ndarray, seed: int, **options: object) -> np.ndarray:  # noqa: F811
+    request = RestorationInput(grey, {}, common_pb2.DamageReport(is_grayscale=True),
+                               common_pb2.RestoreOptions(colorize=common_pb2.COLORIZE_ON, **options))
+    return engine.generate(request, seed)
+
+
+def ab(rgb: np.ndarray) -> np.ndarray:
+    return rgb_to_lab(rgb)[..., 1:] * 110
+
+
+def test_the_hair_colour_changes_the_hair_and_no_other_pixel(engine, grey_portrait):  # noqa: F811
+    labels = engine.parser.parse_faces(grey_portrait, engine.analyzer.analyze(grey_portrait))
+    hair = np.any([label == parsing.Label.HAIR for label in labels], axis=0)
+    assert hair.mean() > 0.02
+    black = colourized(engine, grey_portrait, 5, hair_color=common_pb2.BLACK)
+    red = colourized(engine, grey_portrait, 5, hair_color=common_pb2.RED)
+    changed = np.any(black != red, axis=2)
+    assert not changed[~hair].any()
+    assert (ab(red)[..., 0][hair] - ab(black)[..., 0][hair]).mean() > 15  # much redder where it is hair
+
+
+def test_candidates_differ_around_people_and_agree_on_skin(engine, grey_portrait):  # noqa: F811
+    labels = engine.parser.parse_faces(grey_portrait, engine.analyzer.analyze(grey_portrait))
+    skin = np.any([parsing.region_mask(label, parsing.SKIN) for label in labels], axis=0)
+    head = np.any([parsing.region_mask(label, parsing.HEAD) for label in labels], axis=0)
+    first, second = colourized(engine, grey_portrait, 1), colourized(engine, grey_portrait, 2)
+    difference = np.linalg.norm(ab(first) - ab(second), axis=2)
+    assert difference[~head].mean() > 5.0
+    assert difference[skin].mean() < 5.0
+    for image in (first, second):  # the photo's lightness, kept
+        assert np.median(np.abs(rgb_to_lab(image)[..., 0] - rgb_to_lab(grey_portrait)[..., 0]) * 100) < 0.5
+
+
+def test_the_solve_spreads_imposed_colour_along_smooth_lightness_and_stops_at_edges():
+    lightness = np.full((40, 60), 30.0, np.float32)
+    lightness[:, 30:] = 80.0  # one edge down the middle
+    fixed = np.zeros((40, 60), bool)
+    fixed[20, 5] = fixed[20, 55] = True
+    values = np.zeros((40, 60, 2), np.float32)
+    values[20, 5] = (20.0, 0.0)
+    values[20, 55] = (-20.0, 0.0)
+    solved = colourize.levin(lightness, fixed, values)
+    assert solved[:, :28, 0].min() > 15 and solved[:, 32:, 0].max() < -15

@@ -32,7 +32,7 @@ from services.detector.engines.unet import UNetDetector
 from services.detector.service import DEFINITION as DETECTOR
 from services.generator.engine import RestorationInput
 from services.generator.engines.learned import LearnedGenerator
-from services.generator.scoring import main_face, matching_face
+from services.generator.scoring import ScoredEngine, main_face, matching_face
 from services.vision.faces.analyzer import shared_face_analyzer, similarity
 from training.common import sources
 from training.detector.dataset import random_crop
@@ -70,8 +70,10 @@ def main() -> None:
     config = DETECTOR.parse(flags + (["--models-dir", str(args.models_dir)] if args.models_dir else []))
     detectors = {"classical": ClassicalDetector(config), "unet": UNetDetector(config)}
     options = RuntimeOptions(providers=("cpu",), threads=args.threads)
-    generator = LearnedGenerator(models_dir=DETECTOR.parse(flags).models_dir, options=options)
     analyzer = shared_face_analyzer(DETECTOR.parse(flags).models_dir, options)
+    # As the service runs it: the learned engine, and every candidate keeping its faces' own texture.
+    generator = ScoredEngine(LearnedGenerator(models_dir=DETECTOR.parse(flags).models_dir, options=options),
+                             analyzer)
     synth = DamageSynthesizer(REAL_SCAN)
     rows: dict[str, list[dict]] = {name: [] for name in detectors}
     telea_rows: list[dict] = []
@@ -99,7 +101,8 @@ def main() -> None:
                                                  fading_score=detection.fading_score)
                 request = RestorationInput(sample.damaged, detection.masks, report,
                                            common_pb2.RestoreOptions(colorize=common_pb2.COLORIZE_OFF))
-                restored = generator.generate(request, 1)
+                keep_faces = generator.face_keeper(request, generator.scorer(request))
+                restored = keep_faces(generator.generate(request, 1))
                 row = {"psnr": psnr(clean_y, luma(restored), damage),
                        "ssim": float(ssim_map(sample.clean, restored).mean()), "input_ssim": input_ssim}
                 if reference is not None:

@@ -18,12 +18,14 @@ the detector's report, or found here when the report has none):
 from __future__ import annotations
 
 import math
+from typing import Callable
 
 import numpy as np
 from revive.v1 import common_pb2
 
 from services.common.config import ServiceConfig
 from services.common.engines import EngineFactory, runtime_options
+from services.generator import compose, face_guard
 from services.generator.engine import GeneratorEngine, RestorationInput
 from services.vision.faces.analyzer import FaceAnalyzer, shared_face_analyzer, similarity
 from services.vision.faces.geometry import iou
@@ -88,7 +90,9 @@ class CandidateScorer:
                  options: common_pb2.RestoreOptions) -> None:
         self._analyzer = analyzer
         self._options = options
-        self.reference = main_face(list(report.faces)) or main_face(analyzer.analyze(rgb))
+        #: The photo's faces (the detector's, or found here), whose texture every candidate keeps.
+        self.faces = list(report.faces) or analyzer.analyze(rgb)
+        self.reference = main_face(self.faces)
 
     def score(self, candidate: np.ndarray) -> common_pb2.CandidateScores:
         scores = common_pb2.CandidateScores()
@@ -122,6 +126,14 @@ class ScoredEngine:
 
     def generate(self, request: RestorationInput, seed: int) -> np.ndarray:
         return self.engine.generate(request, seed)
+
+    def face_keeper(self, request: RestorationInput, scorer: CandidateScorer) -> Callable[[np.ndarray], np.ndarray]:
+        """What every candidate of this request goes through: the fine texture of each face taken from the
+        photo itself (only its damage filled, once per request); tone and colour stay the engine's."""
+        if not scorer.faces:
+            return lambda candidate: candidate
+        filled = compose.fill_damage(request.rgb, request.damage_mask())
+        return lambda candidate: face_guard.keep_face_texture(candidate, filled, scorer.faces)
 
     def scorer(self, request: RestorationInput) -> CandidateScorer:
         return CandidateScorer(self.analyzer, request.rgb, request.report, request.options)

@@ -46,10 +46,11 @@ class GeneratorServicer(generator_pb2_grpc.GeneratorServicer):
             raise InvalidInput(f"seeds: give between 1 and {MAX_SEEDS}, got {len(request.seeds)}")
         restoration = restoration_input(request)
         scorer = engine.scorer(restoration)
+        keep_faces = engine.face_keeper(restoration, scorer)
         for seed in request.seeds:
             if not context.is_active():
                 return
-            restored = engine.generate(restoration, seed)
+            restored = keep_faces(engine.generate(restoration, seed))
             yield generator_pb2.Candidate(
                 seed=seed,
                 image=to_proto(restored, request.output_encoding or RAW),

@@ -1,0 +1,62 @@
+"""A face's own texture, kept: whatever a generator did to tone and colour, the fine lightness detail of the
+face is the photo's.
+
+Why: the network works at a working resolution and its guided composition
+can still soften or shift the fine structure of eyes, nose and mouth, the
+detail identity lives in (#13: identity fell to 0.0 on held-out faces). The
+photo's own detail, with only its damage filled (Telea at full resolution),
+is the safest detail there is. So inside each face (its box grown by
+`MARGIN`, feathered), the candidate keeps its low frequencies (tone, cast,
+colour, large fills) and takes the high frequencies of the filled photo;
+outside faces nothing changes.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+from revive.v1 import common_pb2
+
+from services.generator.planes import lab_to_rgb, rgb_to_lab
+
+#: The face box is grown by this share of its size on every side before the texture is kept.
+MARGIN = 0.15
+#: Detail scale: frequencies above a Gaussian of this share of the face width are the photo's.
+DETAIL = 1 / 48
+
+
+def keep_face_texture(candidate: np.ndarray, filled: np.ndarray, faces: list[common_pb2.Face]) -> np.ndarray:
+    """`candidate` with the lightness detail of `filled` inside each face (both HxWx3 uint8 RGB)."""
+    out = candidate
+    height, width = candidate.shape[:2]
+    for face in faces:
+        box = face.box
+        grow_x, grow_y = box.width * MARGIN, box.height * MARGIN
+        top, bottom = max(0, int(box.y - grow_y)), min(height, int(box.y + box.height + grow_y) + 1)
+        left, right = max(0, int(box.x - grow_x)), min(width, int(box.x + box.width + grow_x) + 1)
+        if bottom - top < 8 or right - left < 8:
+            continue
+        window = slice(top, bottom), slice(left, right)
+        sigma = max(0.8, box.width * DETAIL)
+        mine, theirs = rgb_to_lab(out[window]), rgb_to_lab(filled[window])
+        weight = feather(bottom - top, right - left)
+        mine[..., 0] += weight * (detail(theirs[..., 0], sigma) - detail(mine[..., 0], sigma))
+        if out is candidate:
+            out = candidate.copy()
+        out[window] = lab_to_rgb(mine)
+    return out
+
+
+def detail(lightness: np.ndarray, sigma: float) -> np.ndarray:
+    return lightness - cv2.GaussianBlur(lightness, (0, 0), sigma)
+
+
+def feather(height: int, width: int) -> np.ndarray:
+    """1 in the middle of the window, falling linearly to 0 at its edges over a fifth of each side."""
+    return np.outer(_ramp(height), _ramp(width)).astype(np.float32)
+
+
+def _ramp(length: int) -> np.ndarray:
+    steps = np.minimum(np.arange(length), np.arange(length)[::-1])
+    return np.clip(steps / max(1.0, 0.2 * length), 0.0, 1.0)
+

@@ -102,7 +102,7 @@ def main() -> None:
                 request = RestorationInput(sample.damaged, detection.masks, report,
                                            common_pb2.RestoreOptions(colorize=common_pb2.COLORIZE_OFF))
                 keep_faces = generator.face_keeper(request, generator.scorer(request))
-                restored = keep_faces(generator.generate(request, 1))
+                restored = generator.generate(request, 1, keep_faces)
                 row = {"psnr": psnr(clean_y, luma(restored), damage),
                        "ssim": float(ssim_map(sample.clean, restored).mean()), "input_ssim": input_ssim}
                 if reference is not None:

@@ -73,7 +73,10 @@ HAIR_BY_LIGHTNESS = ((22.0, 1.5, 3.0), (38.0, 5.0, 10.0), (58.0, 8.0, 17.0), (10
 #: Dyes of clothes and hats, and walls and backdrops of portraits: each candidate draws one of each.
 CLOTHES = ((2.0, -22.0), (-16.0, 6.0), (30.0, 12.0), (9.0, 20.0), (1.0, 1.0), (4.0, 14.0), (-8.0, -12.0),
            (20.0, -8.0), (-4.0, 18.0))
-BACKDROPS = ((2.0, 7.0), (-2.0, -6.0), (5.0, 15.0), (-7.0, 8.0), (-3.0, -11.0), (8.0, 17.0))
+#: Backdrops stay warm, grey or sage: where the person mask misses a face (close-ups) the backdrop lands on
+#: skin, and a cool tint there is the worst mistake a candidate can make. In an order where neighbours
+#: differ by 13 or more.
+BACKDROPS = ((9.0, 19.0), (-8.0, 8.0), (3.0, 1.0), (-3.0, 15.0), (7.0, 6.0), (-6.0, 1.0))
 SKY_AB = (-4.0, -20.0)
 #: A person without a found face: a warm, low chroma, as a hand-tinted print (a blue face is worse than none).
 PERSON_AB = (6.0, 11.0)
@@ -97,8 +100,9 @@ class Palette:
     backdrop: tuple[float, float]
 
     @classmethod
-    def draw(cls, rng: np.random.Generator, gender: int, age: float | None) -> "Palette":
+    def draw(cls, seed: int, gender: int, age: float | None) -> "Palette":
         """Skin near the human mean, warmer for women and children, a little paler with age; the rest free."""
+        rng = np.random.default_rng([seed, 1])
         a, b = SKIN_AB
         if gender == common_pb2.FEMALE:
             a += 1.5
@@ -109,9 +113,13 @@ class Palette:
             b += -1.0 if age < 13 else (1.0 if age > 60 else 0.0)
         skin = (a + rng.uniform(-1, 1) * SKIN_SPREAD[0], b + rng.uniform(-1, 1) * SKIN_SPREAD[1])
         lips = (LIPS_AB[0] + (3.0 if gender == common_pb2.FEMALE else 0.0) + rng.uniform(-2, 2), LIPS_AB[1])
-        cloth, hat = (CLOTHES[i] for i in rng.choice(len(CLOTHES), 2, replace=False))
-        backdrop = BACKDROPS[rng.integers(len(BACKDROPS))]
-        return cls(skin, lips, tuple(cloth), tuple(hat), tuple(backdrop))
+        return cls(skin, lips, *dyes(seed))
+
+
+def dyes(seed: int) -> tuple[tuple[float, float], tuple[float, float], tuple[float, float]]:
+    """Clothes, hat and backdrop of a candidate. The gateway asks for consecutive seeds and both palettes are
+    ordered so that neighbours differ a lot: consecutive candidates never share a dye or a wall."""
+    return (CLOTHES[seed % len(CLOTHES)], CLOTHES[(seed + 4) % len(CLOTHES)], BACKDROPS[seed % len(BACKDROPS)])
 
 
 def solve_size(height: int, width: int) -> tuple[int, int]:
@@ -255,7 +263,15 @@ def tint_hair(rgb: np.ndarray, hair: np.ndarray, colour: int) -> np.ndarray:
     weight = cv2.GaussianBlur(inside, (0, 0), 1.5) * inside
     lab = rgb_to_lab(rgb[box])
     target = np.asarray(HAIR_COLOURS[colour], np.float32) / LAB_SCALE[1:]
-    lab[..., 1:] += weight[..., None] * (target - lab[..., 1:])
+    chroma = lab[..., 1:] + weight[..., None] * (target - lab[..., 1:])
+    # A colour dark hair cannot show (out of gamut at its lightness) is pulled in rather than clipped, which
+    # would change the lightness: the hair keeps its own.
+    for _ in range(6):
+        lab[..., 1:] = chroma
+        drift = np.abs(rgb_to_lab(lab_to_rgb(lab))[..., 0] - lab[..., 0]) * LAB_SCALE[0]
+        if not (drift > 1.0).any():
+            break
+        chroma = np.where((drift > 1.0)[..., None], chroma * 0.8, chroma)
     out = rgb.copy()
     out[box] = np.where(hair[box][..., None], lab_to_rgb(lab), rgb[box])
     return out

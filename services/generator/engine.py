@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Callable, Protocol
 
 import numpy as np
 from revive.v1 import common_pb2
@@ -37,6 +37,14 @@ class RestorationInput:
         return union
 
 
+#: A step the service applies to every restored candidate (the faces keeping their own texture).
+CandidateStep = Callable[[np.ndarray], np.ndarray]
+
+
 class GeneratorEngine(Engine, Protocol):
-    def generate(self, request: RestorationInput, seed: int) -> np.ndarray:
-        """One restored HxWx3 uint8 RGB candidate; the same seed gives the same image."""
+    def generate(self, request: RestorationInput, seed: int, keep_faces: CandidateStep | None = None) -> np.ndarray:
+        """One restored HxWx3 uint8 RGB candidate; the same seed gives the same image.
+
+        `keep_faces` is applied to the restored photo before the requested hair colour, which comes last so
+        that it changes the hair and nothing else.
+        """

@@ -17,12 +17,14 @@ import cv2
 import numpy as np
 from revive.v1 import common_pb2
 
-from services.generator.planes import lab_to_rgb, rgb_to_lab
+from services.generator.planes import LAB_SCALE, lab_to_rgb, rgb_to_lab
 
 #: The face box is grown by this share of its size on every side before the texture is kept.
 MARGIN = 0.15
 #: Detail scale: frequencies above a Gaussian of this share of the face width are the photo's.
 DETAIL = 1 / 48
+#: Lightness change (CIELAB L units) below which a pixel is left as the candidate had it.
+MIN_SHIFT = 0.5
 
 
 def keep_face_texture(candidate: np.ndarray, filled: np.ndarray, faces: list[common_pb2.Face]) -> np.ndarray:
@@ -40,10 +42,14 @@ def keep_face_texture(candidate: np.ndarray, filled: np.ndarray, faces: list[com
         sigma = max(0.8, box.width * DETAIL)
         mine, theirs = rgb_to_lab(out[window]), rgb_to_lab(filled[window])
         weight = feather(bottom - top, right - left)
-        mine[..., 0] += weight * (detail(theirs[..., 0], sigma) - detail(mine[..., 0], sigma))
+        shift = weight * (detail(theirs[..., 0], sigma) - detail(mine[..., 0], sigma))
+        mine[..., 0] += shift
         if out is candidate:
             out = candidate.copy()
-        out[window] = lab_to_rgb(mine)
+        # Only pixels whose lightness really moves are rewritten: a Lab round trip of the rest would only
+        # add rounding noise (and make the candidate depend on pixels nearby that it should not).
+        moved = np.abs(shift) * LAB_SCALE[0] >= MIN_SHIFT
+        out[window] = np.where(moved[..., None], lab_to_rgb(mine), out[window])
     return out
 
 

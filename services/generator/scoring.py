@@ -26,7 +26,7 @@ from revive.v1 import common_pb2
 from services.common.config import ServiceConfig
 from services.common.engines import EngineFactory, runtime_options
 from services.generator import compose, face_guard
-from services.generator.engine import GeneratorEngine, RestorationInput
+from services.generator.engine import CandidateStep, GeneratorEngine, RestorationInput
 from services.vision.faces.analyzer import FaceAnalyzer, shared_face_analyzer, similarity
 from services.vision.faces.geometry import iou
 
@@ -124,8 +124,8 @@ class ScoredEngine:
         self.engine.warm_up()
         self.analyzer.analyze(np.full((64, 64, 3), 128, np.uint8))
 
-    def generate(self, request: RestorationInput, seed: int) -> np.ndarray:
-        return self.engine.generate(request, seed)
+    def generate(self, request: RestorationInput, seed: int, keep_faces: CandidateStep | None = None) -> np.ndarray:
+        return self.engine.generate(request, seed, keep_faces)
 
     def face_keeper(self, request: RestorationInput, scorer: CandidateScorer) -> Callable[[np.ndarray], np.ndarray]:
         """What every candidate of this request goes through: the fine texture of each face taken from the

@@ -50,7 +50,7 @@ class GeneratorServicer(generator_pb2_grpc.GeneratorServicer):
         for seed in request.seeds:
             if not context.is_active():
                 return
-            restored = keep_faces(engine.generate(restoration, seed))
+            restored = engine.generate(restoration, seed, keep_faces)
             yield generator_pb2.Candidate(
                 seed=seed,
                 image=to_proto(restored, request.output_encoding or RAW),

@@ -36,6 +36,7 @@ import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import cv2
 import numpy as np
@@ -56,11 +57,13 @@ DEFAULT_DIR = REPO / "var" / "detector-data"
 
 @dataclass(frozen=True)
 class Photo:
-    #: Path below the data directory.
+    #: Path below the data directory (its first folder names the package it came from).
     path: str
     source: str
     license: str
     author: str
+    #: Degrees clockwise that make the stored pixels upright.
+    turn: int = 0
 
 
 def _skimage(name: str, license_: str, author: str) -> Photo:
@@ -130,11 +133,18 @@ def load(photo: Photo, data_dir: Path, max_side: int = 1024) -> np.ndarray:
     Wallpapers are 2-5 MP; damage is synthesised at print-scan scale, and a
     common scale keeps every photo's share of random crops comparable.
     """
-    path = data_dir / photo.path
+    return read_rgb(Path(data_dir) / photo.path, max_side, f"python -m training.common.sources --dir {data_dir}")
+
+
+def read_rgb(path: Path, max_side: int, fetch: str, turn: int = 0) -> np.ndarray:
+    """An image file as HxWx3 uint8 RGB, turned clockwise by `turn` degrees, its longer side at most
+    `max_side`; FileNotFoundError naming the command `fetch` that downloads it when it is missing."""
     pixels = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if pixels is None:
-        raise FileNotFoundError(f"{path} is missing; run: python -m training.common.sources --dir {data_dir}")
+        raise FileNotFoundError(f"{path} is missing; run: {fetch}")
     rgb = cv2.cvtColor(pixels, cv2.COLOR_BGR2RGB)
+    if turn:
+        rgb = np.ascontiguousarray(np.rot90(rgb, k=-(turn // 90)))
     scale = max_side / max(rgb.shape[:2])
     if scale < 1:
         rgb = cv2.resize(rgb, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
@@ -168,11 +178,16 @@ def prepare(data_dir: Path) -> None:
                                     "extra": len(EXTRA)})
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--dir", type=Path, default=DEFAULT_DIR, help="where to unpack the photos")
+def prepare_from_command_line(prepare_photos: Callable[[Path], None], default_dir: Path, description: str) -> None:
+    """`python -m <module> --dir <folder>`: the command every photo set here is fetched with."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--dir", type=Path, default=default_dir, help="where to unpack the photos")
     setup_logging("info")
-    prepare(parser.parse_args().dir)
+    prepare_photos(parser.parse_args().dir)
+
+
+def main() -> None:
+    prepare_from_command_line(prepare, DEFAULT_DIR, __doc__)
 
 
 if __name__ == "__main__":

@@ -29,7 +29,7 @@ from services.common.engines import runtime_options
 from services.common.runtime import OnnxModel, RuntimeOptions
 from services.common.tensorrt import profile_shapes, serving_cache_dir
 from services.generator import colourize, compose, hair
-from services.generator.engine import RestorationInput
+from services.generator.engine import CandidateStep, RestorationInput
 
 # The same default as the baseline, so `strength` means the same whichever engine runs.
 from services.generator.engines.telea import DEFAULT_STRENGTH
@@ -102,7 +102,7 @@ class LearnedGenerator:
         (lab,) = self.model.run({INPUT: np.pad(planes, pad, mode="reflect")[None]})
         return np.ascontiguousarray(lab[0, :, :height, :width].transpose(1, 2, 0))
 
-    def generate(self, request: RestorationInput, seed: int) -> np.ndarray:
+    def generate(self, request: RestorationInput, seed: int, keep_faces: CandidateStep | None = None) -> np.ndarray:
         damage = request.damage_mask()
         fading = request.masks.get(common_pb2.FADING, np.zeros(damage.shape, np.uint8))
         colorize = request.should_colorize()
@@ -114,6 +114,8 @@ class LearnedGenerator:
         prediction = self.predict(filled, damage, fading, Conditions.of(False, request.options), seed)
         where = correction_area(damage, fading, prediction.shape[:2])
         restored = compose.compose(filled, prediction, strength, neutral or colorize, where)
+        if keep_faces:
+            restored = keep_faces(restored)
         if colorize:
             return self.colourize(restored, request, seed, strength)
         if request.options.hair_color != common_pb2.HAIR_COLOR_UNSPECIFIED:
@@ -125,14 +127,14 @@ class LearnedGenerator:
     def colourize(self, grey: np.ndarray, request: RestorationInput, seed: int, strength: float) -> np.ndarray:
         """Colour for the restored grey photo: a palette per region, drawn from `seed`, spread over the photo."""
         faces = list(request.report.faces) or self.analyzer.analyze(request.rgb)
-        labels = self.parser.parse_faces(grey, faces) if faces else []
+        # Regions of the photo as it came: the same whatever the candidate.
+        labels = self.parser.parse_faces(request.rgb, faces) if faces else []
         photo_area = grey.shape[0] * grey.shape[1]
         portrait = any(face.box.width * face.box.height > PORTRAIT_FACE_SHARE * photo_area for face in faces)
         size = colourize.solve_size(*grey.shape[:2])
         lightness = rgb_to_lab(compose.downscale(grey, size))[..., 0] * LAB_SCALE[0]
         options = request.options
-        palette = colourize.Palette.draw(np.random.default_rng([seed, 1]), options.gender,
-                                         float(options.age) if options.HasField("age") else None)
+        palette = colourize.Palette.draw(seed, options.gender, float(options.age) if options.HasField("age") else None)
         ab = colourize.colour_planes(lightness, labels, self.segmenter.probability(grey), portrait, palette)
         coloured = compose.chroma_onto(grey, ab, strength / DEFAULT_STRENGTH)
         hair = np.any([label == parsing.Label.HAIR for label in labels], axis=0) if labels else None

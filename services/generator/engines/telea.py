@@ -16,7 +16,7 @@ from revive.v1 import common_pb2
 
 from services.common.config import ServiceConfig
 from services.common.metrics import timed_inference
-from services.generator.engine import RestorationInput
+from services.generator.engine import CandidateStep, RestorationInput
 
 #: Tone restoration at full strength; `options.strength` scales it.
 DEFAULT_STRENGTH = 0.8
@@ -64,10 +64,11 @@ class TeleaGenerator:
         request = RestorationInput(rgb, {common_pb2.SCRATCH: mask}, common_pb2.DamageReport(), common_pb2.RestoreOptions())
         self.generate(request, 0)
 
-    def generate(self, request: RestorationInput, seed: int) -> np.ndarray:
+    def generate(self, request: RestorationInput, seed: int, keep_faces: CandidateStep | None = None) -> np.ndarray:
         rng = np.random.default_rng(seed)
         strength = request.options.strength if request.options.HasField("strength") else DEFAULT_STRENGTH
         with timed_inference(self.name, self.provider):
             filled = inpaint(request.rgb, request.damage_mask(), rng)
             curves = tone_curves(filled, rng, strength, neutral=request.report.is_grayscale)
-            return cv2.LUT(filled, curves.reshape(256, 1, 3))
+            restored = cv2.LUT(filled, curves.reshape(256, 1, 3))
+        return keep_faces(restored) if keep_faces else restored

@@ -109,7 +109,8 @@ def main() -> None:
                     face = matching_face(reference, analyzer.analyze(restored))
                     row["identity"] = similarity(reference, face) if face is not None else 0.0
                 rows[detector_name].append(row)
-                cells.append(f" {row['psnr']:14.2f} {row['ssim']:12.4f}")
+                identity = f" id {row['identity']:.3f}" if "identity" in row else ""
+                cells.append(f" {row['psnr']:14.2f} {row['ssim']:12.4f}{identity}")
             print(f"{name[:18] + f' #{index}':24} {telea_rows[-1]['input']:7.2f} {telea_rows[-1]['telea']:12.2f}"
                   + "".join(cells) + f" {input_ssim:11.4f}", flush=True)
     telea_psnr = float(np.mean([r["telea"] for r in telea_rows]))

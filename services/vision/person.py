@@ -53,8 +53,10 @@ def source_positions(height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
 def taps(positions: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Two source indices per position along an axis of `size` pixels, and their weights (1/SUBPIXEL)."""
     first, fraction = np.divmod(positions, SUBPIXEL)
-    inside = first + 1 < size  # past the last pixel the photo is black: that tap weighs nothing
-    return first, np.minimum(first + 1, size - 1), SUBPIXEL - fraction, np.where(inside, fraction, 0)
+    # Past the last pixel the photo is black: such a tap weighs nothing (and reads a pixel that exists).
+    first_weight = np.where(first < size, SUBPIXEL - fraction, 0)
+    second_weight = np.where(first + 1 < size, fraction, 0)
+    return np.minimum(first, size - 1), np.minimum(first + 1, size - 1), first_weight, second_weight
 
 
 def stretch(rgb: np.ndarray) -> np.ndarray:

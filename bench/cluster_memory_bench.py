@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import argparse
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 import requests
 import yaml
 
-from bench.gateway_memory_bench import rss_mb
+from bench.gateway_memory_bench import PeakMemory
 from bench.local_cluster import PORT_OFFSET, ROOT, local_cluster
 from bench.loop_stall_bench import grainy_scan
 
@@ -83,27 +82,13 @@ def main() -> None:
     limits = k8s_limits_mb()
     with tempfile.TemporaryDirectory() as results, local_cluster(results, replicas=2) as url:
         processes = cluster_processes()
-        peaks = {pid: rss_mb(pid) for pid in processes}
-        stop = threading.Event()
-
-        def sample() -> None:
-            while not stop.is_set():
-                for pid in processes:
-                    try:
-                        peaks[pid] = max(peaks[pid], rss_mb(pid))
-                    except (OSError, StopIteration):
-                        pass
-                time.sleep(0.05)
-
-        sampler = threading.Thread(target=sample, daemon=True)
-        sampler.start()
-        start = time.perf_counter()
-        reply = requests.post(f"{url}/v1/restorations", data={"candidates": str(args.candidates)},
-                              files=[("photos", (f"scan{i}.jpg", photo, "image/jpeg")) for i in range(args.photos)],
-                              timeout=7200)
-        seconds = time.perf_counter() - start
-        stop.set()
-        sampler.join()
+        with PeakMemory(list(processes)) as memory:
+            start = time.perf_counter()
+            reply = requests.post(f"{url}/v1/restorations", data={"candidates": str(args.candidates)},
+                                  files=[("photos", (f"scan{i}.jpg", photo, "image/jpeg")) for i in range(args.photos)],
+                                  timeout=7200)
+            seconds = time.perf_counter() - start
+        peaks = memory.peaks
     states = [photo["status"] for photo in reply.json()["photos"]]
     print(f"{args.photos} photos of {args.side}x{args.side}, {args.candidates} candidates each, x1, one request, "
           f"2 replicas per service: {states.count('done')}/{len(states)} done in {seconds:.0f} s")

@@ -57,28 +57,46 @@ def big_photo(side: int, seed: int) -> bytes:
     return encode(np.tile(tile, (side // 512, side // 512, 1)), quality=90)
 
 
+class PeakMemory:
+    """While open, samples the resident memory of some processes every 50 ms; `peaks` holds each one's highest,
+    `idle` what they held when it opened."""
+
+    def __init__(self, pids: list[int]) -> None:
+        self.idle = {pid: rss_mb(pid) for pid in pids}
+        self.peaks = dict(self.idle)
+        self._stop = threading.Event()
+        self._sampler = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        while not self._stop.is_set():
+            for pid in self.peaks:
+                try:
+                    self.peaks[pid] = max(self.peaks[pid], rss_mb(pid))
+                except (OSError, StopIteration):  # a process that has gone
+                    pass
+            time.sleep(0.05)
+
+    def __enter__(self) -> "PeakMemory":
+        self._sampler.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._stop.set()
+        self._sampler.join()
+
+
 def run(photos: list[bytes], candidates: int, **settings: str) -> dict:
     with tempfile.TemporaryDirectory() as results, local_cluster(results, **settings) as url:
         pid = gateway_pid()
-        peak, stop = [rss_mb(pid)], threading.Event()
-
-        def sample() -> None:
-            while not stop.is_set():
-                peak.append(rss_mb(pid))
-                time.sleep(0.05)
-
-        sampler = threading.Thread(target=sample, daemon=True)
-        sampler.start()
-        start = time.perf_counter()
-        reply = requests.post(f"{url}/v1/restorations", data={"candidates": str(candidates)},
-                              files=[("photos", (f"p{i}.jpg", data, "image/jpeg")) for i, data in enumerate(photos)],
-                              timeout=3600)
-        seconds = time.perf_counter() - start
-        stop.set()
-        sampler.join()
+        with PeakMemory([pid]) as memory:
+            start = time.perf_counter()
+            reply = requests.post(f"{url}/v1/restorations", data={"candidates": str(candidates)},
+                                  files=[("photos", (f"p{i}.jpg", data, "image/jpeg")) for i, data in enumerate(photos)],
+                                  timeout=3600)
+            seconds = time.perf_counter() - start
         states = [photo["status"] for photo in reply.json()["photos"]]
-        return {"peak_mb": max(peak), "idle_mb": peak[0], "seconds": seconds, "done": states.count("done"),
-                "photos": len(states), "stall_ms": worst_stall(url) * 1000}
+        return {"peak_mb": memory.peaks[pid], "idle_mb": memory.idle[pid], "seconds": seconds,
+                "done": states.count("done"), "photos": len(states), "stall_ms": worst_stall(url) * 1000}
 
 
 def main() -> None:

@@ -62,8 +62,8 @@ class Colourizer:
     def __call__(self, grey: np.ndarray, seed: int, **options: object) -> np.ndarray:
         request = RestorationInput(grey, {}, common_pb2.DamageReport(is_grayscale=True),
                                    common_pb2.RestoreOptions(colorize=common_pb2.COLORIZE_ON, **options))
-        keep_faces = self.engine.face_keeper(request, self.engine.scorer(request))
-        return self.engine.generate(request, seed, keep_faces)
+        guard = self.engine.face_guard(request, self.engine.scorer(request))
+        return self.engine.generate(request, seed, guard.keep_texture if guard else None)
 
     def regions(self, grey: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(hair, skin, head) masks of every face the engine finds."""

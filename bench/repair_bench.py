@@ -101,8 +101,11 @@ def main() -> None:
                                                  fading_score=detection.fading_score)
                 request = RestorationInput(sample.damaged, detection.masks, report,
                                            common_pb2.RestoreOptions(colorize=common_pb2.COLORIZE_OFF))
-                keep_faces = generator.face_keeper(request, generator.scorer(request))
-                restored = generator.generate(request, 1, keep_faces)
+                scorer = generator.scorer(request)
+                guard = generator.face_guard(request, scorer)
+                restored = generator.generate(request, 1, guard.keep_texture if guard else None)
+                if guard and not scorer.keeps_identity(scorer.score(restored)):
+                    restored = guard.refill(restored)
                 row = {"psnr": psnr(clean_y, luma(restored), damage),
                        "ssim": float(ssim_map(sample.clean, restored).mean()), "input_ssim": input_ssim}
                 if reference is not None:

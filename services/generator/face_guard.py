@@ -8,7 +8,9 @@ photo's own detail, with only its damage filled (Telea at full resolution),
 is the safest detail there is. So inside each face (its box grown by
 `MARGIN`, feathered), the candidate keeps its low frequencies (tone, cast,
 colour, large fills) and takes the high frequencies of the filled photo;
-outside faces nothing changes.
+outside faces nothing changes. A candidate whose face still fails the
+identity check is refilled: its faces' lightness is the filled photo's
+whole, so it returns the person, repaired, rather than someone else.
 """
 
 from __future__ import annotations
@@ -27,30 +29,52 @@ DETAIL = 1 / 48
 MIN_SHIFT = 0.5
 
 
-def keep_face_texture(candidate: np.ndarray, filled: np.ndarray, faces: list[common_pb2.Face]) -> np.ndarray:
-    """`candidate` with the lightness detail of `filled` inside each face (both HxWx3 uint8 RGB)."""
-    out = candidate
-    height, width = candidate.shape[:2]
+class FaceGuard:
+    """What protects the faces of one request's candidates: the photo with only its damage filled (made once)
+    and its faces."""
+
+    def __init__(self, filled: np.ndarray, faces: list[common_pb2.Face]) -> None:
+        self.filled, self.faces = filled, faces
+
+    def keep_texture(self, candidate: np.ndarray) -> np.ndarray:
+        """Inside each face the candidate keeps its tone and colour and takes the filled photo's fine detail."""
+        return self._blend(candidate, keep_tone=True)
+
+    def refill(self, candidate: np.ndarray) -> np.ndarray:
+        """For a candidate whose face no longer passes as the person: the faces' lightness taken whole from
+        the filled photo (the candidate's colour stays), so what is returned is the person, only repaired."""
+        return self._blend(candidate, keep_tone=False)
+
+    def _blend(self, candidate: np.ndarray, keep_tone: bool) -> np.ndarray:
+        out = candidate
+        for window, sigma in face_windows(self.faces, *candidate.shape[:2]):
+            mine, theirs = rgb_to_lab(out[window]), rgb_to_lab(self.filled[window])
+            weight = feather(*mine.shape[:2])
+            wanted = theirs[..., 0]
+            if keep_tone:
+                wanted = mine[..., 0] - detail(mine[..., 0], sigma) + detail(theirs[..., 0], sigma)
+            shift = weight * (wanted - mine[..., 0])
+            mine[..., 0] += shift
+            if out is candidate:
+                out = candidate.copy()
+            # Only pixels whose lightness really moves are rewritten: a Lab round trip of the rest would only
+            # add rounding noise (and make the candidate depend on pixels nearby that it should not).
+            moved = np.abs(shift) * LAB_SCALE[0] >= MIN_SHIFT
+            out[window] = np.where(moved[..., None], lab_to_rgb(mine), out[window])
+        return out
+
+
+def face_windows(faces: list[common_pb2.Face], height: int, width: int) -> list[tuple[tuple[slice, slice], float]]:
+    """Each face's box grown by MARGIN, clipped to the photo, and its detail scale; faces under 8 px skipped."""
+    windows = []
     for face in faces:
         box = face.box
         grow_x, grow_y = box.width * MARGIN, box.height * MARGIN
         top, bottom = max(0, int(box.y - grow_y)), min(height, int(box.y + box.height + grow_y) + 1)
         left, right = max(0, int(box.x - grow_x)), min(width, int(box.x + box.width + grow_x) + 1)
-        if bottom - top < 8 or right - left < 8:
-            continue
-        window = slice(top, bottom), slice(left, right)
-        sigma = max(0.8, box.width * DETAIL)
-        mine, theirs = rgb_to_lab(out[window]), rgb_to_lab(filled[window])
-        weight = feather(bottom - top, right - left)
-        shift = weight * (detail(theirs[..., 0], sigma) - detail(mine[..., 0], sigma))
-        mine[..., 0] += shift
-        if out is candidate:
-            out = candidate.copy()
-        # Only pixels whose lightness really moves are rewritten: a Lab round trip of the rest would only
-        # add rounding noise (and make the candidate depend on pixels nearby that it should not).
-        moved = np.abs(shift) * LAB_SCALE[0] >= MIN_SHIFT
-        out[window] = np.where(moved[..., None], lab_to_rgb(mine), out[window])
-    return out
+        if bottom - top >= 8 and right - left >= 8:
+            windows.append(((slice(top, bottom), slice(left, right)), max(0.8, box.width * DETAIL)))
+    return windows
 
 
 def detail(lightness: np.ndarray, sigma: float) -> np.ndarray:

@@ -18,7 +18,6 @@ the detector's report, or found here when the report has none):
 from __future__ import annotations
 
 import math
-from typing import Callable
 
 import numpy as np
 from revive.v1 import common_pb2
@@ -94,6 +93,12 @@ class CandidateScorer:
         self.faces = list(report.faces) or analyzer.analyze(rgb)
         self.reference = main_face(self.faces)
 
+    def keeps_identity(self, scores: common_pb2.CandidateScores) -> bool:
+        """The person is still there: no reference face, or it is found again and looks like the same person."""
+        if self.reference is None:
+            return True
+        return scores.face_found and scores.identity_similarity >= IDENTITY_THRESHOLD
+
     def score(self, candidate: np.ndarray) -> common_pb2.CandidateScores:
         scores = common_pb2.CandidateScores()
         if self.reference is not None:
@@ -127,13 +132,12 @@ class ScoredEngine:
     def generate(self, request: RestorationInput, seed: int, keep_faces: CandidateStep | None = None) -> np.ndarray:
         return self.engine.generate(request, seed, keep_faces)
 
-    def face_keeper(self, request: RestorationInput, scorer: CandidateScorer) -> Callable[[np.ndarray], np.ndarray]:
-        """What every candidate of this request goes through: the fine texture of each face taken from the
-        photo itself (only its damage filled, once per request); tone and colour stay the engine's."""
+    def face_guard(self, request: RestorationInput, scorer: CandidateScorer) -> face_guard.FaceGuard | None:
+        """What every candidate of this request goes through (its faces keep their texture; refilled when the
+        person is lost): the photo with only its damage filled, made once per request. None without faces."""
         if not scorer.faces:
-            return lambda candidate: candidate
-        filled = compose.fill_damage(request.rgb, request.damage_mask())
-        return lambda candidate: face_guard.keep_face_texture(candidate, filled, scorer.faces)
+            return None
+        return face_guard.FaceGuard(compose.fill_damage(request.rgb, request.damage_mask()), scorer.faces)
 
     def scorer(self, request: RestorationInput) -> CandidateScorer:
         return CandidateScorer(self.analyzer, request.rgb, request.report, request.options)

@@ -46,15 +46,19 @@ class GeneratorServicer(generator_pb2_grpc.GeneratorServicer):
             raise InvalidInput(f"seeds: give between 1 and {MAX_SEEDS}, got {len(request.seeds)}")
         restoration = restoration_input(request)
         scorer = engine.scorer(restoration)
-        keep_faces = engine.face_keeper(restoration, scorer)
+        guard = engine.face_guard(restoration, scorer)
         for seed in request.seeds:
             if not context.is_active():
                 return
-            restored = engine.generate(restoration, seed, keep_faces)
+            restored = engine.generate(restoration, seed, guard.keep_texture if guard else None)
+            scores = scorer.score(restored)
+            if guard and not scorer.keeps_identity(scores):
+                restored = guard.refill(restored)
+                scores = scorer.score(restored)
             yield generator_pb2.Candidate(
                 seed=seed,
                 image=to_proto(restored, request.output_encoding or RAW),
-                scores=scorer.score(restored),
+                scores=scores,
                 engine=engine.name,
             )
 

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
+from revive.v1 import common_pb2
 
-from services.generator.face_guard import MARGIN, keep_face_texture
+from services.generator.engine import RestorationInput
+from services.generator.face_guard import MARGIN, FaceGuard, face_windows
 from services.generator.planes import rgb_to_lab
+from services.generator.scoring import CandidateScorer
 from tests.generator.test_learned import FACES, engine  # noqa: F401 (the shared engine fixture)
 
 
@@ -17,7 +20,7 @@ def test_a_softened_face_gets_the_photos_detail_back_and_keeps_the_candidates_to
     assert faces
     # What a working-resolution network can do to a face: softer, and a little darker.
     candidate = np.clip(cv2.GaussianBlur(photo, (0, 0), 2.0).astype(int) - 12, 0, 255).astype(np.uint8)
-    kept = keep_face_texture(candidate, photo, faces)
+    kept = FaceGuard(photo, faces).keep_texture(candidate)
     inside = np.zeros(photo.shape[:2], bool)
     for face in faces:
         box = face.box
@@ -38,3 +41,18 @@ def test_a_softened_face_gets_the_photos_detail_back_and_keeps_the_candidates_to
         near[max(0, int(box.y - grow * box.height)):int(box.y + (1 + grow) * box.height) + 2,
              max(0, int(box.x - grow * box.width)):int(box.x + (1 + grow) * box.width) + 2] = True
     assert np.array_equal(kept[~near], candidate[~near])
+
+
+def test_a_candidate_that_lost_the_person_is_refilled_and_then_keeps_it(engine):  # noqa: F811
+    photo = cv2.resize(cv2.cvtColor(cv2.imread(str(FACES / "sample6.jpg")), cv2.COLOR_BGR2RGB), (640, 480),
+                       interpolation=cv2.INTER_AREA)
+    request = RestorationInput(photo, {}, common_pb2.DamageReport(), common_pb2.RestoreOptions())
+    scorer = CandidateScorer(engine.analyzer, photo, request.report, request.options)
+    guard = FaceGuard(photo, scorer.faces)
+    # Someone else's face, as far as the analyser can tell: each face window smeared flat.
+    lost = photo.copy()
+    for window, _sigma in face_windows(scorer.faces, *photo.shape[:2]):
+        lost[window] = cv2.GaussianBlur(lost[window], (0, 0), 9)
+    assert not scorer.keeps_identity(scorer.score(lost))
+    refilled = guard.refill(lost)
+    assert scorer.keeps_identity(scorer.score(refilled))

@@ -4,7 +4,7 @@ face is the photo's.
 Why: the network works at a working resolution and its guided composition
 can still soften or shift the fine structure of eyes, nose and mouth, the
 detail identity lives in (#13: identity fell to 0.0 on held-out faces). The
-photo's own detail, with only its damage filled (Telea at full resolution),
+photo's own detail, with only its damage filled (inpainted at full resolution),
 is the safest detail there is. So inside each face (its box grown by
 `MARGIN`, feathered), the candidate keeps its low frequencies (tone, cast,
 colour, large fills) and takes the high frequencies of the filled photo;

@@ -1,7 +1,7 @@
 """Training pairs for the generator: synthetically aged crops and what they should become.
 
 The detector's `DamageSynthesizer` ages a crop drawn at twice the working
-resolution; the damage is inpainted (Telea, `compose.fill_damage`) and the
+resolution; the damage is inpainted (`compose.fill_damage`) and the
 photo and its masks are area-downscaled, exactly as the engine prepares a
 photo and the detector's masks at serving time (so thin scratches arrive as
 partial coverage, and the network improves on Telea's fill rather than

@@ -1,7 +1,7 @@
 """The learned generator: RestorationNet (ONNX) at working resolution, composed at full resolution.
 
 Per candidate: the detector's scratch/tear/stain masks are inpainted at full
-resolution (Telea), the result and the masks are area-downscaled to the
+resolution (Navier-Stokes), the result and the masks are area-downscaled to the
 working resolution (`compose.WORK_SIDE`), the network predicts restored Lab
 there from them, the conditions (colourize, gender, age) and noise drawn
 from the seed, and

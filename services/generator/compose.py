@@ -151,10 +151,15 @@ def chroma_onto(grey: np.ndarray, ab: np.ndarray, scale: float = 1.0, radius: in
     alpha = covariance / (variance + eps)
     beta = mean_ab - alpha * mean_l
     maps = _box(np.concatenate([alpha, beta], axis=2), radius).astype(np.float32)
+    # The fit is linear in L: in a window of skin, brows and shadow it extrapolates past every colour there
+    # (dark brows turned blue). Each pixel's chroma stays within what the solve gave its neighbourhood.
+    kernel = np.ones((2 * radius + 1, 2 * radius + 1), np.uint8)
+    bounds = np.concatenate([cv2.erode(ab, kernel), cv2.dilate(ab, kernel)], axis=2).astype(np.float32)
     out = np.empty_like(grey)
     for rows in strips(grey.shape[0]):
         lab = rgb_to_lab(grey[rows])
         full = upsample_rows(maps, rows, grey.shape[:2])
-        chroma = (full[..., :2] * lab[..., :1] + full[..., 2:]) * scale
+        low_high = upsample_rows(bounds, rows, grey.shape[:2])
+        chroma = np.clip(full[..., :2] * lab[..., :1] + full[..., 2:], low_high[..., :2], low_high[..., 2:]) * scale
         out[rows] = lab_to_rgb(np.concatenate([lab[..., :1], chroma / LAB_SCALE[1:]], axis=2))
     return out

@@ -13,6 +13,7 @@ from revive.v1 import common_pb2
 
 from services.common.config import ServiceConfig
 from services.common.engines import EngineFactory, runtime_options
+from services.common.inpainting import damage_union, fill_damage
 from services.detector.engine import Detection, DetectorEngine
 from services.detector.features import feature_mask, spare_features
 from services.vision.faces.analyzer import FaceAnalyzer, shared_face_analyzer
@@ -72,16 +73,9 @@ def scaled(face: common_pb2.Face, factor: float) -> common_pb2.Face:
 
 
 def damage_filled(rgb: np.ndarray, detection: Detection) -> np.ndarray:
-    """The photo with its detected damage inpainted (Telea): a crack across a face can hide it from the face
-    detector, and then its features go unprotected and its identity unchecked."""
-    damage = np.zeros(rgb.shape[:2], np.uint8)
-    for kind in (common_pb2.SCRATCH, common_pb2.TEAR, common_pb2.STAIN):
-        if kind in detection.masks:
-            damage |= (detection.masks[kind] >= 128).astype(np.uint8)
-    if not damage.any():
-        return rgb
-    grown = cv2.dilate(damage, np.ones((3, 3), np.uint8))
-    return cv2.inpaint(np.ascontiguousarray(rgb), grown, 3, cv2.INPAINT_TELEA)
+    """The photo with its detected damage filled, as the generator fills it: a crack across a face can hide it
+    from the face detector, and then its features go unprotected and its identity unchecked."""
+    return fill_damage(rgb, damage_union(detection.masks, rgb.shape[:2]))
 
 
 def with_faces(factory: EngineFactory[DetectorEngine]) -> EngineFactory[FaceAwareDetector]:

@@ -140,7 +140,7 @@ def region_map(lightness: np.ndarray, labels: list[np.ndarray], person: np.ndarr
     if not portrait:  # sky only where people are not the subject: a bright studio wall is no sky
         texture = local_deviation(lightness)
         smooth_bright = (lightness > 62) & (texture < 2.5) & ~people
-        count, components = cv2.connectedComponents(smooth_bright.astype(np.uint8))
+        _, components = cv2.connectedComponents(smooth_bright.astype(np.uint8))
         top = [label for label in np.unique(components[0][smooth_bright[0]]).tolist()
                if (components == label).mean() > 0.05]
         regions[np.isin(components, top) & smooth_bright] = SKY

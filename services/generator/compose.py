@@ -11,7 +11,7 @@ detail and edges (chroma follows the photo's luminance edges when
 colourizing), and where the model left a pixel alone the output keeps it.
 
 Damaged pixels would drag the fit, so the guide is the photo with its masked
-pixels (grown by `GROW` pixels) inpainted (Navier-Stokes, full resolution):
+pixels (grown a pixel, `services/common/inpainting.py`) inpainted (Navier-Stokes, full resolution):
 thin scratches get that fine fill with the model's tone, while inside large
 holes the guide is flat, the fit's slope goes to zero and the model's
 prediction fills them.
@@ -40,10 +40,6 @@ STRIP = 256
 #: Guided-filter window radius (working-resolution pixels) and regulariser (normalised Lab squared).
 RADIUS = 2
 EPS = 1e-4
-#: Full-resolution pixels a damage mask is grown by before the fill replaces them.
-GROW = 1
-#: Inpainting radius, full-resolution pixels.
-INPAINT_RADIUS = 3
 
 
 def working_size(height: int, width: int, side: int = WORK_SIDE) -> tuple[int, int]:
@@ -90,28 +86,9 @@ def guided_coefficients(guide: np.ndarray, target: np.ndarray, radius: int = RAD
     return _box(np.concatenate([a, b[..., None, :]], axis=2), radius).astype(np.float32)
 
 
-def fill_damage(rgb: np.ndarray, damage: np.ndarray) -> np.ndarray:
-    """The photo with its damaged pixels (mask >= 128, grown by GROW) filled by Navier-Stokes inpainting.
-
-    A full-resolution fill is near-perfect on thin scratches, which the network
-    only sees as faint sub-pixel lines at working resolution; in large holes its
-    smooth smear carries no structure, so the guided fit hands those pixels to
-    the network's prediction. Navier-Stokes over Telea: on real-like damage of
-    the training photos it came 0.2 dB closer inside the damage (18.86 against
-    18.65 dB, 24 crops; by width, Telea thin and Navier-Stokes wide, 18.81), and
-    it fills a 4096x4096 scan's cracks faster (2.5 against 3.3 s).
-    """
-    mask = (damage >= 128).astype(np.uint8)
-    if not mask.any():
-        return rgb
-    if GROW:
-        mask = cv2.dilate(mask, np.ones((2 * GROW + 1, 2 * GROW + 1), np.uint8))
-    return cv2.inpaint(np.ascontiguousarray(rgb), mask, INPAINT_RADIUS, cv2.INPAINT_NS)
-
-
 def compose(guide: np.ndarray, prediction_lab: np.ndarray, strength: float = 1.0, neutral: bool = False,
             where: np.ndarray | None = None) -> np.ndarray:
-    """Full-resolution RGB uint8 from the damage-filled photo (`fill_damage`) and the working-res prediction.
+    """Full-resolution RGB uint8 from the damage-filled photo (`services.common.inpainting.fill_damage`) and the working-res prediction.
 
     `strength` (0..1) scales the model's correction (tone, cast, colour and
     its fill of large holes; thin damage stays inpainted at any strength);

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Callable, Protocol
 
 import numpy as np
 from revive.v1 import common_pb2
 
 from services.common.engines import Engine
+from services.common.inpainting import damage_union, fill_damage
 
 
 @dataclass
@@ -28,13 +30,14 @@ class RestorationInput:
             return False
         return self.report.is_grayscale
 
-    def damage_mask(self, types: tuple[int, ...] = (common_pb2.SCRATCH, common_pb2.TEAR, common_pb2.STAIN)) -> np.ndarray:
-        """The union (max) of the masks of `types`, HxW uint8; zeros when none was sent."""
-        union = np.zeros(self.rgb.shape[:2], np.uint8)
-        for kind in types:
-            if kind in self.masks:
-                np.maximum(union, self.masks[kind], out=union)
-        return union
+    def damage_mask(self) -> np.ndarray:
+        """The union (max) of the scratch, tear and stain masks, HxW uint8; zeros when none was sent."""
+        return damage_union(self.masks, self.rgb.shape[:2])
+
+    @cached_property
+    def filled(self) -> np.ndarray:
+        """The photo with its damage filled at full resolution, made once however many candidates use it."""
+        return fill_damage(self.rgb, self.damage_mask())
 
 
 #: A step the service applies to every restored candidate (the faces keeping their own texture).

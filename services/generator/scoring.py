@@ -24,7 +24,7 @@ from revive.v1 import common_pb2
 
 from services.common.config import ServiceConfig
 from services.common.engines import EngineFactory, runtime_options
-from services.generator import compose, face_guard
+from services.generator import face_guard
 from services.generator.engine import CandidateStep, GeneratorEngine, RestorationInput
 from services.vision.faces.analyzer import FaceAnalyzer, shared_face_analyzer, similarity
 from services.vision.faces.geometry import iou
@@ -137,7 +137,7 @@ class ScoredEngine:
         person is lost): the photo with only its damage filled, made once per request. None without faces."""
         if not scorer.faces:
             return None
-        return face_guard.FaceGuard(compose.fill_damage(request.rgb, request.damage_mask()), scorer.faces)
+        return face_guard.FaceGuard(request.filled, scorer.faces)
 
     def scorer(self, request: RestorationInput) -> CandidateScorer:
         return CandidateScorer(self.analyzer, request.rgb, request.report, request.options)

@@ -9,8 +9,8 @@ import pytest
 from PIL import Image
 from revive.v1 import common_pb2
 
-from services.detector.face_aware import scaled, with_faces
 from services.detector.engines.unet import UNetDetector
+from services.detector.face_aware import scaled, with_faces
 from services.detector.service import DEFINITION as DETECTOR
 
 REAL = Path(__file__).resolve().parents[2].parent / "shared" / "real-photos"

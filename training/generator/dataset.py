@@ -1,7 +1,7 @@
 """Training pairs for the generator: synthetically aged crops and what they should become.
 
 The detector's `DamageSynthesizer` ages a crop drawn at twice the working
-resolution; the damage is inpainted (`compose.fill_damage`) and the
+resolution; the damage is inpainted (`services.common.inpainting.fill_damage`) and the
 photo and its masks are area-downscaled, exactly as the engine prepares a
 photo and the detector's masks at serving time (so thin scratches arrive as
 partial coverage, and the network improves on Telea's fill rather than
@@ -25,8 +25,8 @@ import cv2
 import numpy as np
 from revive.v1 import common_pb2
 
+from services.common.inpainting import fill_damage
 from services.detector.engine import DAMAGE_TYPES as ALL_TYPES
-from services.generator.compose import fill_damage
 from services.generator.planes import NOISE_CHANNELS, Conditions, network_input, noise_planes, rgb_to_lab
 from training.detector.dataset import random_crop
 from training.detector.synthetic_damage import DamageSample, DamageSynthesizer

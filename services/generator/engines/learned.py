@@ -34,7 +34,13 @@ from services.generator.engine import CandidateStep, RestorationInput
 # The same default as the baseline, so `strength` means the same whichever engine runs.
 from services.generator.engines.telea import DEFAULT_STRENGTH
 from services.generator.planes import (
-    CHANNELS, LAB_SCALE, MULTIPLE, Conditions, network_input, noise_planes, rgb_to_lab,
+    CHANNELS,
+    LAB_SCALE,
+    MULTIPLE,
+    Conditions,
+    network_input,
+    noise_planes,
+    rgb_to_lab,
 )
 from services.vision import parsing, person
 from services.vision.faces.analyzer import shared_face_analyzer
@@ -107,7 +113,7 @@ class LearnedGenerator:
         fading = request.masks.get(common_pb2.FADING, np.zeros(damage.shape, np.uint8))
         colorize = request.should_colorize()
         neutral = not colorize and request.report.is_grayscale
-        filled = compose.fill_damage(request.rgb, damage)
+        filled = request.filled
         strength = request.options.strength if request.options.HasField("strength") else DEFAULT_STRENGTH
         # The network restores tone (and fills large holes) where the detector found something to correct;
         # colour for a black-and-white photo comes from its regions (colourize.py), not from the network.

@@ -30,8 +30,26 @@ def generate_calls(metrics_port: int) -> float:
     )
 
 
+def ephemeral_ports() -> range:
+    """The kernel's range for outgoing sockets: a client socket of any other test may hold one of these."""
+    low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+    return range(int(low), int(high) + 1)
+
+
+def port_offset_outside(ports: range) -> int:
+    """An offset that puts every replica's gRPC and metrics port outside `ports` (50051+ lies inside by default)."""
+    candidates = [
+        offset for offset in range(0, 65536 - 50053, 100)
+        if all(
+            1024 < base + offset + stride < 65536 and base + offset + stride not in ports
+            for base in (50051, 50052, 50053, 9101, 9102, 9103) for stride in (0, 10)
+        )
+    ]
+    return random.choice(candidates)
+
+
 def test_cluster_with_two_replicas_serves_balances_and_stops_cleanly(tmp_path):
-    offset = random.randrange(2000, 9000, 100)
+    offset = port_offset_outside(ephemeral_ports())
     http_port, grpc_port = 18080 + offset // 100, 19050 + offset // 100
     env = {**os.environ, "PYTHONPATH": f"{ROOT}:{ROOT / 'build' / 'gen'}"}
     launcher = subprocess.Popen(

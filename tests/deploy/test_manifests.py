@@ -13,7 +13,6 @@ import copy
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -25,6 +24,7 @@ import pytest
 yaml = pytest.importorskip("yaml", reason="PyYAML missing: pip install -r requirements/deploy.txt")
 
 from deploy import validate  # noqa: E402  (needs PyYAML)
+from tests.cluster import free_port  # noqa: E402
 
 T = TypeVar("T")
 Obj = dict[str, Any]
@@ -147,12 +147,6 @@ def test_yaml_passes_yamllint() -> None:
 
 
 # --- The manifests' settings against the real code ------------------------------
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
 
 def manifest_env(objects: list[Obj], deployment: str) -> dict[str, str]:
     """REVIVE_* as the pod would see them: the ConfigMap, then the container's own env."""

@@ -134,3 +134,22 @@ def test_grey_photo_is_analysed_like_rgb(analyzer: FaceAnalyzer, group: list[com
         match = min(group, key=lambda f: np.abs(box_of(f) - box_of(face)).sum())
         others = [similarity(face, other) for other in group if other is not match]
         assert similarity(face, match) > max(others) + 0.05
+
+
+def test_a_face_filling_the_frame_is_found_on_a_wider_canvas(analyzer: FaceAnalyzer) -> None:
+    """A close-up is larger than the detector's anchors: found only with the photo searched on a canvas twice
+    its size, with its box cut to the photo and the same person's identity."""
+    full = photo("sample6")
+    face = analyzer.analyze(full)[0]
+    centre_x, centre_y = face.box.x + face.box.width / 2, face.box.y + face.box.height / 2
+    half = 0.35 * max(face.box.width, face.box.height)
+    close_up = np.ascontiguousarray(full[int(centre_y - half):int(centre_y + half),
+                                         int(centre_x - half):int(centre_x + half)])
+    assert FaceAnalyzer(MODELS, OPTIONS, frame_filling=False).analyze(close_up) == []
+    found = analyzer.analyze(close_up)
+    assert len(found) == 1
+    height, width = close_up.shape[:2]
+    box = box_of(found[0])
+    assert box[0] >= 0 and box[1] >= 0 and box[0] + box[2] <= width and box[1] + box[3] <= height
+    assert box[2] * box[3] > 0.5 * width * height
+    assert similarity(found[0], face) > 0.9

@@ -9,6 +9,12 @@ crop actually fed to the network, where face-api offsets them by the unclipped,
 unrounded detection box: up to a pixel off, and off by the overhang for faces
 cut by the photo's border. `faceapi_landmark_shift=True` restores face-api's
 placement so compare.py can check the converted networks to the last digit.
+
+One addition: a face that fills the frame (a close-up, a cropped passport
+photo) is larger than the detector's largest anchor and goes unfound, and then
+its skin is coloured as background and its identity goes unchecked. When a
+photo yields no face, it is searched again in the middle of a canvas twice its
+size, its edges replicated outwards (`frame_filling`; off for compare.py).
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import logging
 from pathlib import Path
 from typing import Sequence
 
+import cv2
 import numpy as np
 from revive.v1 import common_pb2
 
@@ -56,6 +63,22 @@ def similarity(a: common_pb2.Face | Sequence[float], b: common_pb2.Face | Sequen
     return float(left @ right)
 
 
+def moved(face: common_pb2.Face, dx: float, dy: float, width: int, height: int) -> common_pb2.Face | None:
+    """`face` found on a larger canvas, in the photo's coordinates: landmarks as found (a chin may lie beyond
+    the frame), the box cut to what the photo shows of it; None if the photo shows none of it."""
+    box = face.box
+    left, top = max(0.0, box.x + dx), max(0.0, box.y + dy)
+    right, bottom = min(float(width), box.x + dx + box.width), min(float(height), box.y + dy + box.height)
+    if right <= left or bottom <= top:
+        return None
+    out = common_pb2.Face()
+    out.CopyFrom(face)
+    out.box.x, out.box.y, out.box.width, out.box.height = left, top, right - left, bottom - top
+    for point in out.landmarks:
+        point.x, point.y = point.x + dx, point.y + dy
+    return out
+
+
 def _batch(pixels: np.ndarray, crops: list[Crop], size: int) -> np.ndarray:
     """Each crop padded (centred) to a square and resampled to size x size, stacked NHWC."""
     return np.stack([square_resize(crop.of(pixels), size, center=True) for crop in crops])
@@ -65,7 +88,7 @@ class FaceAnalyzer:
     """The four face networks in ONNX Runtime sessions, and the steps between them."""
 
     def __init__(self, models_dir: Path, options: RuntimeOptions, score_threshold: float = SCORE_THRESHOLD,
-                 faceapi_landmark_shift: bool = False) -> None:
+                 faceapi_landmark_shift: bool = False, frame_filling: bool = True) -> None:
         models_dir = Path(models_dir)
         self.detector = OnnxModel(models_dir / "tiny_face_detector.onnx", options, "face_detector")
         self.landmarker = OnnxModel(models_dir / "face_landmark_68.onnx", options, "face_landmarks")
@@ -73,6 +96,7 @@ class FaceAnalyzer:
         self.recognizer = OnnxModel(models_dir / "face_recognition.onnx", options, "face_embedding")
         self.score_threshold = score_threshold
         self.faceapi_landmark_shift = faceapi_landmark_shift
+        self.frame_filling = frame_filling
         #: What really runs the networks (the detector's provider stands for all four).
         self.provider = self.detector.provider
 
@@ -94,6 +118,15 @@ class FaceAnalyzer:
         height, width = rgb.shape[:2]
         if min(height, width) < MIN_PHOTO_SIDE:
             return []
+        faces = self._analyze(rgb)
+        if faces or not self.frame_filling:
+            return faces
+        top, left = height // 2, width // 2
+        canvas = cv2.copyMakeBorder(rgb, top, top, left, left, cv2.BORDER_REPLICATE)
+        return [face for face in (moved(face, -left, -top, width, height) for face in self._analyze(canvas)) if face]
+
+    def _analyze(self, rgb: np.ndarray) -> list[common_pb2.Face]:
+        height, width = rgb.shape[:2]
         boxes, scores = self.detect(rgb)
         crops = [Crop.clipped(*box, width, height) for box in boxes]
         found = [i for i, crop in enumerate(crops) if not crop.empty]

@@ -7,18 +7,21 @@ and spread over the rest:
 
 1. **Regions.** Face parsing (services/vision/parsing.py) labels each face's
    skin, lips, eyes, brows, hair, neck, clothes and hat; the person mask
-   separates people from the background; outside people, simple scene cues
-   tell sky (bright, smooth, reaching the top edge) and foliage (textured,
-   mid-grey) from the rest. Regions are found at full resolution where the
-   network needs it (the face crop) and used at the working resolution.
+   separates people from the background, and long hair beyond the parse is
+   followed by its grey level and texture; outside people, one scene cue tells
+   sky (bright, smooth, reaching the top edge) from the rest. Regions are found
+   at full resolution where the network needs it (the face crop) and used at
+   the working resolution.
 2. **Palettes.** Skin within human ranges (shaped by the requested gender and
    age), lips a little redder, hair from its grey level (dark: near black;
    mid: brown; light: blond), near-neutral eyes; clothes, hat and backdrop
    drawn per candidate from palettes of plausible dyes and walls, so
    candidates differ where a person would accept either answer and agree on
-   skin. A person whose face was not found gets a warm low chroma, as a
-   hand-tinted print: guessing clothes there paints faces blue. Chroma fades
-   towards black and white, as real colours do.
+   skin; each person of a group wears a dye of their own. A person whose face
+   was not found gets a warm low chroma, as a hand-tinted print: guessing
+   clothes there paints faces blue. Chroma fades towards black and white, as
+   real colours do, and clothes dyes fade sooner near white (a shirt that is
+   near white in grey was white, not pink).
 3. **Spreading** (Levin, Lischinski & Weiss 2004, "Colorization using
    optimization"): the palette is imposed on the confident interior of each
    region (eroded), and every other pixel takes the weighted mean of its
@@ -82,6 +85,12 @@ SKY_AB = (-4.0, -20.0)
 PERSON_AB = (6.0, 11.0)
 #: Backdrops of scenes (no portrait) are kept fainter: one tint over a whole street looks painted.
 SCENE_BACKDROP = 0.5
+#: Lightness (L) above which a clothes dye fades out, reaching grey at L 100 (shirts near white in grey were
+#: white); walls, skin and hair keep theirs to L 88 (a pale wall is as often pastel as white).
+DYE_WHITE = 70.0
+WHITE = 88.0
+#: People of a group take clothes dyes this many places apart in CLOTHES.
+PERSON_DYE_STEP = 3
 #: Requested hair colours as CIELAB (a, b).
 HAIR_COLOURS = {
     common_pb2.BLACK: (1.0, 2.0), common_pb2.BROWN: (10.0, 20.0), common_pb2.BLOND: (5.0, 30.0),
@@ -95,9 +104,13 @@ class Palette:
 
     skin: tuple[float, float]
     lips: tuple[float, float]
-    cloth: tuple[float, float]
     hat: tuple[float, float]
     backdrop: tuple[float, float]
+    seed: int
+
+    def cloth(self, person: int) -> tuple[float, float]:
+        """The dye of the clothes of the `person`-th face found: people of a group dress differently."""
+        return CLOTHES[(self.seed + PERSON_DYE_STEP * person) % len(CLOTHES)]
 
     @classmethod
     def draw(cls, seed: int, gender: int, age: float | None) -> "Palette":
@@ -113,13 +126,9 @@ class Palette:
             b += -1.0 if age < 13 else (1.0 if age > 60 else 0.0)
         skin = (a + rng.uniform(-1, 1) * SKIN_SPREAD[0], b + rng.uniform(-1, 1) * SKIN_SPREAD[1])
         lips = (LIPS_AB[0] + (3.0 if gender == common_pb2.FEMALE else 0.0) + rng.uniform(-2, 2), LIPS_AB[1])
-        return cls(skin, lips, *dyes(seed))
-
-
-def dyes(seed: int) -> tuple[tuple[float, float], tuple[float, float], tuple[float, float]]:
-    """Clothes, hat and backdrop of a candidate. The gateway asks for consecutive seeds and both palettes are
-    ordered so that neighbours differ a lot: consecutive candidates never share a dye or a wall."""
-    return (CLOTHES[seed % len(CLOTHES)], CLOTHES[(seed + 4) % len(CLOTHES)], BACKDROPS[seed % len(BACKDROPS)])
+        # The gateway asks for consecutive seeds and both palettes are ordered so that neighbours differ a lot:
+        # consecutive candidates never share a dye or a wall.
+        return cls(skin, lips, CLOTHES[(seed + 4) % len(CLOTHES)], BACKDROPS[seed % len(BACKDROPS)], seed)
 
 
 def solve_size(height: int, width: int) -> tuple[int, int]:
@@ -128,9 +137,10 @@ def solve_size(height: int, width: int) -> tuple[int, int]:
 
 
 def region_map(lightness: np.ndarray, labels: list[np.ndarray], person: np.ndarray | None,
-               portrait: bool) -> np.ndarray:
-    """h x w region codes at the solve size, from the faces' label maps (photo size), the person probability
-    (any size) and the photo's lightness (solve size, L 0..100)."""
+               portrait: bool) -> tuple[np.ndarray, np.ndarray]:
+    """(h x w region codes, h x w owners) at the solve size, from the faces' label maps (photo size), the
+    person probability (any size) and the photo's lightness (solve size, L 0..100). Owners say whose
+    clothes a pixel is: the index of a face in `labels`."""
     size = lightness.shape
     regions = np.full(size, UNKNOWN, np.uint8)
     people = np.zeros(size, bool)
@@ -144,14 +154,29 @@ def region_map(lightness: np.ndarray, labels: list[np.ndarray], person: np.ndarr
         top = [label for label in np.unique(components[0][smooth_bright[0]]).tolist()
                if (components == label).mean() > 0.05]
         regions[np.isin(components, top) & smooth_bright] = SKY
-    for label_map in labels:
+    owners = np.zeros(size, np.int32)
+    centres = []
+    for index, label_map in enumerate(labels):
         small = cv2.resize(label_map, (size[1], size[0]), interpolation=cv2.INTER_NEAREST)
         for label, region in PARSED.items():
             regions[small == label] = region
         # The parse knows the head best: what it calls background there is not the person's clothes.
         regions[(small == parsing.Label.BACKGROUND) & ~people] = BACKGROUND
+        owners[small == parsing.Label.CLOTH] = index
+        face = np.argwhere(np.isin(small, (parsing.Label.SKIN, parsing.Label.NOSE)))
+        centres.append(face.mean(axis=0)[1] if len(face) else np.inf)
+    parsed_cloth = regions == CLOTH
+    hairs = [cv2.resize(label_map, (size[1], size[0]), interpolation=cv2.INTER_NEAREST) == parsing.Label.HAIR
+             for label_map in labels]
     split_body(regions, lightness, people)
-    return regions
+    for hair in hairs:
+        extend_hair(regions, lightness, hair)
+    if len(centres) > 1:  # the clothes beyond the parses: the person whose face is nearest across
+        columns = np.arange(size[1], dtype=np.float64)
+        nearest = np.argmin(np.abs(columns[None, :] - np.asarray(centres)[:, None]), axis=0)
+        beyond = (regions == CLOTH) & ~parsed_cloth
+        owners[beyond] = np.broadcast_to(nearest, size)[beyond]
+    return regions, owners
 
 
 def local_deviation(lightness: np.ndarray) -> np.ndarray:
@@ -162,8 +187,8 @@ def local_deviation(lightness: np.ndarray) -> np.ndarray:
 def split_body(regions: np.ndarray, lightness: np.ndarray, people: np.ndarray) -> None:
     """The rest of each person, beyond the parsed heads: bare arms, hands and chests look like the face's skin
     in grey, clothes mostly do not. Each pixel goes to whichever of the two lightness distributions (the
-    parsed skin's and clothes') it is nearer to, in standard deviations; clearly neither stays free for the
-    solve to fill from its neighbours."""
+    parsed skin's and clothes') it is nearer to, in standard deviations; clearly neither, or nearer to the
+    parsed hair's (long hair falls beyond the parse), stays free for the solve to fill from its neighbours."""
     rest = (regions == UNKNOWN) & people
     skin = lightness[regions == SKIN]
     if skin.size < 20:
@@ -175,8 +200,30 @@ def split_body(regions: np.ndarray, lightness: np.ndarray, people: np.ndarray) -
     to_skin = np.where(smooth, np.abs(lightness - skin.mean()) / max(skin.std(), 3.0), np.inf)
     to_cloth = (np.abs(lightness - cloth.mean()) / max(cloth.std(), 3.0) if cloth.size >= 20
                 else np.full(lightness.shape, 2.0, np.float32))
+    hair = lightness[regions == HAIR]
+    to_hair = (np.abs(lightness - hair.mean()) / max(hair.std(), 3.0) if hair.size >= 20
+               else np.full(lightness.shape, np.inf, np.float32))
     regions[rest & (to_skin < 1.5) & (to_skin < to_cloth)] = SKIN
-    regions[rest & (regions == UNKNOWN) & ((to_cloth < 2.0) | (to_skin > 2.5))] = CLOTH
+    regions[rest & (regions == UNKNOWN) & ((to_cloth < 2.0) | (to_skin > 2.5)) & (to_cloth <= to_hair)] = CLOTH
+
+
+def extend_hair(regions: np.ndarray, lightness: np.ndarray, hair: np.ndarray) -> None:
+    """Long hair falls below the parse's crop, and often outside the person mask, where it would take a dye
+    or the wall's colour. Pixels of the parsed hair's lightness and texture that join it, within a window
+    reaching as far below it as it is tall again, take the hair's colour."""
+    if hair.sum() < 20:
+        return
+    rows, cols = np.nonzero(hair)
+    height, width = rows.max() - rows.min() + 1, cols.max() - cols.min() + 1
+    window = np.zeros(hair.shape, bool)
+    window[rows.min():rows.max() + 2 * height, max(0, cols.min() - width // 2):cols.max() + width // 2 + 1] = True
+    level, texture = lightness[hair], local_deviation(lightness)
+    like = ((np.abs(lightness - np.median(level)) / max(float(level.std()), 3.0) < 1.5) & window
+            & (texture >= 0.5 * float(np.median(texture[hair])))  # strands, not a smooth wall of the same grey
+            & np.isin(regions, (BACKGROUND, CLOTH, PERSON, UNKNOWN)))
+    _, components = cv2.connectedComponents((like | hair).astype(np.uint8), connectivity=8)
+    joined = np.isin(components, np.unique(components[hair]))
+    regions[like & joined] = HAIR
 
 
 def hair_ab(lightness: np.ndarray, hair: np.ndarray) -> tuple[float, float]:
@@ -188,28 +235,33 @@ def hair_ab(lightness: np.ndarray, hair: np.ndarray) -> tuple[float, float]:
     return HAIR_BY_LIGHTNESS[-1][1:]
 
 
-def imposed_colour(regions: np.ndarray, lightness: np.ndarray, palette: Palette,
+def imposed_colour(regions: np.ndarray, owners: np.ndarray, lightness: np.ndarray, palette: Palette,
                    portrait: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """(fixed mask, h x w x 2 ab): the palette on the eroded interior of every region, chroma faded towards
-    black and white."""
+    black and white; clothes in their owner's dye."""
     hair = hair_ab(lightness, regions == HAIR)
     backdrop = palette.backdrop if portrait else tuple(SCENE_BACKDROP * value for value in palette.backdrop)
     colours = {BACKGROUND: backdrop, SKY: SKY_AB, SKIN: palette.skin, LIPS: palette.lips, EYES: EYES_AB,
-               BROWS: (hair[0] * 0.6, hair[1] * 0.6), HAIR: hair, CLOTH: palette.cloth, HAT: palette.hat,
+               BROWS: (hair[0] * 0.6, hair[1] * 0.6), HAIR: hair, HAT: palette.hat,
                NEUTRAL: (0.0, 0.0), PERSON: PERSON_AB}
     fixed = np.zeros(regions.shape, bool)
     ab = np.zeros((*regions.shape, 2), np.float32)
     kernel = np.ones((2 * ERODE + 1, 2 * ERODE + 1), np.uint8)
-    for region, colour in colours.items():
+    for region in (*colours, CLOTH):
         inside = regions == region
         if region in (LIPS, EYES, BROWS):  # small: their few pixels are all needed
             core = inside
         else:
             core = cv2.erode(inside.astype(np.uint8), kernel).astype(bool)
         fixed |= core
-        ab[core] = colour
-    # Real colours fade to grey near black and white.
-    fade = np.clip(lightness / 25.0, 0, 1) * np.clip((100.0 - lightness) / 12.0, 0, 1)
+        if region == CLOTH:
+            for person in np.unique(owners[core]).tolist():
+                ab[core & (owners == person)] = palette.cloth(person)
+        else:
+            ab[core] = colours[region]
+    # Real colours fade to grey near black and white; dyes sooner near white.
+    white = np.where(np.isin(regions, (CLOTH, HAT)), DYE_WHITE, WHITE)
+    fade = np.clip(lightness / 25.0, 0, 1) * np.clip((100.0 - lightness) / (100.0 - white), 0, 1)
     return fixed, ab * fade[..., None]
 
 
@@ -280,6 +332,6 @@ def tint_hair(rgb: np.ndarray, hair: np.ndarray, colour: int) -> np.ndarray:
 def colour_planes(lightness: np.ndarray, labels: list[np.ndarray], person: np.ndarray | None, portrait: bool,
                   palette: Palette) -> np.ndarray:
     """h x w x 2 CIELAB (a, b) at the solve size of `lightness` (L 0..100)."""
-    regions = region_map(lightness, labels, person, portrait)
-    fixed, values = imposed_colour(regions, lightness, palette, portrait)
+    regions, owners = region_map(lightness, labels, person, portrait)
+    fixed, values = imposed_colour(regions, owners, lightness, palette, portrait)
     return levin(lightness, fixed, values)

@@ -65,3 +65,36 @@ def test_the_solve_spreads_imposed_colour_along_smooth_lightness_and_stops_at_ed
     values[20, 55] = (-20.0, 0.0)
     solved = colourize.levin(lightness, fixed, values)
     assert solved[:, :28, 0].min() > 15 and solved[:, 32:, 0].max() < -15
+
+
+def test_people_of_a_group_wear_different_dyes():
+    """Two parsed people side by side, their clothes continuing beyond the parses: each keeps one dye of
+    their own, and the two differ."""
+    lightness = np.full((60, 80), 50.0, np.float32)
+    labels = []
+    for left in (5, 45):
+        label = np.zeros((60, 80), np.uint8)
+        label[5:20, left:left + 30] = parsing.Label.SKIN
+        label[20:35, left:left + 30] = parsing.Label.CLOTH
+        labels.append(label)
+    person = np.zeros((60, 80), np.float32)
+    person[5:, 5:35] = person[5:, 45:75] = 1.0
+    palette = colourize.Palette.draw(1, common_pb2.GENDER_UNSPECIFIED, None)
+    regions, owners = colourize.region_map(lightness, labels, person, portrait=True)
+    fixed, values = colourize.imposed_colour(regions, owners, lightness, palette)
+    left, right = values[40:55, 10:30].reshape(-1, 2), values[40:55, 50:70].reshape(-1, 2)
+    assert fixed[40:55, 10:30].all() and fixed[40:55, 50:70].all()  # the clothes below the parses are dyed
+    assert np.ptp(left, axis=0).max() == 0 and np.ptp(right, axis=0).max() == 0
+    assert np.linalg.norm(left[0] - right[0]) > 10
+
+
+def test_a_near_white_dye_fades_to_white():
+    """A shirt near white in grey stays near white: dyes fade from L 70, skin keeps its colour to L 88."""
+    lightness = np.full((20, 40), 92.0, np.float32)
+    regions = np.full((20, 40), colourize.CLOTH, np.uint8)
+    regions[:, 20:] = colourize.SKIN
+    palette = colourize.Palette.draw(2, common_pb2.GENDER_UNSPECIFIED, None)
+    fixed, values = colourize.imposed_colour(regions, np.zeros((20, 40), np.int32), lightness, palette)
+    chroma = np.linalg.norm(values, axis=2)
+    assert chroma[5:15, 3:17].max() < 0.3 * np.linalg.norm(palette.cloth(0))
+    assert chroma[5:15, 23:37].min() > 0.6 * np.linalg.norm(palette.skin)

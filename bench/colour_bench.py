@@ -12,8 +12,12 @@ candidates keeping their faces' texture). Printed side by side with leaving the 
 - seconds per candidate per megapixel (goal <= 1 on 2 cores).
 A contact sheet of six portraits (grey, truth, three candidates) is written for people to judge.
 
+`--photos tuning` runs the same on photos that may be looked at and tuned on while the colourizer is
+changed (the detector's training portraits and some of its scenes, training/common/sources.py), so that
+the held-out figures stay a measurement.
+
 Run: python -m training.common.colour_photos --dir var/colour-photos   (once)
-     python -m bench.colour_bench [--sheet var/colour-sheet.png]
+     python -m bench.colour_bench [--sheet var/colour-sheet.png] [--photos tuning]
 """
 
 from __future__ import annotations
@@ -35,12 +39,21 @@ from services.generator.engines.learned import LearnedGenerator
 from services.generator.planes import rgb_to_lab
 from services.generator.scoring import ScoredEngine
 from services.vision import parsing
-from training.common import colour_photos
+from training.common import colour_photos, sources
 
 SIDE = 768
 SEEDS = (1, 2, 3)
 #: A hair colour counts as obeyed within this CIELAB ab distance of its target, on the hair's median.
 HAIR_TOLERANCE = 8.0
+#: Photos to tune on, by kind: never the held-out ones (colour_photos), nor the detector's held-out split.
+TUNING_SCENES = ("chelsea.png", "FreshFlower.jpg", "GreenMeadow.jpg", "Garden.jpg", "BytheWater", "Path")
+PHOTO_SETS = {
+    "held-out": ("training.common.colour_photos", colour_photos.DEFAULT_DIR, {"portrait": colour_photos.PORTRAITS, "scene": colour_photos.SCENES}),
+    "tuning": ("training.common.sources", sources.DEFAULT_DIR, {
+        "portrait": tuple(p for p in sources.EXTRA if p.path.endswith("grace_hopper.jpg")) + sources.PORTRAITS,
+        "scene": tuple(p for p in sources.TRAIN + sources.EXTRA if any(name in p.path for name in TUNING_SCENES)),
+    }),
+}
 
 
 def ab(rgb: np.ndarray) -> np.ndarray:
@@ -78,7 +91,8 @@ class Colourizer:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data-dir", type=Path, default=colour_photos.DEFAULT_DIR)
+    parser.add_argument("--photos", choices=sorted(PHOTO_SETS), default="held-out")
+    parser.add_argument("--data-dir", type=Path, help="where the photos are (default: their set's own folder)")
     parser.add_argument("--models-dir", type=Path, default=Path("models"))
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--sheet", type=Path, default=Path("var/colour-sheet.png"))
@@ -88,9 +102,11 @@ def main() -> None:
     seconds, megapixels = 0.0, 0.0
     print(f"{'photo':28} {'ab dist out':>11} {'ab dist grey':>12} {'colourful out/truth':>20} "
           f"{'diversity bg':>12} {'skin':>6}")
-    for kind, photos in (("portrait", colour_photos.PORTRAITS), ("scene", colour_photos.SCENES)):
+    fetcher, default_dir, photo_set = PHOTO_SETS[args.photos]
+    data_dir = args.data_dir or default_dir
+    for kind, photos in photo_set.items():
         for photo in photos:
-            truth = colour_photos.load(photo, args.data_dir, max_side=SIDE)
+            truth = sources.read_rgb(data_dir / photo.path, SIDE, f"python -m {fetcher} --dir {data_dir}", photo.turn)
             grey = grey_of(truth)
             start = time.perf_counter()
             outs = [colourize(grey, seed) for seed in SEEDS]

@@ -11,10 +11,9 @@ detail and edges (chroma follows the photo's luminance edges when
 colourizing), and where the model left a pixel alone the output keeps it.
 
 Damaged pixels would drag the fit, so the guide is the photo with its masked
-pixels (grown a pixel, `services/common/inpainting.py`) inpainted (Navier-Stokes, full resolution):
-thin scratches get that fine fill with the model's tone, while inside large
-holes the guide is flat, the fit's slope goes to zero and the model's
-prediction fills them.
+pixels (grown a pixel) filled at full resolution (`services/common/inpainting.py`:
+Navier-Stokes for cracks, the photo's own patches for holes): the fill gives
+the texture and edges, the model's prediction the tone and colour over it.
 
 Everything at full resolution is done in horizontal strips of `STRIP` rows:
 besides the uint8 input, mask and output, memory stays at a few strips of
@@ -90,8 +89,8 @@ def compose(guide: np.ndarray, prediction_lab: np.ndarray, strength: float = 1.0
             where: np.ndarray | None = None) -> np.ndarray:
     """Full-resolution RGB uint8 from the damage-filled photo (`services.common.inpainting.fill_damage`) and the working-res prediction.
 
-    `strength` (0..1) scales the model's correction (tone, cast, colour and
-    its fill of large holes; thin damage stays inpainted at any strength);
+    `strength` (0..1) scales the model's correction (tone, cast and colour;
+    the damage stays filled at any strength);
     `neutral` makes the result exactly grey. `where` (working resolution,
     0..1) limits the correction to where the detector found something to
     correct, so an intact photo, or an intact part of one, is left alone.

@@ -1,0 +1,63 @@
+"""The damage fill chosen by width: diffusion for cracks, the photo's own patches for holes."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from services.common.inpainting import HOLE_PIXELS, fill_damage, holes
+
+
+def stripes(height: int, width: int) -> np.ndarray:
+    """Slanted black and white stripes: a texture a diffusion fill cannot continue and a patch copy can."""
+    rows, cols = np.mgrid[0:height, 0:width]
+    grey = ((np.sin((cols + 0.5 * rows) / 3.0) > 0) * 160 + 40).astype(np.uint8)
+    return np.repeat(grey[..., None], 3, axis=2)
+
+
+def diffusion(damaged: np.ndarray, damage: np.ndarray) -> np.ndarray:
+    return cv2.inpaint(damaged, cv2.dilate((damage > 0).astype(np.uint8), np.ones((3, 3), np.uint8)), 3,
+                       cv2.INPAINT_NS)
+
+
+def error_inside(filled: np.ndarray, truth: np.ndarray, damage: np.ndarray) -> float:
+    return float(np.abs(filled.astype(np.float32) - truth)[damage > 0].mean())
+
+
+def test_a_hole_in_a_texture_is_continued_from_the_texture():
+    truth = stripes(200, 200)
+    damage = np.zeros((200, 200), np.uint8)
+    damage[80:120, 70:130] = 255
+    damaged = truth.copy()
+    damaged[damage > 0] = 255
+    filled = fill_damage(damaged, damage)
+    assert error_inside(filled, truth, damage) < 0.3 * error_inside(diffusion(damaged, damage), truth, damage)
+    intact = cv2.dilate(damage, np.ones((3, 3), np.uint8)) == 0  # the fill takes the damage grown a pixel
+    assert np.array_equal(filled[intact], damaged[intact])
+
+
+def test_cracks_are_no_holes_and_keep_the_diffusion_fill():
+    damage = np.zeros((120, 160), np.uint8)
+    cv2.line(damage, (5, 10), (150, 100), 255, 3)
+    assert holes((damage > 0).astype(np.uint8)) == []
+    photo = stripes(120, 160)
+    assert np.array_equal(fill_damage(photo, damage), diffusion(photo, damage))
+
+
+def test_a_torn_corner_and_a_hole_larger_than_the_budget_are_filled_with_texture():
+    truth = stripes(400, 400)
+    damage = np.zeros((400, 400), np.uint8)
+    damage[:90, :90] = 255  # the corner, torn off
+    cv2.circle(damage, (260, 260), 70, 255, -1)  # ~15 000 pixels: filled at a reduced scale
+    assert (damage > 0).sum() - 8100 > HOLE_PIXELS
+    damaged = truth.copy()
+    damaged[damage > 0] = 255
+    filled = fill_damage(damaged, damage)
+    inside = damage > 0
+    assert (filled[inside] == 255).all(axis=1).mean() < 0.01  # nothing left blank
+    grey = filled[..., 0].astype(np.float32)
+    texture = np.sqrt(cv2.blur(grey ** 2, (7, 7)) - cv2.blur(grey, (7, 7)) ** 2)
+    smooth = diffusion(damaged, damage)[..., 0].astype(np.float32)
+    smooth_texture = np.sqrt(np.maximum(cv2.blur(smooth ** 2, (7, 7)) - cv2.blur(smooth, (7, 7)) ** 2, 0))
+    core = cv2.erode(inside.astype(np.uint8), np.ones((15, 15), np.uint8)) > 0
+    assert texture[core].mean() > 2 * smooth_texture[core].mean()

@@ -12,7 +12,10 @@ Printed side by side, per detector engine feeding the default generator:
 - identity of every face: similarity of the candidate's face to the clean
   photo's; goal: >= 0.95.
 
-Run: python -m bench.repair_bench [--samples-per-photo 2]
+`--photos tuning` runs the same on training photos, to look at and tune on; `--dump DIR` writes each crop
+damaged | restored | clean.
+
+Run: python -m bench.repair_bench [--samples-per-photo 2] [--photos tuning --dump var/repair]
 """
 
 from __future__ import annotations
@@ -53,7 +56,14 @@ def telea_with_truth(damaged: np.ndarray, damage: np.ndarray) -> np.ndarray:
     return cv2.inpaint(damaged, grown, 3, cv2.INPAINT_TELEA)
 
 
-def photos(data_dir: Path) -> list[tuple[str, np.ndarray]]:
+#: Photos to look at and tune on: the detector's training portraits and a few of its scenes, never the held-out.
+TUNING = ("grace_hopper.jpg", "sample2.jpg", "sample4.jpg", "sample5.jpg", "chelsea.png", "Garden.jpg", "Path")
+
+
+def photos(data_dir: Path, which: str = "held-out") -> list[tuple[str, np.ndarray]]:
+    if which == "tuning":
+        chosen = [p for p in sources.TRAIN + sources.EXTRA + sources.PORTRAITS if any(n in p.path for n in TUNING)]
+        return [(Path(p.path).name, sources.load(p, data_dir)) for p in chosen]
     held = [(Path(p.path).name, sources.load(p, data_dir)) for p in sources.HELD_OUT]
     faces = [(path.name, np.asarray(Image.open(path).convert("RGB"))) for path in HELD_OUT_FACES]
     return held + faces
@@ -63,6 +73,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-dir", type=Path, default=sources.DEFAULT_DIR)
     parser.add_argument("--samples-per-photo", type=int, default=2)
+    parser.add_argument("--photos", choices=("held-out", "tuning"), default="held-out",
+                        help="tuning: photos that may be looked at while the repair is changed")
+    parser.add_argument("--dump", type=Path, help="write damaged | restored | clean of every crop here")
     parser.add_argument("--models-dir", type=Path, help="another models directory for the detector")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
@@ -79,7 +92,7 @@ def main() -> None:
     telea_rows: list[dict] = []
     print(f"{'photo':24} {'input':>7} {'telea|truth':>12}" + "".join(f" {n + ' psnr':>14} {n + ' ssim':>12}"
                                                                   for n in detectors) + f" {'input ssim':>11}")
-    for name, photo in photos(args.data_dir):
+    for name, photo in photos(args.data_dir, args.photos):
         for index in range(args.samples_per_photo):
             rng = np.random.default_rng([2027, index, len(name)])
             crop = random_crop(photo, SIDE, rng) if min(photo.shape[:2]) >= SIDE else photo
@@ -112,12 +125,16 @@ def main() -> None:
                     face = matching_face(reference, analyzer.analyze(restored))
                     row["identity"] = similarity(reference, face) if face is not None else 0.0
                 rows[detector_name].append(row)
+                if args.dump:
+                    args.dump.mkdir(parents=True, exist_ok=True)
+                    Image.fromarray(np.hstack([sample.damaged, restored, sample.clean])).save(
+                        args.dump / f"{Path(name).stem}-{index}-{detector_name}.png")
                 identity = f" id {row['identity']:.3f}" if "identity" in row else ""
                 cells.append(f" {row['psnr']:14.2f} {row['ssim']:12.4f}{identity}")
             print(f"{name[:18] + f' #{index}':24} {telea_rows[-1]['input']:7.2f} {telea_rows[-1]['telea']:12.2f}"
                   + "".join(cells) + f" {input_ssim:11.4f}", flush=True)
     telea_psnr = float(np.mean([r["telea"] for r in telea_rows]))
-    print(f"\n{len(telea_rows)} damaged held-out crops of {SIDE} px; Y-PSNR inside the true damage:")
+    print(f"\n{len(telea_rows)} damaged {args.photos} crops of {SIDE} px; Y-PSNR inside the true damage:")
     print(f"  damaged input {np.mean([r['input'] for r in telea_rows]):.2f} dB   Telea given the true mask "
           f"{telea_psnr:.2f} dB")
     for detector_name, results in rows.items():

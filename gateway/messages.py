@@ -73,3 +73,7 @@ def with_seed(base: bytes, seed: int) -> bytes:
 
 def upscale_request(candidate: common_pb2.Image, factor: int) -> bytes:
     return upscaler_pb2.UpscaleRequest(image=candidate, factor=factor, output_encoding=PNG).SerializeToString()
+
+
+def upscale_set_request(candidates: list[common_pb2.Image], factor: int) -> bytes:
+    return upscaler_pb2.UpscaleSetRequest(images=candidates, factor=factor, output_encoding=PNG).SerializeToString()

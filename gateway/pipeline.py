@@ -4,8 +4,8 @@ The pipeline reports what happens as `RestoreEvent`s, the same messages the
 gRPC API streams, so the HTTP API, the gRPC API and jobs share one
 orchestration. Candidates are independent calls (one seed each) that the
 dispatcher spreads over generator replicas as they have room; ranking comes
-before the expensive step, so only the candidates kept are upscaled and
-stored. A failure in one call cancels its siblings (TaskGroup) and fails just
+before the expensive step, so only the candidates kept are upscaled (together,
+one UpscaleSet call a photo) and stored. A failure in one call cancels its siblings (TaskGroup) and fails just
 that photo; a replica that is full or gone is not a failure (gateway/dispatch.py).
 """
 
@@ -309,14 +309,18 @@ class Pipeline:
     async def _finish(self, request_id: str, photo: PhotoUpload, kept: list[Generated],
                       seeds: list[int], factor: int, deadline: float, event: Callable[..., None],
                       progress: Callable[[int, float], None]) -> None:
-        """Upscale and store only the candidates kept, in ranking order; each is announced as it is stored."""
+        """Upscale and store only the candidates kept, in ranking order; each is announced as it is stored.
+
+        The candidates of a photo are upscaled together (UpscaleSet: about one super-resolution's work for
+        all of them), or one by one from an upscaler that predates it."""
         done = 0
         if factor > 1:
             progress(gateway_pb2.UPSCALE, 0.0)
+        together_done = factor > 1 and len(kept) > 1 and await self._upscale_together(photo, kept, factor, deadline)
 
         async def finish(chosen: Generated) -> None:
             nonlocal done
-            if factor > 1:
+            if factor > 1 and not together_done:
                 with stage("upscale", photo=photo.index, seed=chosen.seed, factor=factor):
                     request = await asyncio.to_thread(messages.upscale_request, chosen.image, factor)
                     answer = await self._upstreams.upscale(request, deadline)
@@ -333,3 +337,19 @@ class Pipeline:
 
         await together(finish(chosen) for chosen in kept)
         event(done=gateway_pb2.PhotoDone(candidates=len(kept), ranking=[c.seed for c in kept], upscale=factor))
+
+    async def _upscale_together(self, photo: PhotoUpload, kept: list[Generated], factor: int,
+                                deadline: float) -> bool:
+        """Every kept candidate upscaled in one UpscaleSet call; False when the upscaler does not offer it."""
+        try:
+            with stage("upscale", photo=photo.index, factor=factor, candidates=len(kept)):
+                request = await asyncio.to_thread(messages.upscale_set_request, [c.image for c in kept], factor)
+                answers = await self._upstreams.upscale_set(request, len(kept), deadline)
+        except UpstreamError as error:
+            if error.code != grpc.StatusCode.UNIMPLEMENTED:
+                raise
+            log.info("upscaler without UpscaleSet: candidates upscaled one by one", extra={"photo": photo.index})
+            return False
+        for chosen, answer in zip(kept, answers):
+            chosen.image = rgb_png(answer.image, "upscaler")
+        return True

@@ -172,6 +172,7 @@ class Upstreams:
         self._detect = self.detector.unary("/revive.v1.DamageDetector/Detect", detector_pb2.DetectResponse)
         self._generate = self.generator.stream("/revive.v1.Generator/Generate", generator_pb2.Candidate)
         self._upscale = self.upscaler.unary("/revive.v1.Upscaler/Upscale", upscaler_pb2.UpscaleResponse)
+        self._upscale_set = self.upscaler.stream("/revive.v1.Upscaler/UpscaleSet", upscaler_pb2.UpscaleResponse)
 
     @property
     def all(self) -> tuple[Upstream, ...]:
@@ -192,6 +193,13 @@ class Upstreams:
 
     async def upscale(self, request: bytes, deadline: float) -> upscaler_pb2.UpscaleResponse:
         return await self._upscale(request, deadline)
+
+    async def upscale_set(self, request: bytes, count: int, deadline: float) -> list[upscaler_pb2.UpscaleResponse]:
+        """A photo's candidates in one call (UpscaleSet): one answer per candidate, in order."""
+        answers = await self._upscale_set(request, deadline)
+        if len(answers) != count:
+            raise UpstreamError("upscaler", grpc.StatusCode.INTERNAL, f"{len(answers)} answers for {count} images")
+        return answers
 
     def readiness(self) -> dict[str, dict[str, str]]:
         """Each service's replicas and their last probed state (no RPC: the probe loop keeps them current)."""

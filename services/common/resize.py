@@ -3,8 +3,15 @@ fields grow to full resolution a band of rows at a time, so a 4096x4096 photo ne
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import cv2
 import numpy as np
+
+from services.common import cancellation
+
+#: Rows per full-resolution strip.
+STRIP = 256
 
 
 def shrink_to(image: np.ndarray, side: int) -> np.ndarray:
@@ -28,3 +35,10 @@ def upsample_rows(field: np.ndarray, rows: slice, size: tuple[int, int]) -> np.n
     channels = [cv2.remap(np.ascontiguousarray(field[..., c]), map_x, map_y, cv2.INTER_LINEAR,
                           borderMode=cv2.BORDER_REPLICATE) for c in range(field.shape[2])]
     return np.stack(channels, axis=-1)
+
+
+def strips(height: int) -> Iterator[slice]:
+    """Row bands of `STRIP`; between bands, work whose caller has gone stops."""
+    for top in range(0, height, STRIP):
+        cancellation.check()
+        yield slice(top, min(top + STRIP, height))

@@ -15,7 +15,7 @@ pixels (grown a pixel) filled at full resolution (`services/common/inpainting.py
 Navier-Stokes for cracks, the photo's own patches for holes): the fill gives
 the texture and edges, the model's prediction the tone and colour over it.
 
-Everything at full resolution is done in horizontal strips of `STRIP` rows:
+Everything at full resolution is done in horizontal strips (`services.common.resize.strips`):
 besides the uint8 input, mask and output, memory stays at a few strips of
 float planes whatever the photo's size (a 4096x4096 photo peaks well under
 1 GB).
@@ -23,19 +23,15 @@ float planes whatever the photo's size (a 4096x4096 photo peaks well under
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import cv2
 import numpy as np
 
-from services.common import cancellation
-from services.common.resize import upsample_rows
+from services.common.guided import apply_rows, box, guided_coefficients
+from services.common.resize import strips, upsample_rows
 from services.generator.planes import LAB_SCALE, lab_to_rgb, rgb_to_lab
 
 #: Long side of the working resolution the network runs at.
 WORK_SIDE = 384
-#: Rows per full-resolution strip.
-STRIP = 256
 #: Guided-filter window radius (working-resolution pixels) and regulariser (normalised Lab squared).
 RADIUS = 2
 EPS = 1e-4
@@ -54,37 +50,6 @@ def downscale(pixels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return cv2.resize(pixels, (size[1], size[0]), interpolation=cv2.INTER_AREA)
 
 
-def strips(height: int) -> Iterator[slice]:
-    """Row bands of `STRIP`; between bands, work whose caller has gone stops."""
-    for top in range(0, height, STRIP):
-        cancellation.check()
-        yield slice(top, min(top + STRIP, height))
-
-
-def _box(field: np.ndarray, radius: int) -> np.ndarray:
-    """Window mean of every channel of an h x w x C... array."""
-    flat = field.reshape(field.shape[0], field.shape[1], -1)
-    means = [cv2.blur(np.ascontiguousarray(flat[..., c]), (2 * radius + 1, 2 * radius + 1),
-                      borderType=cv2.BORDER_REFLECT) for c in range(flat.shape[2])]
-    return np.stack(means, axis=-1).reshape(field.shape)
-
-
-def guided_coefficients(guide: np.ndarray, target: np.ndarray, radius: int = RADIUS, eps: float = EPS) -> np.ndarray:
-    """h x w x 4 x 3: per pixel, the affine map (3x3 matrix rows, then offset) with target ~ guide @ A + b.
-
-    The colour guided filter (He et al. 2013): least squares over each
-    window, ridge-regularised by `eps`, then window-averaged.
-    """
-    mean_i = _box(guide, radius)
-    mean_p = _box(target, radius)
-    cov_ip = _box(guide[..., :, None] * target[..., None, :], radius) - mean_i[..., :, None] * mean_p[..., None, :]
-    var_i = _box(guide[..., :, None] * guide[..., None, :], radius) - mean_i[..., :, None] * mean_i[..., None, :]
-    var_i = var_i + eps * np.eye(3, dtype=np.float32)
-    a = np.linalg.solve(var_i, cov_ip)
-    b = mean_p - np.einsum("hwk,hwkc->hwc", mean_i, a)
-    return _box(np.concatenate([a, b[..., None, :]], axis=2), radius).astype(np.float32)
-
-
 def compose(guide: np.ndarray, prediction_lab: np.ndarray, strength: float = 1.0, neutral: bool = False,
             where: np.ndarray | None = None) -> np.ndarray:
     """Full-resolution RGB uint8 from the damage-filled photo (`services.common.inpainting.fill_damage`) and the working-res prediction.
@@ -96,13 +61,11 @@ def compose(guide: np.ndarray, prediction_lab: np.ndarray, strength: float = 1.0
     correct, so an intact photo, or an intact part of one, is left alone.
     """
     size = prediction_lab.shape[:2]
-    coefficients = guided_coefficients(rgb_to_lab(downscale(guide, size)), prediction_lab)
-    flat = coefficients.reshape(size[0], size[1], 12)
+    coefficients = guided_coefficients(rgb_to_lab(downscale(guide, size)), prediction_lab, RADIUS, EPS)
     out = np.empty_like(guide)
     for rows in strips(guide.shape[0]):
         lab = rgb_to_lab(guide[rows])
-        maps = upsample_rows(flat, rows, guide.shape[:2]).reshape(lab.shape[0], lab.shape[1], 4, 3)
-        restored = np.einsum("hwk,hwkc->hwc", lab, maps[:, :, :3]) + maps[:, :, 3]
+        restored = apply_rows(lab, coefficients, rows, guide.shape[:2])
         amount = strength if where is None else strength * upsample_rows(where[..., None], rows, guide.shape[:2])
         restored = lab + amount * (restored - lab)
         rgb = lab_to_rgb(restored)
@@ -121,12 +84,12 @@ def chroma_onto(grey: np.ndarray, ab: np.ndarray, scale: float = 1.0, radius: in
     """
     size = ab.shape[:2]
     lightness = rgb_to_lab(downscale(grey, size))[..., :1]
-    mean_l, mean_ab = _box(lightness, radius), _box(ab, radius)
-    covariance = _box(lightness * ab, radius) - mean_l * mean_ab
-    variance = _box(lightness * lightness, radius) - mean_l * mean_l
+    mean_l, mean_ab = box(lightness, radius), box(ab, radius)
+    covariance = box(lightness * ab, radius) - mean_l * mean_ab
+    variance = box(lightness * lightness, radius) - mean_l * mean_l
     alpha = covariance / (variance + eps)
     beta = mean_ab - alpha * mean_l
-    maps = _box(np.concatenate([alpha, beta], axis=2), radius).astype(np.float32)
+    maps = box(np.concatenate([alpha, beta], axis=2), radius).astype(np.float32)
     # The fit is linear in L: in a window of skin, brows and shadow it extrapolates past every colour there
     # (dark brows turned blue). Each pixel's chroma stays within what the solve gave its neighbourhood.
     kernel = np.ones((2 * radius + 1, 2 * radius + 1), np.uint8)

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from revive.v1 import common_pb2
 
+from services.common import resize
 from services.common.resize import upsample_rows
 from services.common.runtime import RuntimeOptions
 from services.generator import compose, hair
@@ -132,9 +133,9 @@ def test_gender_and_age_act_on_skin_and_lips_and_keep_the_lightness(engine):
 
 def test_strips_upsample_exactly_like_one_resize():
     field = np.random.default_rng(0).random((37, 53, 3)).astype(np.float32)
-    size = (compose.STRIP * 2 + 77, 301)
+    size = (resize.STRIP * 2 + 77, 301)
     whole = cv2.resize(field, (size[1], size[0]), interpolation=cv2.INTER_LINEAR)
-    pieces = np.concatenate([upsample_rows(field, rows, size) for rows in compose.strips(size[0])])
+    pieces = np.concatenate([upsample_rows(field, rows, size) for rows in resize.strips(size[0])])
     assert np.abs(pieces - whole).max() < 1e-4
 
 

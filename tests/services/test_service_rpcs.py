@@ -167,6 +167,39 @@ def test_upscaler_refuses_bad_factors_and_oversize_results(upscaler, size, facto
     assert message in error.value.details()
 
 
+def upscale_set(upscaler, images: list[np.ndarray], factor: int) -> list[upscaler_pb2.UpscaleResponse]:
+    stub = upscaler_pb2_grpc.UpscalerStub(channel(upscaler.port))
+    request = upscaler_pb2.UpscaleSetRequest(images=[to_proto(image) for image in images], factor=factor)
+    return list(stub.UpscaleSet(request, timeout=120))
+
+
+def test_upscale_set_carries_toned_siblings_and_upscales_strangers_themselves(upscaler):
+    """A sibling that differs in smooth tone and colour comes out as if upscaled itself; a different picture
+    of the same size is upscaled itself."""
+    photo = portrait(200, 160)
+    rows, cols = np.mgrid[0:160, 0:200].astype(np.float32)
+    tint = np.stack([1.0 + cols / 800, np.full_like(cols, 0.95), 1.0 - rows / 900], axis=2)
+    sibling = np.clip(photo * tint + 6, 0, 255).astype(np.uint8)
+    stranger = np.ascontiguousarray(photo[::-1, ::-1])
+    answers = upscale_set(upscaler, [photo, sibling, stranger], 2)
+    assert [answer.shared for answer in answers] == [False, True, False]
+    alone = [from_proto(upscale(upscaler, image, 2).image) for image in (photo, sibling, stranger)]
+    together = [from_proto(answer.image) for answer in answers]
+    assert all(image.shape == (320, 400, 3) for image in together)
+    assert np.array_equal(together[0], alone[0]) and np.array_equal(together[2], alone[2])
+    error = np.mean((together[1].astype(np.float32) - alone[1]) ** 2)
+    assert 10 * np.log10(255 ** 2 / error) > 40
+
+
+@pytest.mark.parametrize(("sizes", "message"), [((), "1 to 16"), (((40, 30), (40, 31)), "one size"),
+                                                (((40, 30),) * 17, "1 to 16")])
+def test_upscale_set_refuses_empty_oversized_and_mixed_sets(upscaler, sizes, message):
+    with pytest.raises(grpc.RpcError) as error:
+        upscale_set(upscaler, [np.zeros((*size, 3), np.uint8) for size in sizes], 2)
+    assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert message in error.value.details()
+
+
 def test_upscaler_and_generator_return_png_when_asked(upscaler, generator, detector):
     photo = portrait(120, 100)
     stub = upscaler_pb2_grpc.UpscalerStub(channel(upscaler.port))

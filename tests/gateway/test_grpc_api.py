@@ -27,10 +27,12 @@ def test_restore_streams_progress_then_candidates_then_done(gateway):
     assert kinds[0] == "progress" and kinds[-1] == "done"
     assert kinds.index("damage") < kinds.index("candidate")
     candidates = [e.candidate for e in by_photo[0] if e.WhichOneof("event") == "candidate"]
-    assert sorted(c.seed for c in candidates) == [5, 6]
+    seeds = [c.seed for c in candidates]
+    # Two of the seeds drawn from 5 on (the surplus among them): the best two by rank.
+    assert len(set(seeds)) == 2 and all(5 <= seed < 10 for seed in seeds)
     assert all(decode_png(c.image.data).shape == (600, 480, 3) for c in candidates)
     done = by_photo[0][-1].done
-    assert sorted(done.ranking) == [5, 6] and done.upscale == 1
+    assert sorted(done.ranking) == sorted(seeds) and done.upscale == 1
     failed = [e.failed for e in by_photo[1] if e.WhichOneof("event") == "failed"]
     assert failed and failed[0].code == "INVALID_ARGUMENT" and "not an image" in failed[0].message
 

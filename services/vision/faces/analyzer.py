@@ -14,7 +14,8 @@ One addition: a face that fills the frame (a close-up, a cropped passport
 photo) is larger than the detector's largest anchor and goes unfound, and then
 its skin is coloured as background and its identity goes unchecked. When a
 photo yields no face, it is searched again in the middle of a canvas twice its
-size, its edges replicated outwards (`frame_filling`; off for compare.py).
+size, its edges replicated outwards, and a face found there that covers much of
+the frame is kept (`frame_filling`; off for compare.py).
 """
 
 from __future__ import annotations
@@ -39,6 +40,8 @@ FACE_INPUT = 112
 RECOGNITION_INPUT = 150
 #: face-api's TinyFaceDetectorOptions default, and its IOU_THRESHOLD.
 SCORE_THRESHOLD = 0.5
+#: A face found on the wider canvas counts when its box covers at least this share of the photo.
+FRAME_FILLING = 0.25
 #: Photos narrower than this hold no face the detector could find (its smallest are ~20 px).
 MIN_PHOTO_SIDE = 8
 IOU_THRESHOLD = 0.4
@@ -123,7 +126,9 @@ class FaceAnalyzer:
             return faces
         top, left = height // 2, width // 2
         canvas = cv2.copyMakeBorder(rgb, top, top, left, left, cv2.BORDER_REPLICATE)
-        return [face for face in (moved(face, -left, -top, width, height) for face in self._analyze(canvas)) if face]
+        found = (moved(face, -left, -top, width, height) for face in self._analyze(canvas))
+        # Only what the first search could not have seen: a face filling much of the frame.
+        return [face for face in found if face and face.box.width * face.box.height >= FRAME_FILLING * width * height]
 
     def _analyze(self, rgb: np.ndarray) -> list[common_pb2.Face]:
         height, width = rgb.shape[:2]

@@ -17,13 +17,19 @@ Volna CC-BY-SA-4.0), scikit-learn's two sample photos (CC-BY-2.0) and
 matplotlib's Grace Hopper portrait (public domain, US Navy). The detector
 and generator keep TRAIN, the split their manifests record.
 
+PORTRAITS puts skin, hair and faces under the detector's synthetic cracks
+(real cracks cross faces, and a detector that has never seen one there
+misses them): the training half of npm @vladmandic/face-api 1.7.15's demo
+photos (MIT, taken by the package's author; `npm pack`). The other half is
+the colour benchmark's and never trained on (COLOUR_PHOTOS.md).
+
 The split is fixed by name, so training never sees the held-out photos
 whatever the seed: one portrait (astronaut, also the false-alarm probe), one
 still life, one texture and two landscapes/close-ups.
 
 `python -m training.common.sources --dir var/detector-data`
-downloads and unpacks both (needs pip and apt-get on PATH and network access
-to PyPI and a Debian mirror).
+downloads and unpacks them all (needs pip, apt-get and npm on PATH and network
+access to PyPI, a Debian mirror and the npm registry).
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ import argparse
 import logging
 import subprocess
 import sys
+import tarfile
 import tempfile
 import zipfile
 from dataclasses import dataclass
@@ -52,6 +59,8 @@ WHEELS = ((SKIMAGE_WHEEL, "skimage/data/"), ("scikit-learn==1.9.1", "sklearn/dat
           ("matplotlib==3.11.2", "matplotlib/mpl-data/sample_data/"))
 #: Debian packages and the folder below the data directory each is unpacked into.
 DEBIAN_PACKAGES = (("mate-backgrounds", "mate"), ("plasma-workspace-wallpapers", "plasma"))
+#: npm packages, the folder below the data directory their photos go to, and those photos (inside the package).
+NPM_PACKAGES = (("@vladmandic/face-api@1.7.15", "face-api", ("demo/sample2.jpg", "demo/sample4.jpg", "demo/sample5.jpg")),)
 DEFAULT_DIR = REPO / "var" / "detector-data"
 
 
@@ -126,6 +135,11 @@ EXTRA = (
           "US Navy"),
 )
 
+PORTRAITS = tuple(
+    Photo(f"{folder}/{name}", f"npm {package}", "MIT", "Vladimir Mandic (the package's author)")
+    for package, folder, names in NPM_PACKAGES for name in names
+)
+
 
 def load(photo: Photo, data_dir: Path, max_side: int = 1024) -> np.ndarray:
     """The photo as HxWx3 uint8 RGB, downscaled so its longer side is at most `max_side`.
@@ -171,11 +185,19 @@ def prepare(data_dir: Path) -> None:
             subprocess.run(["apt-get", "download", package], cwd=scratch, check=True)
             deb = next(Path(scratch).glob(f"{package}_*.deb"))
             subprocess.run(["dpkg-deb", "-x", str(deb), str(data_dir / folder)], check=True)
-    missing = [photo.path for photo in TRAIN + HELD_OUT + EXTRA if not (data_dir / photo.path).exists()]
+        for package, folder, names in NPM_PACKAGES:
+            subprocess.run(["npm", "pack", "-q", package], cwd=scratch, check=True, stdout=subprocess.DEVNULL)
+            tarball = next(Path(scratch).glob(package.lstrip("@").replace("/", "-").rsplit("@", 1)[0] + "-*.tgz"))
+            with tarfile.open(tarball) as archive:
+                for name in names:
+                    target = data_dir / folder / name
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    target.write_bytes(archive.extractfile(f"package/{name}").read())
+    missing = [photo.path for photo in TRAIN + HELD_OUT + EXTRA + PORTRAITS if not (data_dir / photo.path).exists()]
     if missing:
         raise RuntimeError(f"missing after download: {missing}")
     log.info("photos ready", extra={"dir": str(data_dir), "train": len(TRAIN), "held_out": len(HELD_OUT),
-                                    "extra": len(EXTRA)})
+                                    "extra": len(EXTRA), "portraits": len(PORTRAITS)})
 
 
 def prepare_from_command_line(prepare_photos: Callable[[Path], None], default_dir: Path, description: str) -> None:

@@ -29,9 +29,10 @@ SCALE_RANGE = (0.5, 1.0)
 #: every other goes to training or to the benchmark.
 VALIDATE = tuple(photo for photo in sources.EXTRA if photo.path.endswith("images/china.jpg"))
 #: Training photos per set name: "base" is what the first models used; "wide" adds the other EXTRA
-#: photos (a portrait among them), so damage lands on more kinds of content.
-PHOTO_SETS = {"base": sources.TRAIN,
-              "wide": sources.TRAIN + tuple(photo for photo in sources.EXTRA if photo not in VALIDATE)}
+#: photos (a portrait among them), so damage lands on more kinds of content; "people" adds PORTRAITS,
+#: so cracks also cross faces, skin and hair.
+WIDE = sources.TRAIN + tuple(photo for photo in sources.EXTRA if photo not in VALIDATE)
+PHOTO_SETS = {"base": sources.TRAIN, "wide": WIDE, "people": WIDE + sources.PORTRAITS}
 #: Damage recipes by name: "default" reproduces the recorded models' data, "real" is REAL_SCAN.
 DAMAGE = {"default": DamageParams(), "real": REAL_SCAN}
 

@@ -194,7 +194,7 @@ def main() -> None:
     args_of_run = torch.load(args.run_dir / "checkpoint.pt", weights_only=False)["args"]
     damage = DAMAGE[args_of_run.get("damage", "default")]
     # Runs before the validation split existed calibrated on their training photos; the manifest says which.
-    split = VALIDATE if args_of_run.get("photos", "base") == "wide" else sources.TRAIN
+    split = sources.TRAIN if args_of_run.get("photos", "base") == "base" else VALIDATE
     thresholds = calibrate(model, sources.load_all(split, args.data_dir), args.calibration_batches, damage)
     calibrated_on = ("the validation photos " + ", ".join(p.path for p in split) if split is VALIDATE
                      else "the training photos")

@@ -76,10 +76,11 @@ HAIR_BY_LIGHTNESS = ((22.0, 1.5, 3.0), (38.0, 5.0, 10.0), (58.0, 8.0, 17.0), (10
 #: Dyes of clothes and hats, and walls and backdrops of portraits: each candidate draws one of each.
 CLOTHES = ((2.0, -22.0), (-16.0, 6.0), (30.0, 12.0), (9.0, 20.0), (1.0, 1.0), (4.0, 14.0), (-8.0, -12.0),
            (20.0, -8.0), (-4.0, 18.0))
-#: Backdrops stay warm, grey or sage: where the person mask misses a face (close-ups) the backdrop lands on
-#: skin, and a cool tint there is the worst mistake a candidate can make. In an order where neighbours
-#: differ by 13 or more.
-BACKDROPS = ((9.0, 19.0), (-8.0, 8.0), (3.0, 1.0), (-3.0, 15.0), (7.0, 6.0), (-6.0, 1.0))
+#: Backdrops stay warm, grey, rose or sage: where the person mask misses a face (close-ups) the backdrop lands
+#: on skin, and a cool tint there is the worst mistake a candidate can make. In an order where neighbours
+#: differ by 19 or more (the last and the first by 13), so consecutive candidates stand on clearly different
+#: walls.
+BACKDROPS = ((9.0, 19.0), (-9.0, 5.0), (10.0, 3.0), (-10.0, 14.0), (2.0, -2.0), (-4.0, 17.0))
 SKY_AB = (-4.0, -20.0)
 #: A person without a found face: a warm, low chroma, as a hand-tinted print (a blue face is worse than none).
 PERSON_AB = (6.0, 11.0)

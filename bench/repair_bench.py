@@ -95,7 +95,8 @@ def main() -> None:
     for name, photo in photos(args.data_dir, args.photos):
         for index in range(args.samples_per_photo):
             rng = np.random.default_rng([2027, index, len(name)])
-            crop = random_crop(photo, SIDE, rng) if min(photo.shape[:2]) >= SIDE else photo
+            # Upright, as scans are: a face on its side is no face to the analyser, and says nothing of identity.
+            crop = random_crop(photo, SIDE, rng, turn=False) if min(photo.shape[:2]) >= SIDE else photo
             sample = synth(np.ascontiguousarray(crop), rng)
             damage = np.zeros(sample.clean.shape[:2], bool)
             for kind in LOCAL:

@@ -47,8 +47,9 @@ class Batch:
     scores: np.ndarray
 
 
-def random_crop(photo: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
-    """A `size` square from `photo` at a random scale, flip and quarter turn."""
+def random_crop(photo: np.ndarray, size: int, rng: np.random.Generator, turn: bool = True) -> np.ndarray:
+    """A `size` square from `photo` at a random scale, mirrored or not, and (with `turn`) a quarter turn:
+    training wants every orientation, a benchmark of scans wants them upright."""
     scale = rng.uniform(*SCALE_RANGE)
     side = min(int(round(size / scale)), *photo.shape[:2])
     y = int(rng.integers(0, photo.shape[0] - side + 1))
@@ -58,7 +59,7 @@ def random_crop(photo: np.ndarray, size: int, rng: np.random.Generator) -> np.nd
         crop = cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA)
     if rng.random() < 0.5:
         crop = crop[:, ::-1]
-    return np.ascontiguousarray(np.rot90(crop, int(rng.integers(0, 4))))
+    return np.ascontiguousarray(np.rot90(crop, int(rng.integers(0, 4))) if turn else crop)
 
 
 def to_arrays(samples: Sequence[DamageSample]) -> Batch:

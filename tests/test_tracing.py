@@ -33,7 +33,7 @@ def test_one_trace_per_job_across_every_service(gateway):
     in_trace = [span for span in spans if span.context.trace_id == trace_id]
     names = {span.name for span in in_trace}
     assert {"photo", "decode", "detect", "generate", "upscale", "store"} <= names
-    assert {"revive.v1.DamageDetector/Detect", "revive.v1.Generator/Generate", "revive.v1.Upscaler/Upscale"} <= names
+    assert {"revive.v1.DamageDetector/Detect", "revive.v1.Generator/Generate", "revive.v1.Upscaler/UpscaleSet"} <= names
     photos = sorted(span.attributes["revive.photo"] for span in in_trace if span.name == "photo")
     assert photos == [0, 1]
     decodes = {(span.attributes["revive.width"], span.attributes["revive.height"]) for span in in_trace

@@ -11,6 +11,8 @@ Prints, side by side:
 - whole-photo scores: fading-score error and black-and-white accuracy;
 - false alarms on clean, undamaged photos (the held-out photos as shipped,
   and the tests' synthetic portrait); goal: <= 0.5% of pixels flagged;
+- lettering painted into the held-out photos (signs, captions): the share of
+  its pixels flagged, which the repair would erase;
 - latency per megapixel of the network, ONNX Runtime vs torch eager, and of
   a whole 4096x4096 scan through the engine; goal: <= 10 s on 2 CPU cores.
 
@@ -42,6 +44,7 @@ from training.common import sources
 from training.detector.dataset import DAMAGE, held_out_samples
 from training.detector.export import MANIFEST_NAME, WEIGHTS_NAME, Probabilities, load_weights
 from training.detector.scoring import SegmentationScore, flagged_fraction
+from training.detector.synthetic_damage import DamageParams, DamageSynthesizer
 
 NAMES = {kind: common_pb2.DamageType.Name(kind) for kind in DAMAGE_TYPES}
 #: Pixels a thin-damage match may be off by (training/detector/scoring.py).
@@ -111,6 +114,26 @@ def false_alarms(engines: dict[str, DetectorEngine], data_dir: Path) -> dict:
             "per_photo": {name: [round(v, 5) for v in values] for name, values in flagged.items()}}
 
 
+def lettering(engines: dict[str, DetectorEngine], data_dir: Path) -> dict:
+    """Letters painted into the held-out photos (a sign, a caption: part of the photo, not damage): the share
+    of their pixels flagged as damage. The detector once erased a shop sign's letters (old_d.png)."""
+    letters = DamageParams(p_lettering=1.0, lettering_count=(2, 4), p_grayscale=0.0, p_global_fade=0.0,
+                           p_optics_blur=0.0, p_grain=0.0, p_noise=0.0, p_jpeg=0.0, p_scan_blur=0.0,
+                           p_halftone=0.0)
+    synth, flagged = DamageSynthesizer(letters), {name: [] for name in engines}
+    for index, photo in enumerate(sources.HELD_OUT):
+        rgb = sources.load(photo, data_dir)
+        lettered = synth(rgb, np.random.default_rng([2028, index]), undamaged=True).clean
+        ink = np.abs(lettered.astype(np.int16) - rgb.astype(np.int16)).max(axis=2) > 40
+        for name, engine in engines.items():
+            damage = np.any([mask >= 128 for mask in engine.detect(lettered).masks.values()], axis=0)
+            flagged[name].append(float(damage[ink].mean()))
+    means = {name: round(float(np.mean(values)), 4) for name, values in flagged.items()}
+    print("\nLettering in the photo (not damage): share of its pixels flagged  "
+          + "  ".join(f"{name} {value * 100:.1f}%" for name, value in means.items()))
+    return {"mean_flagged_share_of_letters": means}
+
+
 def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
@@ -170,6 +193,7 @@ def main() -> None:
         "damage": args.damage,
         "quality": quality(engines, held_out_samples(photos, args.samples, args.crop, params=DAMAGE[args.damage])),
         "false_alarms": false_alarms(engines, args.data_dir),
+        "lettering": lettering(engines, args.data_dir),
         "latency": speed,
         "measured": time.strftime("%Y-%m-%d", time.gmtime()),
         "machine": f"{os.cpu_count()} CPU cores, {platform.processor() or platform.machine()}",

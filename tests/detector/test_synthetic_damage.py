@@ -48,3 +48,13 @@ def test_undamaged_samples_have_empty_masks() -> None:
     for seed in range(5):
         sample = synth(PHOTO, np.random.default_rng(seed), undamaged=True)
         assert not any(mask.any() for mask in sample.masks.values())
+
+
+def test_lettering_is_part_of_the_clean_photo_and_never_labelled() -> None:
+    """Signs and captions belong to the photo: drawn into the clean target too, with every mask left empty."""
+    quiet = DamageParams(p_lettering=1.0, lettering_count=(3, 3), p_grayscale=0.0, p_global_fade=0.0,
+                         p_optics_blur=0.0, p_grain=0.0, p_noise=0.0, p_jpeg=0.0, p_scan_blur=0.0, p_halftone=0.0)
+    sample = DamageSynthesizer(quiet)(PHOTO, np.random.default_rng(3), undamaged=True)
+    assert (np.abs(sample.clean.astype(int) - PHOTO.astype(int)).max(axis=2) > 60).mean() > 0.001
+    assert not any(mask.any() for mask in sample.masks.values())
+

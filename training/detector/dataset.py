@@ -16,7 +16,8 @@ import numpy as np
 
 from services.detector.engine import DAMAGE_TYPES
 from training.common import sources
-from training.detector.synthetic_damage import REAL_SCAN, DamageParams, DamageSample, DamageSynthesizer
+from training.detector.synthetic_damage import (LETTERED_SCAN, REAL_SCAN, DamageParams, DamageSample,
+                                                DamageSynthesizer)
 
 #: Share of samples left undamaged (scan artefacts only): negatives against false alarms.
 UNDAMAGED_SHARE = 0.25
@@ -33,8 +34,9 @@ VALIDATE = tuple(photo for photo in sources.EXTRA if photo.path.endswith("images
 #: so cracks also cross faces, skin and hair.
 WIDE = sources.TRAIN + tuple(photo for photo in sources.EXTRA if photo not in VALIDATE)
 PHOTO_SETS = {"base": sources.TRAIN, "wide": WIDE, "people": WIDE + sources.PORTRAITS}
-#: Damage recipes by name: "default" reproduces the recorded models' data, "real" is REAL_SCAN.
-DAMAGE = {"default": DamageParams(), "real": REAL_SCAN}
+#: Damage recipes by name: "default" reproduces the recorded models' data, "real" is REAL_SCAN, "lettered"
+#: REAL_SCAN over photos that sometimes carry lettering of their own.
+DAMAGE = {"default": DamageParams(), "real": REAL_SCAN, "lettered": LETTERED_SCAN}
 
 
 @dataclass

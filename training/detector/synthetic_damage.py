@@ -40,7 +40,7 @@ Usage (also by the generator's training)::
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
@@ -120,6 +120,11 @@ class DamageParams:
     hairline_opacity: Range = (0.4, 0.95)
     p_foxing: float = 0.0
     foxing_count: Range = (3, 40)
+    # 5c. lettering that belongs to the photo (signs, shop fronts, captions): thin bright or dark strokes
+    #     that are not damage and must stay. Drawn into the photo itself, never labelled; off by default.
+    p_lettering: float = 0.0
+    lettering_count: Range = (1, 3)
+    lettering_scale: Range = (0.4, 2.2)  # Hershey font scale: strokes of a few to tens of pixels
     # 6. tears and missing paper.
     p_tear: float = 0.3
     tear_size: Range = (0.1, 0.45)  # of the shorter side
@@ -137,11 +142,19 @@ class DamageParams:
     jpeg_quality: Range = (40, 100)
 
 
+#: Letters and fonts of the lettering drawn into photos.
+LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ abcdefghijklmnopqrstuvwxyz 0123456789"
+FONTS = (cv2.FONT_HERSHEY_SIMPLEX, cv2.FONT_HERSHEY_DUPLEX, cv2.FONT_HERSHEY_COMPLEX, cv2.FONT_HERSHEY_TRIPLEX,
+         cv2.FONT_HERSHEY_PLAIN, cv2.FONT_HERSHEY_SCRIPT_SIMPLEX)
+
 #: Damage as real scans show it: the defaults plus crack networks, hairlines and foxing, mostly
 #: black-and-white or sepia prints. The detector trains and is benchmarked on this.
 REAL_SCAN = DamageParams(
     p_grayscale=0.6, p_sepia=0.6, p_scratches=0.35, p_crack_network=0.55, p_hairlines=0.35, p_foxing=0.15,
 )
+#: REAL_SCAN over photos that sometimes carry lettering of their own (the detector took a shop sign's letters
+#: for cracks on old_d.png): what training draws from; the benchmark keeps REAL_SCAN.
+LETTERED_SCAN = replace(REAL_SCAN, p_lettering=0.3)
 
 
 @dataclass
@@ -278,6 +291,22 @@ class DamageSynthesizer:
     def __init__(self, params: DamageParams | None = None) -> None:
         self.params = params or DamageParams()
 
+    def _lettering(self, image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Words painted into the photo, part of what the clean photo shows: a shop sign's letters are thin
+        bright strokes on a dark ground, as cracks are, and a detector that never saw them fills them in."""
+        height, width = image.shape[:2]
+        for _ in range(_count(rng, self.params.lettering_count)):
+            text = "".join(rng.choice(list(LETTERS), size=int(rng.integers(3, 13))))
+            light = rng.random() < 0.6
+            colour = rng.uniform(0.75, 1.0, 3) if light else rng.uniform(0.0, 0.25, 3)
+            ink = np.zeros((height, width), np.uint8)  # drawn as coverage (OpenCV draws text on 8-bit only)
+            cv2.putText(ink, text, (int(rng.integers(0, width)), int(rng.integers(0, height))),
+                        int(rng.choice(FONTS)), _uniform(rng, self.params.lettering_scale), 255,
+                        int(rng.integers(1, 4)), cv2.LINE_AA)
+            alpha = (ink.astype(np.float32) / 255.0)[..., None]
+            image = image * (1 - alpha) + colour.astype(np.float32) * alpha
+        return image
+
     def __call__(self, photo: np.ndarray, rng: np.random.Generator, *, undamaged: bool = False) -> DamageSample:
         """Damage an HxWx3 uint8 RGB photo.
 
@@ -288,6 +317,8 @@ class DamageSynthesizer:
         p = self.params
         image = photo.astype(np.float32) / 255.0
         shape = image.shape[:2]
+        if _happens(rng, p.p_lettering):
+            image = self._lettering(image, rng)
         grayscale = rng.random() < p.p_grayscale
         if grayscale:
             image = np.repeat(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)[..., None], 3, axis=2)

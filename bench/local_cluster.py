@@ -16,19 +16,24 @@ PORT_OFFSET = 1000
 HTTP_PORT, GRPC_PORT = 18180, 18150
 
 
+#: Gateway flags for a load: more queued jobs and workers than a user's default.
+LOAD_FLAGS = ("--max-queued-jobs", "256", "--job-workers", "8")
+
+
 @contextmanager
-def local_cluster(results: str, replicas: int = 1, **settings: str) -> Iterator[str]:
+def local_cluster(results: str, replicas: int = 1, root: Path = ROOT, flags: tuple[str, ...] = LOAD_FLAGS,
+                  **settings: str) -> Iterator[str]:
     """Yields the gateway URL once every upstream is SERVING; stops everything after.
 
-    `settings` become REVIVE_* variables of every process (e.g. memory_budget_mb="1024").
+    `root` is the checkout whose code runs (another one: an older version, side by side); `settings`
+    become REVIVE_* variables of every process (e.g. memory_budget_mb="1024").
     """
-    env = {**os.environ, "PYTHONPATH": f"{ROOT}:{ROOT / 'build' / 'gen'}", "REVIVE_LOG_LEVEL": "warning",
+    env = {**os.environ, "PYTHONPATH": f"{root}:{root / 'build' / 'gen'}", "REVIVE_LOG_LEVEL": "warning",
            **{"REVIVE_" + name.upper(): value for name, value in settings.items()}}
     launcher = subprocess.Popen(
         [sys.executable, "-m", "deploy.local.launch", "--replicas", str(replicas), "--port-offset", str(PORT_OFFSET),
-         "--http-port", str(HTTP_PORT), "--grpc-port", str(GRPC_PORT), "--results-dir", results,
-         "--max-queued-jobs", "256", "--job-workers", "8"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True,
+         "--http-port", str(HTTP_PORT), "--grpc-port", str(GRPC_PORT), "--results-dir", results, *flags],
+        cwd=root, env=env, stdout=subprocess.PIPE, text=True,
     )
     try:
         line = launcher.stdout.readline()

@@ -148,36 +148,50 @@ def region_map(lightness: np.ndarray, labels: list[np.ndarray], person: np.ndarr
     if person is not None:
         people = cv2.resize(person.astype(np.float32), (size[1], size[0]), interpolation=cv2.INTER_LINEAR) > 0.5
     regions[~people] = BACKGROUND
-    if not portrait:  # sky only where people are not the subject: a bright studio wall is no sky
-        texture = local_deviation(lightness)
-        smooth_bright = (lightness > 62) & (texture < 2.5) & ~people
-        _, components = cv2.connectedComponents(smooth_bright.astype(np.uint8))
-        top = [label for label in np.unique(components[0][smooth_bright[0]]).tolist()
-               if (components == label).mean() > 0.05]
-        regions[np.isin(components, top) & smooth_bright] = SKY
+    smalls = [cv2.resize(label_map, (size[1], size[0]), interpolation=cv2.INTER_NEAREST) for label_map in labels]
+    faces = [np.argwhere(np.isin(small, (parsing.Label.SKIN, parsing.Label.NOSE))) for small in smalls]
+    centres = [face.mean(axis=0) if len(face) else np.array([np.inf, np.inf]) for face in faces]
+    # Sky only where people are not the subject, or above every head: a bright studio wall is no sky, and it
+    # runs down beside the sitter where a sky ends at a horizon.
+    highest = min((float(centre[0]) for centre in centres), default=np.inf)
+    if not portrait or np.isfinite(highest):
+        regions[sky(lightness, people, highest if portrait else None)] = SKY
     owners = np.zeros(size, np.int32)
-    centres = []
-    for index, label_map in enumerate(labels):
-        small = cv2.resize(label_map, (size[1], size[0]), interpolation=cv2.INTER_NEAREST)
+    for index, small in enumerate(smalls):
         for label, region in PARSED.items():
             regions[small == label] = region
-        # The parse knows the head best: what it calls background there is not the person's clothes.
-        regions[(small == parsing.Label.BACKGROUND) & ~people] = BACKGROUND
+        # The parse knows the head best: what it calls background there is not the person's clothes (nor sky
+        # turned wall around the head).
+        regions[(small == parsing.Label.BACKGROUND) & ~people & (regions != SKY)] = BACKGROUND
         owners[small == parsing.Label.CLOTH] = index
-        face = np.argwhere(np.isin(small, (parsing.Label.SKIN, parsing.Label.NOSE)))
-        centres.append(face.mean(axis=0)[1] if len(face) else np.inf)
     parsed_cloth = regions == CLOTH
-    hairs = [cv2.resize(label_map, (size[1], size[0]), interpolation=cv2.INTER_NEAREST) == parsing.Label.HAIR
-             for label_map in labels]
+    hairs = [small == parsing.Label.HAIR for small in smalls]
     split_body(regions, lightness, people)
     for hair in hairs:
         extend_hair(regions, lightness, hair)
     if len(centres) > 1:  # the clothes beyond the parses: the person whose face is nearest across
         columns = np.arange(size[1], dtype=np.float64)
-        nearest = np.argmin(np.abs(columns[None, :] - np.asarray(centres)[:, None]), axis=0)
+        nearest = np.argmin(np.abs(columns[None, :] - np.asarray([centre[1] for centre in centres])[:, None]), axis=0)
         beyond = (regions == CLOTH) & ~parsed_cloth
         owners[beyond] = np.broadcast_to(nearest, size)[beyond]
     return regions, owners
+
+
+def sky(lightness: np.ndarray, people: np.ndarray, above: float | None) -> np.ndarray:
+    """Bright, smooth ground that reaches the top edge and covers a twentieth of the photo; with `above` (a
+    row), only such ground lying (nine tenths of it) above that row."""
+    texture = local_deviation(lightness)
+    smooth_bright = (lightness > 62) & (texture < 2.5) & ~people
+    _, components = cv2.connectedComponents(smooth_bright.astype(np.uint8))
+    found = np.zeros(lightness.shape, bool)
+    for label in np.unique(components[0][smooth_bright[0]]).tolist():
+        component = (components == label) & smooth_bright
+        if component.mean() <= 0.05:
+            continue
+        if above is not None and (np.nonzero(component)[0] < above).mean() < 0.9:
+            continue
+        found |= component
+    return found
 
 
 def local_deviation(lightness: np.ndarray) -> np.ndarray:

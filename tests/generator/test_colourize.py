@@ -98,3 +98,21 @@ def test_a_near_white_dye_fades_to_white():
     chroma = np.linalg.norm(values, axis=2)
     assert chroma[5:15, 3:17].max() < 0.3 * np.linalg.norm(palette.cloth(0))
     assert chroma[5:15, 23:37].min() > 0.6 * np.linalg.norm(palette.skin)
+
+
+def test_a_sky_above_the_heads_is_sky_and_a_studio_wall_is_not():
+    """In a portrait, bright smooth ground reaching the top is sky when it ends above the heads (a horizon),
+    and a backdrop when it runs down beside the sitter."""
+    label = np.full((60, 80), 255, np.uint8)  # outside the face's parsing crop
+    label[14:50, 25:55] = parsing.Label.BACKGROUND
+    label[30:42, 35:45] = parsing.Label.SKIN
+    person = np.zeros((60, 80), np.float32)
+    person[26:, 30:50] = 1.0
+    outdoors = np.full((60, 80), 40.0, np.float32)
+    outdoors += np.random.default_rng(0).normal(0, 6, outdoors.shape).astype(np.float32)  # textured ground
+    outdoors[:24] = 80.0  # a smooth bright sky down to a horizon above the head
+    regions, _ = colourize.region_map(outdoors, [label], person, portrait=True)
+    assert (regions[:20] == colourize.SKY).mean() > 0.9
+    studio = np.full((60, 80), 80.0, np.float32)  # one smooth bright wall behind and beside the sitter
+    regions, _ = colourize.region_map(studio, [label], person, portrait=True)
+    assert not (regions == colourize.SKY).any()

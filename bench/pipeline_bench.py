@@ -2,8 +2,8 @@
 
 Starts the local cluster (one process per service, as `make run` does), then
 for each size runs the same work twice, side by side:
-- direct: this process calls detect, N concurrent one-seed generates and one
-  UpscaleSet of the candidates itself, with the photo already decoded and every
+- direct: this process calls detect, N concurrent one-seed generates (with the
+  gateway's surplus seeds when a face is found) and one UpscaleSet of N itself, with the photo already decoded and every
   hop returning PNG as the gateway asks: the services' own time;
 - gateway: the photo is uploaded over HTTP and the JSON reply awaited.
 Overhead = (gateway - direct) / gateway: upload, decoding, the damage overlay,
@@ -33,6 +33,8 @@ from revive.v1 import (
 )
 
 from bench.local_cluster import PORT_OFFSET, local_cluster
+from gateway.config import GatewayConfig
+from gateway.pipeline import surplus
 from gateway.upstreams import channel_options
 from services.common.imaging import PNG, to_proto
 from tests.photos import encode, portrait, scratched
@@ -61,10 +63,12 @@ async def direct(photo, factor: int, seed: int) -> dict[str, float]:
         stages["generate"].append(time.perf_counter() - begin)
         return candidate.image
 
-    candidates = await asyncio.gather(*(one(i) for i in range(CANDIDATES)))
-    if factor > 1:  # as the gateway does: the photo's candidates in one call
+    # As many as the gateway generates: with a face found, surplus seeds for ranking to choose from.
+    extra = surplus(CANDIDATES, report, common_pb2.RestoreOptions(), GatewayConfig().surplus_ratio)
+    candidates = await asyncio.gather(*(one(i) for i in range(CANDIDATES + extra)))
+    if factor > 1:  # as the gateway does: the kept candidates in one call
         begin = time.perf_counter()
-        request = upscaler_pb2.UpscaleSetRequest(images=candidates, factor=factor, output_encoding=PNG)
+        request = upscaler_pb2.UpscaleSetRequest(images=candidates[:CANDIDATES], factor=factor, output_encoding=PNG)
         [answer async for answer in upscaler_pb2_grpc.UpscalerStub(upscaler).UpscaleSet(request)]
         stages["upscale"].append(time.perf_counter() - begin)
     total = time.perf_counter() - start

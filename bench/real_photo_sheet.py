@@ -108,7 +108,7 @@ def main() -> None:
             Image.fromarray(np.vstack(rows)).save(args.out / f"{path.stem}.crops.png")
             coverage = {k: round(v, 4) for k, v in body["damage"]["coverage"].items()}
             print(f"{path.name}: {body['seconds']:.1f} s, coverage {coverage}, faces {body['damage'].get('faces', 0)}, "
-                  f"identity {body['candidates'][0]['scores'].get('identity')}", flush=True)
+                  f"identity {body['candidates'][0]['scores'].get('identity_similarity')}", flush=True)
     print(f"sheets in {args.out}")
 
 

@@ -86,10 +86,10 @@ SKY_AB = (-4.0, -20.0)
 PERSON_AB = (6.0, 11.0)
 #: Backdrops of scenes (no portrait) are kept fainter: one tint over a whole street looks painted.
 SCENE_BACKDROP = 0.5
-#: Lightness (L) above which a clothes dye fades out, reaching grey at L 100 (shirts near white in grey were
-#: white); walls, skin and hair keep theirs to L 88 (a pale wall is as often pastel as white).
-DYE_WHITE = 70.0
-WHITE = 88.0
+#: Lightness (L) over which colour fades to grey: (starts, gone). Clothes that are near white in grey were
+#: white (a boy's pale shirt is not pink); walls, skin and hair keep their colour to L 88.
+DYE_FADE = (65.0, 90.0)
+FADE = (88.0, 100.0)
 #: People of a group take clothes dyes this many places apart in CLOTHES.
 PERSON_DYE_STEP = 3
 #: Requested hair colours as CIELAB (a, b).
@@ -275,8 +275,8 @@ def imposed_colour(regions: np.ndarray, owners: np.ndarray, lightness: np.ndarra
         else:
             ab[core] = colours[region]
     # Real colours fade to grey near black and white; dyes sooner near white.
-    white = np.where(np.isin(regions, (CLOTH, HAT)), DYE_WHITE, WHITE)
-    fade = np.clip(lightness / 25.0, 0, 1) * np.clip((100.0 - lightness) / (100.0 - white), 0, 1)
+    start, gone = (np.where(np.isin(regions, (CLOTH, HAT)), dye, other) for dye, other in zip(DYE_FADE, FADE))
+    fade = np.clip(lightness / 25.0, 0, 1) * np.clip((gone - lightness) / (gone - start), 0, 1)
     return fixed, ab * fade[..., None]
 
 

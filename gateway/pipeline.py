@@ -5,8 +5,9 @@ gRPC API streams, so the HTTP API, the gRPC API and jobs share one
 orchestration. Candidates are independent calls (one seed each) that the
 dispatcher spreads over generator replicas as they have room; ranking comes
 before the expensive step, so only the candidates kept are upscaled (together,
-one UpscaleSet call a photo) and stored. A failure in one call cancels its siblings (TaskGroup) and fails just
-that photo; a replica that is full or gone is not a failure (gateway/dispatch.py).
+one UpscaleSet call a photo) and stored. A failure in one call cancels its
+siblings (TaskGroup) and fails just that photo; a replica that is full or gone
+is not a failure (gateway/dispatch.py).
 """
 
 from __future__ import annotations

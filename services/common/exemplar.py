@@ -28,17 +28,16 @@ SEARCH = 40
 DATA_FLOOR = 1e-3
 
 
-def exemplar_fill(rgb: np.ndarray, hole: np.ndarray, start: np.ndarray | None = None) -> np.ndarray:
+def exemplar_fill(rgb: np.ndarray, hole: np.ndarray) -> np.ndarray:
     """`rgb` (HxWx3 uint8) with the `hole` pixels (HxW bool) copied from intact patches of the same photo.
 
-    `start` is the photo with the hole already filled smoothly (e.g. Navier-Stokes): its gradients give the
-    isophotes at the hole's border; the photo itself is used where it is not given. Patches are only ever
-    copied from where the original photo is intact.
+    Best given with the hole already filled smoothly (e.g. Navier-Stokes): its gradients then give the
+    isophotes at the hole's border. Patches are only ever copied from outside the hole.
     """
     if not hole.any():
         return rgb
     r = PATCH // 2
-    image = cv2.copyMakeBorder(rgb if start is None else start, r, r, r, r, cv2.BORDER_REFLECT).astype(np.float32)
+    image = cv2.copyMakeBorder(rgb, r, r, r, r, cv2.BORDER_REFLECT).astype(np.float32)
     unknown = np.pad(hole, r)
     # Centres of patches that lie wholly in the intact photo: the only sources.
     touched = cv2.boxFilter(unknown.astype(np.float32), -1, (PATCH, PATCH), normalize=False,

@@ -16,7 +16,7 @@ from services.common.engines import EngineFactory, runtime_options
 from services.common.inpainting import damage_union, fill_damage
 from services.detector.engine import Detection, DetectorEngine
 from services.detector.features import feature_mask, spare_features
-from services.vision.faces.analyzer import FaceAnalyzer, shared_face_analyzer
+from services.vision.faces.analyzer import FaceAnalyzer, shared_face_analyzer, transformed
 
 
 class FaceAwareDetector:
@@ -51,7 +51,7 @@ class FaceAwareDetector:
             return faces
         for photo in (rgb, filled) if filled is not rgb else (rgb,):
             enlarged = cv2.resize(photo, None, fx=2, fy=2, interpolation=cv2.INTER_CUBIC)
-            faces = [scaled(face, 0.5) for face in self._faces.analyze(enlarged)]
+            faces = [transformed(face, 0.5) for face in self._faces.analyze(enlarged)]
             if faces:
                 return faces
         return []
@@ -59,17 +59,6 @@ class FaceAwareDetector:
 
 #: Photos whose long side is under this (twice the face detector's input) are also searched enlarged.
 SMALL_PHOTO = 832
-
-
-def scaled(face: common_pb2.Face, factor: float) -> common_pb2.Face:
-    """The face with its box and landmarks in a photo `factor` times the size."""
-    out = common_pb2.Face()
-    out.CopyFrom(face)
-    out.box.x, out.box.y, out.box.width, out.box.height = (v * factor for v in (
-        face.box.x, face.box.y, face.box.width, face.box.height))
-    for point in out.landmarks:
-        point.x, point.y = point.x * factor, point.y * factor
-    return out
 
 
 def damage_filled(rgb: np.ndarray, detection: Detection) -> np.ndarray:

@@ -10,8 +10,9 @@ from PIL import Image
 from revive.v1 import common_pb2
 
 from services.detector.engines.unet import UNetDetector
-from services.detector.face_aware import scaled, with_faces
+from services.detector.face_aware import with_faces
 from services.detector.service import DEFINITION as DETECTOR
+from services.vision.faces.analyzer import transformed
 
 REAL = Path(__file__).resolve().parents[2].parent / "shared" / "real-photos"
 
@@ -19,7 +20,7 @@ REAL = Path(__file__).resolve().parents[2].parent / "shared" / "real-photos"
 def test_scaled_faces_move_box_and_landmarks_together():
     face = common_pb2.Face(box=common_pb2.Box(x=10, y=20, width=30, height=40), score=0.9,
                            landmarks=[common_pb2.Point(x=12, y=24)], age=30)
-    half = scaled(face, 0.5)
+    half = transformed(face, 0.5)
     assert (half.box.x, half.box.y, half.box.width, half.box.height) == (5, 10, 15, 20)
     assert (half.landmarks[0].x, half.landmarks[0].y) == (6, 12) and half.age == 30 and half.score == face.score
 

@@ -66,19 +66,28 @@ def similarity(a: common_pb2.Face | Sequence[float], b: common_pb2.Face | Sequen
     return float(left @ right)
 
 
+def transformed(face: common_pb2.Face, factor: float = 1.0, dx: float = 0.0, dy: float = 0.0) -> common_pb2.Face:
+    """`face` with its box and landmarks scaled by `factor`, then shifted by (dx, dy): the same face in a photo
+    resized or placed differently."""
+    out = common_pb2.Face()
+    out.CopyFrom(face)
+    out.box.x, out.box.y = face.box.x * factor + dx, face.box.y * factor + dy
+    out.box.width, out.box.height = face.box.width * factor, face.box.height * factor
+    for point in out.landmarks:
+        point.x, point.y = point.x * factor + dx, point.y * factor + dy
+    return out
+
+
 def moved(face: common_pb2.Face, dx: float, dy: float, width: int, height: int) -> common_pb2.Face | None:
     """`face` found on a larger canvas, in the photo's coordinates: landmarks as found (a chin may lie beyond
     the frame), the box cut to what the photo shows of it; None if the photo shows none of it."""
-    box = face.box
-    left, top = max(0.0, box.x + dx), max(0.0, box.y + dy)
-    right, bottom = min(float(width), box.x + dx + box.width), min(float(height), box.y + dy + box.height)
+    out = transformed(face, dx=dx, dy=dy)
+    box = out.box
+    left, top = max(0.0, box.x), max(0.0, box.y)
+    right, bottom = min(float(width), box.x + box.width), min(float(height), box.y + box.height)
     if right <= left or bottom <= top:
         return None
-    out = common_pb2.Face()
-    out.CopyFrom(face)
-    out.box.x, out.box.y, out.box.width, out.box.height = left, top, right - left, bottom - top
-    for point in out.landmarks:
-        point.x, point.y = point.x + dx, point.y + dy
+    box.x, box.y, box.width, box.height = left, top, right - left, bottom - top
     return out
 
 

@@ -148,6 +148,7 @@ def region_map(lightness: np.ndarray, labels: list[np.ndarray], person: np.ndarr
     if person is not None:
         people = cv2.resize(person.astype(np.float32), (size[1], size[0]), interpolation=cv2.INTER_LINEAR) > 0.5
     regions[~people] = BACKGROUND
+    texture = local_deviation(lightness)  # one texture measure for the sky, the body and the hair
     smalls = [cv2.resize(label_map, (size[1], size[0]), interpolation=cv2.INTER_NEAREST) for label_map in labels]
     faces = [np.argwhere(np.isin(small, (parsing.Label.SKIN, parsing.Label.NOSE))) for small in smalls]
     centres = [face.mean(axis=0) if len(face) else np.array([np.inf, np.inf]) for face in faces]
@@ -155,7 +156,7 @@ def region_map(lightness: np.ndarray, labels: list[np.ndarray], person: np.ndarr
     # runs down beside the sitter where a sky ends at a horizon.
     highest = min((float(centre[0]) for centre in centres), default=np.inf)
     if not portrait or np.isfinite(highest):
-        regions[sky(lightness, people, highest if portrait else None)] = SKY
+        regions[sky(lightness, texture, people, highest if portrait else None)] = SKY
     owners = np.zeros(size, np.int32)
     for index, small in enumerate(smalls):
         for label, region in PARSED.items():
@@ -166,9 +167,9 @@ def region_map(lightness: np.ndarray, labels: list[np.ndarray], person: np.ndarr
         owners[small == parsing.Label.CLOTH] = index
     parsed_cloth = regions == CLOTH
     hairs = [small == parsing.Label.HAIR for small in smalls]
-    split_body(regions, lightness, people)
+    split_body(regions, lightness, texture, people)
     for hair in hairs:
-        extend_hair(regions, lightness, hair)
+        extend_hair(regions, lightness, texture, hair)
     if len(centres) > 1:  # the clothes beyond the parses: the person whose face is nearest across
         columns = np.arange(size[1], dtype=np.float64)
         nearest = np.argmin(np.abs(columns[None, :] - np.asarray([centre[1] for centre in centres])[:, None]), axis=0)
@@ -177,10 +178,9 @@ def region_map(lightness: np.ndarray, labels: list[np.ndarray], person: np.ndarr
     return regions, owners
 
 
-def sky(lightness: np.ndarray, people: np.ndarray, above: float | None) -> np.ndarray:
+def sky(lightness: np.ndarray, texture: np.ndarray, people: np.ndarray, above: float | None) -> np.ndarray:
     """Bright, smooth ground that reaches the top edge and covers a twentieth of the photo; with `above` (a
     row), only such ground lying (nine tenths of it) above that row."""
-    texture = local_deviation(lightness)
     smooth_bright = (lightness > 62) & (texture < 2.5) & ~people
     _, components = cv2.connectedComponents(smooth_bright.astype(np.uint8))
     found = np.zeros(lightness.shape, bool)
@@ -199,7 +199,7 @@ def local_deviation(lightness: np.ndarray) -> np.ndarray:
     return np.sqrt(np.maximum(cv2.blur(lightness ** 2, (5, 5)) - cv2.blur(lightness, (5, 5)) ** 2, 0))
 
 
-def split_body(regions: np.ndarray, lightness: np.ndarray, people: np.ndarray) -> None:
+def split_body(regions: np.ndarray, lightness: np.ndarray, texture: np.ndarray, people: np.ndarray) -> None:
     """The rest of each person, beyond the parsed heads: bare arms, hands and chests look like the face's skin
     in grey, clothes mostly do not. Each pixel goes to whichever of the two lightness distributions (the
     parsed skin's and clothes') it is nearer to, in standard deviations; clearly neither, or nearer to the
@@ -210,7 +210,6 @@ def split_body(regions: np.ndarray, lightness: np.ndarray, people: np.ndarray) -
         regions[rest] = PERSON
         return
     cloth = lightness[regions == CLOTH]
-    texture = local_deviation(lightness)
     smooth = texture <= max(1.5 * float(np.percentile(texture[regions == SKIN], 75)), 2.0)
     to_skin = np.where(smooth, np.abs(lightness - skin.mean()) / max(skin.std(), 3.0), np.inf)
     to_cloth = (np.abs(lightness - cloth.mean()) / max(cloth.std(), 3.0) if cloth.size >= 20
@@ -222,7 +221,7 @@ def split_body(regions: np.ndarray, lightness: np.ndarray, people: np.ndarray) -
     regions[rest & (regions == UNKNOWN) & ((to_cloth < 2.0) | (to_skin > 2.5)) & (to_cloth <= to_hair)] = CLOTH
 
 
-def extend_hair(regions: np.ndarray, lightness: np.ndarray, hair: np.ndarray) -> None:
+def extend_hair(regions: np.ndarray, lightness: np.ndarray, texture: np.ndarray, hair: np.ndarray) -> None:
     """Long hair falls below the parse's crop, and often outside the person mask, where it would take a dye
     or the wall's colour. Pixels of the parsed hair's lightness and texture that join it, within a window
     reaching as far below it as it is tall again, take the hair's colour."""
@@ -232,7 +231,7 @@ def extend_hair(regions: np.ndarray, lightness: np.ndarray, hair: np.ndarray) ->
     height, width = rows.max() - rows.min() + 1, cols.max() - cols.min() + 1
     window = np.zeros(hair.shape, bool)
     window[rows.min():rows.max() + 2 * height, max(0, cols.min() - width // 2):cols.max() + width // 2 + 1] = True
-    level, texture = lightness[hair], local_deviation(lightness)
+    level = lightness[hair]
     like = ((np.abs(lightness - np.median(level)) / max(float(level.std()), 3.0) < 1.5) & window
             & (texture >= 0.5 * float(np.median(texture[hair])))  # strands, not a smooth wall of the same grey
             & np.isin(regions, (BACKGROUND, CLOTH, PERSON, UNKNOWN)))

@@ -24,14 +24,20 @@ from services.common import cancellation
 BatchFn = Callable[[np.ndarray], np.ndarray]
 
 
-def tile_starts(size: int, tile: int, overlap: int) -> list[int]:
-    """Offsets of tiles of length min(tile, size) covering [0, size), overlapping by >= `overlap`."""
+def tile_layout(size: int, tile: int, overlap: int) -> tuple[list[int], int]:
+    """Offsets and the common length of the fewest tiles of at most `tile` covering [0, size), each
+    overlapping the next by at least `overlap`.
+
+    The tiles are evened out rather than cut at `tile` with a last one pushed flush to the far edge:
+    a 1024-pixel side in tiles of 256 overlapping by 32 is four tiles of 280, not five of 256 of which
+    the last repeats most of the fourth. Every pixel computed twice is time the photo waits.
+    """
     if size <= tile:
-        return [0]
-    step = tile - overlap
-    starts = list(range(0, size - tile, step))
-    starts.append(size - tile)  # the last tile is flush with the far edge
-    return starts
+        return [0], size
+    count = -(-(size - overlap) // (tile - overlap))
+    length = -(-(size - overlap) // count) + overlap
+    step = (size - length) / (count - 1)
+    return [round(index * step) for index in range(count)], length
 
 
 def feathers(size: int, length: int, starts: list[int], overlap: int) -> list[np.ndarray]:
@@ -67,16 +73,15 @@ def tiled_apply(image: np.ndarray, fn: BatchFn, tile: int, overlap: int, batch: 
 
     Tiles are handed to `fn` as float32 N x C x h x w with the image's values
     unchanged (uint8 becomes 0..255 floats; scaling is the caller's business).
-    All tiles have the same shape, min(tile, H) x min(tile, W), so any batch
-    stacks; the last batch may be smaller than `batch`.
+    All tiles have the same shape, at most `tile` a side (`tile_layout`), so any
+    batch stacks; the last batch may be smaller than `batch`.
     """
     if image.ndim != 3:
         raise ValueError(f"expected HxWxC, got shape {image.shape}")
     if not 0 <= overlap < tile or batch < 1:
         raise ValueError(f"need 0 <= overlap ({overlap}) < tile ({tile}) and batch ({batch}) >= 1")
     height, width = image.shape[:2]
-    tile_h, tile_w = min(tile, height), min(tile, width)
-    rows, cols = tile_starts(height, tile, overlap), tile_starts(width, tile, overlap)
+    (rows, tile_h), (cols, tile_w) = tile_layout(height, tile, overlap), tile_layout(width, tile, overlap)
     out: np.ndarray | None = None
     for group in _batches([(top, left) for top in rows for left in cols], batch):
         cancellation.check()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from services.common.tiling import feathers, tile_starts, tiled_apply
+from services.common.tiling import feathers, tile_layout, tiled_apply
 
 
 def nearest(factor: int):
@@ -15,12 +15,13 @@ def nearest(factor: int):
     return run
 
 
-@pytest.mark.parametrize("size, tile, overlap", [(10, 16, 4), (100, 32, 8), (97, 40, 12), (64, 32, 0)])
+@pytest.mark.parametrize("size, tile, overlap", [(10, 16, 4), (100, 32, 8), (97, 40, 12), (64, 32, 0), (1024, 256, 32)])
 def test_tiles_cover_the_axis_and_feathers_sum_to_one(size, tile, overlap):
-    starts = tile_starts(size, tile, overlap)
-    length = min(tile, size)
-    assert starts[0] == 0 and starts[-1] + length == size
+    starts, length = tile_layout(size, tile, overlap)
+    assert starts[0] == 0 and starts[-1] + length == size and length <= tile
     assert all(b - a <= length - overlap for a, b in zip(starts, starts[1:]))
+    # The fewest tiles that can cover the axis: one fewer could not, even at the full tile size.
+    assert len(starts) == 1 or (len(starts) - 1) * (tile - overlap) + overlap < size
     total = np.zeros(size)
     for start, weight in zip(starts, feathers(size, length, starts, overlap)):
         assert weight.min() >= 0
@@ -47,8 +48,8 @@ def test_tiles_are_batched_and_channels_may_change():
 
     image = np.random.default_rng(1).random((50, 50, 3)).astype(np.float32)
     out = tiled_apply(image, masks, tile=20, overlap=6, batch=4)
-    # 4 x 4 tiles of 20 x 20, in batches of 4 (the last one short when the count is not a multiple).
-    assert calls == [(4, 3, 20, 20)] * 4
+    # 4 x 4 tiles of 17 x 17 (evened out from at most 20), in batches of 4.
+    assert calls == [(4, 3, 17, 17)] * 4
     np.testing.assert_allclose(out[..., 0], image.mean(axis=2), atol=1e-5)
 
 
@@ -56,7 +57,7 @@ def test_photo_smaller_than_a_tile_is_one_call():
     calls = []
     image = np.zeros((9, 300, 3), np.uint8)
     tiled_apply(image, lambda batch: calls.append(batch.shape) or batch, tile=128, overlap=16, batch=8)
-    assert calls == [(3, 3, 9, 128)]
+    assert calls == [(3, 3, 9, 111)]  # three tiles of at most 128 wide, evened out
 
 
 def test_rejects_a_non_integer_scale_and_bad_settings():

@@ -42,5 +42,7 @@ def local_cluster(results: str, replicas: int = 1, root: Path = ROOT, flags: tup
         ready = json.loads(line)
         yield ready["url"].rstrip("/")
     finally:
-        launcher.send_signal(signal.SIGINT)
+        # SIGTERM, not SIGINT: a bench started in the background (`cmd &`) passes SIGINT on ignored, and a
+        # Python child that starts with SIGINT ignored never raises KeyboardInterrupt.
+        launcher.send_signal(signal.SIGTERM)
         launcher.wait(60)

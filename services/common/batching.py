@@ -8,13 +8,19 @@ waits; the batcher runs whatever has queued once `preferred` inputs of one
 shape are waiting, or once the oldest has waited `max_delay` seconds, so a
 lone request pays at most that delay. `preferred` 1 turns it off: each call
 runs at once on its caller's thread, exactly as without a batcher.
+
+Requests that hold `serving()` for their whole run tell the batcher who might
+still come: once every such request is waiting inside the batcher, nobody else
+can join, and the batch runs without waiting out the delay. A lone request's
+tiles then run at once, as with batching off.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -42,6 +48,20 @@ class DynamicBatcher:
         self._lock = threading.Lock()
         #: Shape (without the batch axis) -> inputs waiting, oldest first, and when the oldest came.
         self._queues: dict[tuple[int, ...], tuple[float, list[_Waiting]]] = {}
+        #: Requests inside `serving()`, and calls inside the batcher (queued or running).
+        self._serving = 0
+        self._calling = 0
+
+    @contextmanager
+    def serving(self) -> Iterator[None]:
+        """Hold for the whole of one request: batches stop waiting once every request held so is inside."""
+        with self._lock:
+            self._serving += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._serving -= 1
 
     def __call__(self, inputs: np.ndarray) -> np.ndarray:
         """`run(inputs)`, possibly sharing the call with other threads' inputs of the same shape."""
@@ -53,9 +73,14 @@ class DynamicBatcher:
             since, queue = self._queues.setdefault(shape, (time.monotonic(), []))
             queue.append(waiting)
             leader = len(queue) == 1
-        if leader:
-            self._lead(shape, since)
-        waiting.done.wait()
+            self._calling += 1
+        try:
+            if leader:
+                self._lead(shape, since)
+            waiting.done.wait()
+        finally:
+            with self._lock:
+                self._calling -= 1
         if waiting.error is not None:
             raise waiting.error
         assert waiting.output is not None
@@ -67,7 +92,8 @@ class DynamicBatcher:
         while True:
             with self._lock:
                 count = sum(len(w.inputs) for w in self._queues[shape][1])
-                if count >= self._preferred or time.monotonic() >= deadline:
+                nobody_else = 0 < self._serving <= self._calling
+                if count >= self._preferred or nobody_else or time.monotonic() >= deadline:
                     _, batch = self._queues.pop(shape)
                     break
             time.sleep(min(0.0005, max(0.0, deadline - time.monotonic())))

@@ -1,5 +1,6 @@
 """The dynamic batcher: concurrent same-shape inputs share one call, each caller gets its own rows back,
-a lone caller waits at most the delay, failures reach every waiter, and 1 turns it off."""
+a lone caller waits at most the delay (not at all when it says it is serving alone), failures reach every
+waiter, and 1 turns it off."""
 
 from __future__ import annotations
 
@@ -47,6 +48,29 @@ def test_a_lone_input_waits_at_most_the_delay_and_shapes_never_mix():
     with ThreadPoolExecutor(4) as pool:
         list(pool.map(batcher, [np.zeros((1, 3, 8, 8 + i % 2), np.float32) for i in range(4)]))
     assert all(size <= 2 for size in run.sizes)
+
+
+def test_a_lone_request_serving_never_waits_and_concurrent_ones_still_share():
+    run = Recorder()
+    batcher = DynamicBatcher(run, "test", preferred=8, max_delay=0.5)
+    start = time.monotonic()
+    with batcher.serving():
+        for _ in range(3):  # a request's tiles, one after another: nobody else can join them
+            batcher(np.zeros((1, 3, 8, 8), np.float32))
+    assert time.monotonic() - start < 3 * 0.02 + 0.2, "a lone request waited out the delay"
+
+    barrier = threading.Barrier(4)
+
+    def request(value: float) -> np.ndarray:
+        with batcher.serving():
+            barrier.wait()  # all four in flight before any queues
+            return batcher(np.full((1, 3, 8, 8), value, np.float32))
+
+    run.sizes.clear()
+    with ThreadPoolExecutor(4) as pool:
+        outputs = list(pool.map(request, [1.0, 2.0, 3.0, 4.0]))
+    assert [float(out.mean()) for out in outputs] == [2.0, 4.0, 6.0, 8.0]
+    assert max(run.sizes) >= 2, "requests in flight together should have shared a call"
 
 
 def test_a_failure_reaches_every_waiter():

@@ -177,7 +177,8 @@ class UNetDetector:
     def detect(self, rgb: np.ndarray, analyze_faces: bool = False) -> Detection:
         """Faces are not analysed by this engine; `analyze_faces` is ignored."""
         tiling = self.settings
-        masks = tiled_masks(rgb, self._probabilities, tiling.tile, tiling.overlap, tiling.batch)
+        with self._batched.serving():
+            masks = tiled_masks(rgb, self._probabilities, tiling.tile, tiling.overlap, tiling.batch)
         masks[0] = grown(masks[0], tiling.grow_from)
         fading, _ = self.scores(rgb)
         return Detection(

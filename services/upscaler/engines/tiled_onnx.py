@@ -81,7 +81,8 @@ class TiledOnnxUpscaler:
 
         tiling = self.settings
         overlap = max(tiling.overlap, self.min_overlap)
-        out = tiled_apply(rgb, run, max(tiling.tile, 2 * overlap), overlap, tiling.batch)
+        with self.batchers[factor].serving():
+            out = tiled_apply(rgb, run, max(tiling.tile, 2 * overlap), overlap, tiling.batch)
         # In place: at 4096x4096 each float32 temporary would cost another 200 MB.
         out *= 255
         out += 0.5

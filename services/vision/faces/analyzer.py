@@ -170,6 +170,17 @@ class FaceAnalyzer:
         log.debug("faces analysed", extra={"faces": len(faces), "width": width, "height": height})
         return faces
 
+    def embedding_at(self, rgb: np.ndarray, face: common_pb2.Face) -> np.ndarray | None:
+        """The identity embedding of whatever `rgb` shows where `face`'s landmarks lie (found in another
+        version of the photo), or None where that crop misses the photo.
+
+        Identity is a property of the pixels at a known place: a restored face the detector fails to find
+        again (heavy grain, a faint group face) is still measured, and measured against the same crop.
+        """
+        points = np.array([(point.x, point.y) for point in face.landmarks], np.float32)
+        traits = self._traits(rgb, [points]) if len(points) else [None]
+        return None if traits[0] is None else traits[0][2]
+
     def _traits(self, rgb: np.ndarray, landmarks: list[np.ndarray]) -> list[tuple[float, float, np.ndarray] | None]:
         """Per face (age, P(male), unit embedding), or None where a landmark-based crop misses the photo."""
         height, width = rgb.shape[:2]

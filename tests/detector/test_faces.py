@@ -153,3 +153,16 @@ def test_a_face_filling_the_frame_is_found_on_a_wider_canvas(analyzer: FaceAnaly
     assert box[0] >= 0 and box[1] >= 0 and box[0] + box[2] <= width and box[1] + box[3] <= height
     assert box[2] * box[3] > 0.5 * width * height
     assert similarity(found[0], face) > 0.9
+
+
+def test_embedding_at_measures_a_face_in_place_in_another_version_of_the_photo(analyzer, group) -> None:
+    pixels = photo("sample1")
+    for face in group:
+        assert similarity(face, analyzer.embedding_at(pixels, face)) > 0.999  # the same pixels, the same crop
+    # Grain the detector may no longer see through still shows the same person, measured where she was;
+    # the person beside her is someone else.
+    grainy = np.clip(pixels + np.random.default_rng(0).normal(0, 25, pixels.shape), 0, 255).astype(np.uint8)
+    first, second = group[0], group[1]
+    measured = analyzer.embedding_at(grainy, first)
+    assert similarity(first, measured) > similarity(second, measured)
+    assert analyzer.embedding_at(pixels, common_pb2.Face()) is None  # no landmarks, nothing to measure

@@ -98,7 +98,8 @@ def quantize(source: Path, target: Path, photos: list[np.ndarray], factor: int) 
 
 def held_out_figures(float_path: Path, int8_path: Path, factor: int) -> dict:
     """Y-PSNR on the held-out photos (Pillow-bicubic downscaled), each model on the whole photo, one thread."""
-    engines = {"opencv_bicubic": classical(cv2.INTER_CUBIC), "float32": onnx_upscaler(float_path, 1), "int8": onnx_upscaler(int8_path, 1)}
+    engines = {"opencv_bicubic": classical(cv2.INTER_CUBIC), "float32": onnx_upscaler(float_path, 1),
+               "int8": onnx_upscaler(int8_path, 1)}
     scores: dict[str, list[float]] = {name: [] for name in engines}
     seconds = {name: 0.0 for name in engines}
     agreement = []
@@ -137,7 +138,7 @@ def main(argv: list[str] | None = None) -> None:
     photo_set = manifest["models"][source.stem]["source"]["data"]["set"]
     training_photos = dataset.PHOTO_SETS[photo_set]
     quantize(source, target, dataset.load(training_photos, args.data_dir), args.factor)
-    manifest["models"][target.name.removesuffix(".onnx")] = {
+    entry = manifest["models"][target.name.removesuffix(".onnx")] = {
         "file": target.name,
         "sha256": sha256(target),
         "bytes": target.stat().st_size,
@@ -152,7 +153,7 @@ def main(argv: list[str] | None = None) -> None:
         "eval": held_out_figures(source, target, args.factor),
     }
     manifest_path.write_text(json.dumps(manifest, indent=2) + "\n")
-    log.info("quantized", extra={"model": str(target), "eval": manifest["models"][target.name.removesuffix('.onnx')]["eval"]})
+    log.info("quantized", extra={"model": str(target), "eval": entry["eval"]})
 
 
 if __name__ == "__main__":

@@ -32,6 +32,9 @@ class RealEsrganUpscaler(TiledOnnxUpscaler):
     def model_files(self, models_dir: Path, stem: str) -> dict[int, Path]:
         return {4: models_dir / MODEL_FILE}
 
+    def model_factor(self, factor: int) -> int:
+        return 4
+
     def infer(self, batch: np.ndarray, factor: int) -> np.ndarray:
         enlarged = super().infer(batch, 4)
         if factor == 4:

@@ -67,6 +67,10 @@ class TiledOnnxUpscaler:
     def model_files(self, models_dir: Path, stem: str) -> dict[int, Path]:
         return {factor: model_path(models_dir, stem, factor) for factor in self.factors}
 
+    def model_factor(self, factor: int) -> int:
+        """The factor of the model that serves an upscale by `factor` (an x4 network may serve x2 too)."""
+        return factor
+
     def warm_up(self) -> None:
         for factor in self.factors:
             self.upscale(np.full((16, 16, 3), 128, np.uint8), factor)
@@ -81,7 +85,7 @@ class TiledOnnxUpscaler:
 
         tiling = self.settings
         overlap = max(tiling.overlap, self.min_overlap)
-        with self.batchers[factor].serving():
+        with self.batchers[self.model_factor(factor)].serving():
             out = tiled_apply(rgb, run, max(tiling.tile, 2 * overlap), overlap, tiling.batch)
         # In place: at 4096x4096 each float32 temporary would cost another 200 MB.
         out *= 255

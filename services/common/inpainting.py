@@ -4,7 +4,10 @@ searches for faces a crack may hide. One fill for both, so both see the same pho
 Chosen by width: cracks and scratches by Navier-Stokes diffusion, which joins
 the two sides of a thin gap; holes (a torn corner, lost emulsion) from the
 photo's own patches (services/common/exemplar.py), which carry its grain and
-edges into them where diffusion leaves a smear."""
+edges into them where diffusion leaves a smear. The diffusion fill then takes
+the grain of the intact pixels around it (`regrain`), so a filled speck or
+crack on a grainy scan does not read as a smooth blot or line; specks are
+grown a pixel further, past the dark halo a scanner's sharpening rings them with."""
 
 from __future__ import annotations
 
@@ -14,15 +17,30 @@ from revive.v1 import common_pb2
 
 from services.common import cancellation
 from services.common.exemplar import PATCH, SEARCH, exemplar_fill
+from services.common.resize import strips
 
 #: Full-resolution pixels a damage mask is grown by before the fill replaces them.
 GROW = 1
+#: A speck (a grown damage part of at most SPECK_AREA pixels) is grown SPECK_GROW pixels more: a scan's
+#: sharpening rings a bright dust speck with a dark halo that the detector leaves outside the speck, and a
+#: fill that starts from the halo turns the speck into a grey blot on the skin.
+SPECK_AREA = 120
+SPECK_GROW = 1
 #: Inpainting radius, full-resolution pixels.
 INPAINT_RADIUS = 3
 #: The damage a fill replaces; fading is restored, not filled.
 LOCAL_DAMAGE = (common_pb2.SCRATCH, common_pb2.TEAR, common_pb2.STAIN)
 #: Damage at least this wide somewhere (full-resolution pixels) is a hole, filled from exemplars.
 HOLE_WIDTH = 9
+#: Film grain: the photo's high-pass (what a Gaussian of this sigma takes out), measured on intact pixels.
+GRAIN_SIGMA = 1.0
+#: Every how many intact pixels (along a row) one enters the grain estimate: a 4096x4096 scan stays cheap.
+GRAIN_SAMPLE_STEP = 7
+#: Window of the local deviation, and the percentile of it over the intact photo that caps the grain.
+GRAIN_WINDOW = 7
+GRAIN_PERCENTILE = 60
+#: Pixels around a filled one whose grain it takes.
+GRAIN_REACH = 8
 #: A hole is filled at the scale where it has at most this many pixels: a torn corner of a 4096x4096 scan
 #: costs what a small one does, its texture a little softer.
 HOLE_PIXELS = 6000
@@ -52,13 +70,77 @@ def fill_damage(rgb: np.ndarray, damage: np.ndarray) -> np.ndarray:
     mask = (damage >= 128).astype(np.uint8)
     if not mask.any():
         return rgb
-    if GROW:
-        mask = cv2.dilate(mask, np.ones((2 * GROW + 1, 2 * GROW + 1), np.uint8))
+    mask = grown_for_fill(mask)
     filled = cv2.inpaint(np.ascontiguousarray(rgb), mask, INPAINT_RADIUS, cv2.INPAINT_NS)
-    for hole in holes(mask):
+    found = holes(mask)
+    diffused = mask.copy()
+    for rows, cols, inside in found:
+        diffused[rows, cols][inside] = 0
+    regrain(filled, rgb, mask, diffused)
+    for hole in found:
         cancellation.check()
         fill_hole(filled, hole)
     return filled
+
+
+def grown_for_fill(mask: np.ndarray) -> np.ndarray:
+    """`mask` (uint8 0/1) grown by GROW, and its specks by SPECK_GROW more."""
+    mask = cv2.dilate(mask, np.ones((2 * GROW + 1, 2 * GROW + 1), np.uint8))
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    specks = np.flatnonzero(stats[1:, cv2.CC_STAT_AREA] <= SPECK_AREA) + 1
+    if not len(specks):
+        return mask
+    speck_pixels = np.isin(labels, specks).astype(np.uint8)
+    ring = np.ones((2 * SPECK_GROW + 1, 2 * SPECK_GROW + 1), np.uint8)
+    return np.maximum(mask, cv2.dilate(speck_pixels, ring))
+
+
+def regrain(filled: np.ndarray, rgb: np.ndarray, damage: np.ndarray, where: np.ndarray) -> None:
+    """Lays grain like the photo's own into the diffusion-filled pixels `where` (uint8 0/1), in place.
+
+    Diffusion leaves a smooth fill: on a grainy scan a filled dust speck or crack reads as a smooth blot
+    or line however right its tone. Each filled pixel gets the grain of the intact pixels around it (the
+    high-pass's deviation within GRAIN_REACH), at most what the photo's grain is at its strongest
+    (`grain_ceiling`), so an edge beside a crack does not pass for grain. The noise is fixed-seeded: every
+    candidate and every rerun gets the same fill.
+    """
+    ceiling = grain_ceiling(rgb, damage)
+    if ceiling <= 0 or not where.any():
+        return
+    rng = np.random.default_rng(0)
+    reach = 2 * GRAIN_REACH + 1
+    for rows in strips(filled.shape[0]):
+        inside = where[rows] > 0
+        if not inside.any():
+            continue
+        high, margin = high_pass(rgb, rows, GRAIN_REACH)
+        intact = (damage[margin] == 0).astype(np.float32)
+        energy = cv2.blur(high * high * intact, (reach, reach)) / np.maximum(cv2.blur(intact, (reach, reach)), 1e-3)
+        local = np.minimum(np.sqrt(np.maximum(energy, 0.0)), ceiling)[rows.start - margin.start:][:rows.stop - rows.start]
+        grain = cv2.GaussianBlur(rng.standard_normal(inside.shape).astype(np.float32), (0, 0), 0.6)
+        grain *= local / max(float(grain.std()), 1e-6)
+        band = filled[rows].astype(np.float32) + grain[..., None]
+        filled[rows] = np.where(inside[..., None], np.clip(band + 0.5, 0, 255), filled[rows]).astype(np.uint8)
+
+
+def high_pass(rgb: np.ndarray, rows: slice, margin: int) -> tuple[np.ndarray, slice]:
+    """The grey high-pass (what a Gaussian of GRAIN_SIGMA takes out) of `rows` and `margin` rows each side."""
+    band = slice(max(0, rows.start - margin), min(rgb.shape[0], rows.stop + margin))
+    grey = rgb[band].mean(axis=2, dtype=np.float32)
+    return grey - cv2.GaussianBlur(grey, (0, 0), GRAIN_SIGMA), band
+
+
+def grain_ceiling(rgb: np.ndarray, damage: np.ndarray) -> float:
+    """The most grain the photo has (grey levels): a high percentile of the high-pass's local deviation
+    over the intact photo, taken in the quieter part of it, since edges and texture raise it further."""
+    samples = []
+    for rows in strips(rgb.shape[0]):
+        high, margin = high_pass(rgb, rows, 8)
+        local = np.sqrt(np.maximum(cv2.blur(high * high, (GRAIN_WINDOW, GRAIN_WINDOW)), 0.0))[rows.start - margin.start:]
+        intact = damage[rows] == 0
+        samples.append(local[:rows.stop - rows.start][intact][::GRAIN_SAMPLE_STEP])
+    values = np.concatenate(samples)
+    return float(np.percentile(values, GRAIN_PERCENTILE)) if values.size else 0.0
 
 
 def holes(mask: np.ndarray) -> list[tuple[slice, slice, np.ndarray]]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from services.common.inpainting import HOLE_PIXELS, fill_damage, holes
+from services.common.inpainting import HOLE_PIXELS, fill_damage, grown_for_fill, holes
 
 
 def stripes(height: int, width: int) -> np.ndarray:
@@ -36,12 +36,51 @@ def test_a_hole_in_a_texture_is_continued_from_the_texture():
     assert np.array_equal(filled[intact], damaged[intact])
 
 
+def gradient(height: int, width: int) -> np.ndarray:
+    """A smooth, grainless photo: nothing for the fill to add grain from."""
+    grey = np.linspace(40, 220, width, dtype=np.float32)[None, :] + np.linspace(0, 20, height)[:, None]
+    return np.repeat(grey.astype(np.uint8)[..., None], 3, axis=2)
+
+
 def test_cracks_are_no_holes_and_keep_the_diffusion_fill():
     damage = np.zeros((120, 160), np.uint8)
     cv2.line(damage, (5, 10), (150, 100), 255, 3)
     assert holes((damage > 0).astype(np.uint8)) == []
-    photo = stripes(120, 160)
-    assert np.array_equal(fill_damage(photo, damage), diffusion(photo, damage))
+    photo = gradient(120, 160)
+    # A grainless photo's "grain" is its rounding: at most a level from the diffusion fill.
+    assert np.abs(fill_damage(photo, damage).astype(int) - diffusion(photo, damage)).max() <= 1
+
+
+def test_a_crack_on_a_grainy_photo_is_filled_with_grain_like_the_photos_own():
+    rng = np.random.default_rng(4)
+    truth = np.clip(gradient(160, 200) + rng.normal(0, 6, (160, 200, 1)), 0, 255).astype(np.uint8)
+    damage = np.zeros((160, 200), np.uint8)
+    cv2.line(damage, (10, 20), (190, 140), 255, 3)
+    damaged = truth.copy()
+    damaged[damage > 0] = 250
+    filled = fill_damage(damaged, damage)
+    crack = cv2.dilate(damage, np.ones((3, 3), np.uint8)) > 0
+    grey = filled[..., 0].astype(np.float32)
+    high = grey - cv2.GaussianBlur(grey, (0, 0), 1.0)
+    truth_high = truth[..., 0].astype(np.float32) - cv2.GaussianBlur(truth[..., 0].astype(np.float32), (0, 0), 1.0)
+    smooth = diffusion(damaged, damage)[..., 0].astype(np.float32)
+    smooth_high = smooth - cv2.GaussianBlur(smooth, (0, 0), 1.0)
+    # The fill carries grain about as strong as the photo's, where diffusion alone leaves it smooth ...
+    assert 0.6 < high[crack].std() / truth_high[~crack].std() < 1.5
+    assert smooth_high[crack].std() < 0.5 * truth_high[~crack].std()
+    # ... around the right tone, and the same on every call.
+    assert abs(float(grey[crack].mean()) - float(truth[..., 0][crack].mean())) < 3
+    assert np.array_equal(filled, fill_damage(damaged, damage))
+
+
+def test_a_speck_is_grown_past_its_halo_and_a_crack_is_not():
+    mask = np.zeros((60, 80), np.uint8)
+    mask[10:13, 10:13] = 1  # a dust speck
+    cv2.line(mask, (0, 40), (79, 45), 1, 1)  # a crack: long, however thin
+    grown = grown_for_fill(mask)
+    assert grown[8:15, 8:15].all() and not grown[7, 7]  # 1 pixel, then 1 more for a speck
+    row = int(np.flatnonzero(mask[:, 30])[0])
+    assert grown[row - 1:row + 2, 30].all() and not grown[row - 2, 30] and not grown[row + 2, 30]  # 1 only
 
 
 def test_a_torn_corner_and_a_hole_larger_than_the_budget_are_filled_with_texture():

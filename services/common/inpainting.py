@@ -116,7 +116,8 @@ def regrain(filled: np.ndarray, rgb: np.ndarray, damage: np.ndarray, where: np.n
         high, margin = high_pass(rgb, rows, GRAIN_REACH)
         intact = (damage[margin] == 0).astype(np.float32)
         energy = cv2.blur(high * high * intact, (reach, reach)) / np.maximum(cv2.blur(intact, (reach, reach)), 1e-3)
-        local = np.minimum(np.sqrt(np.maximum(energy, 0.0)), ceiling)[rows.start - margin.start:][:rows.stop - rows.start]
+        own = slice(rows.start - margin.start, rows.stop - margin.start)
+        local = np.minimum(np.sqrt(np.maximum(energy[own], 0.0)), ceiling)
         grain = cv2.GaussianBlur(rng.standard_normal(inside.shape).astype(np.float32), (0, 0), 0.6)
         grain *= local / max(float(grain.std()), 1e-6)
         band = filled[rows].astype(np.float32) + grain[..., None]
@@ -136,9 +137,9 @@ def grain_ceiling(rgb: np.ndarray, damage: np.ndarray) -> float:
     samples = []
     for rows in strips(rgb.shape[0]):
         high, margin = high_pass(rgb, rows, 8)
-        local = np.sqrt(np.maximum(cv2.blur(high * high, (GRAIN_WINDOW, GRAIN_WINDOW)), 0.0))[rows.start - margin.start:]
-        intact = damage[rows] == 0
-        samples.append(local[:rows.stop - rows.start][intact][::GRAIN_SAMPLE_STEP])
+        own = slice(rows.start - margin.start, rows.stop - margin.start)
+        local = np.sqrt(np.maximum(cv2.blur(high * high, (GRAIN_WINDOW, GRAIN_WINDOW))[own], 0.0))
+        samples.append(local[damage[rows] == 0][::GRAIN_SAMPLE_STEP])
     values = np.concatenate(samples)
     return float(np.percentile(values, GRAIN_PERCENTILE)) if values.size else 0.0
 

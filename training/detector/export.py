@@ -17,6 +17,7 @@ import argparse
 import json
 import logging
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -47,6 +48,9 @@ RUN_FLAGS = ("photos", "damage", "undamaged", "precision", "crop", "batch", "ste
 #: Share of an undamaged photo's pixels a threshold may flag as one kind of damage: the clean-photo goal
 #: (at most 0.5% flagged as any damage) shared between the four kinds.
 CLEAN_CAP = 0.005 / MASK_CHANNELS
+#: Decision thresholds tried: finer towards 1, where a confident network's false alarms thin out (a grid
+#: that stopped at 0.95 took 0.95 for three types without meeting CLEAN_CAP).
+THRESHOLD_GRID = np.concatenate([np.linspace(0.05, 0.95, 19), [0.97, 0.98, 0.99, 0.995]])
 #: Seed of the calibration draws: not the training seed, so these crops and damage are new.
 CALIBRATION_SEED = 99991
 
@@ -75,8 +79,24 @@ def load_weights(path: Path) -> DamageUNet:
     return model.eval()
 
 
+@dataclass(frozen=True)
+class Calibration:
+    #: Per-type decision thresholds (probabilities), SCRATCH, TEAR, STAIN, FADING.
+    thresholds: list[float]
+    #: The crack probability with the best F1 whatever it flags on undamaged draws: where a crack's growth
+    #: from its confident pixels stops (services/detector/engines/unet.py: grown).
+    grow_probability: float
+
+    @property
+    def grow_level(self) -> int:
+        """`grow_probability` as a level (0..255) of the exported SCRATCH mask, whose 128 is the decision."""
+        shifted = np.log(self.grow_probability / (1 - self.grow_probability)) - np.log(
+            self.thresholds[0] / (1 - self.thresholds[0]))
+        return int(round(255 / (1 + np.exp(-shifted))))
+
+
 def calibrate(model: DamageUNet, photos: Sequence[np.ndarray], batches: int, params: DamageParams,
-              size: int = 256) -> list[float]:
+              size: int = 256) -> Calibration:
     """Per-type thresholds from synthetic draws (`params`) of `photos`, the validation split: the best F1
     among the thresholds that flag at most CLEAN_CAP of the undamaged draws' pixels.
 
@@ -85,7 +105,7 @@ def calibrate(model: DamageUNet, photos: Sequence[np.ndarray], batches: int, par
     an intact photo cost little and look like damage to a user).
     """
     synth = DamageSynthesizer(params)
-    grid = np.linspace(0.05, 0.95, 19)
+    grid = THRESHOLD_GRID
     hits = np.zeros((MASK_CHANNELS, len(grid)))
     wrong = np.zeros((MASK_CHANNELS, len(grid)))
     clean_flagged = np.zeros((MASK_CHANNELS, len(grid)))
@@ -108,9 +128,12 @@ def calibrate(model: DamageUNet, photos: Sequence[np.ndarray], batches: int, par
     thresholds = []
     for channel in range(MASK_CHANNELS):
         allowed = clean_rate[channel] <= CLEAN_CAP
+        if not allowed.any():
+            log.warning("no threshold keeps undamaged draws clean enough; taking the highest",
+                        extra={"channel": channel, "flagged": float(clean_rate[channel, -1]), "cap": CLEAN_CAP})
         best = np.argmax(np.where(allowed, f1[channel], -1.0)) if allowed.any() else len(grid) - 1
-        thresholds.append(round(float(grid[best]), 2))
-    return thresholds
+        thresholds.append(round(float(grid[best]), 3))
+    return Calibration(thresholds, round(float(grid[np.argmax(f1[0])]), 3))
 
 
 def export(model: DamageUNet, path: Path, thresholds: Sequence[float]) -> None:
@@ -128,7 +151,7 @@ def train_command(args: dict) -> str:
     return "OMP_NUM_THREADS=1 python -m training.detector.train " + " ".join(flags)
 
 
-def write_manifest(model: DamageUNet, run_dir: Path, out_dir: Path, thresholds: Sequence[float],
+def write_manifest(model: DamageUNet, run_dir: Path, out_dir: Path, calibration: Calibration,
                    calibrated_on: str) -> None:
     """The manifest; a run started from the committed model (--init) lists the phases that made that one first."""
     path = out_dir / MANIFEST_NAME
@@ -166,10 +189,13 @@ def write_manifest(model: DamageUNet, run_dir: Path, out_dir: Path, thresholds: 
             "python -m bench.detector_bench --write-manifest",
         ],
         "training_steps_done": checkpoint["step"],
-        "mask_thresholds": {"SCRATCH, TEAR, STAIN, FADING": thresholds,
+        "mask_thresholds": {"SCRATCH, TEAR, STAIN, FADING": calibration.thresholds,
                             "how": f"the best F1 on synthetic draws ({args.get('damage', 'default')} damage) from "
                                    f"{calibrated_on} among thresholds flagging at most {CLEAN_CAP:.3%} of the "
                                    "undamaged draws' pixels, folded into the graph so 0.5 is the decision point"},
+        "scratch_grow_from": {"level": calibration.grow_level, "probability": calibration.grow_probability,
+                              "how": "the crack probability with the best F1 on the same draws, unbounded, as a "
+                                     "level of the exported mask: --detector-grow-from's default"},
         "eval": previous.get("eval", "not measured yet: run bench/detector_bench.py --write-manifest"),
     }
     path.write_text(json.dumps(manifest, indent=2) + "\n")
@@ -195,13 +221,13 @@ def main() -> None:
     damage = DAMAGE[args_of_run.get("damage", "default")]
     # Runs before the validation split existed calibrated on their training photos; the manifest says which.
     split = sources.TRAIN if args_of_run.get("photos", "base") == "base" else VALIDATE
-    thresholds = calibrate(model, sources.load_all(split, args.data_dir), args.calibration_batches, damage)
+    calibration = calibrate(model, sources.load_all(split, args.data_dir), args.calibration_batches, damage)
     calibrated_on = ("the validation photos " + ", ".join(p.path for p in split) if split is VALIDATE
                      else "the training photos")
-    log.info("calibrated", extra={"thresholds": thresholds})
-    export(model, args.out_dir / ONNX_NAME, thresholds)
+    log.info("calibrated", extra={"thresholds": calibration.thresholds, "grow_from": calibration.grow_level})
+    export(model, args.out_dir / ONNX_NAME, calibration.thresholds)
     shutil.copyfile(weights, args.out_dir / WEIGHTS_NAME)
-    write_manifest(model, args.run_dir, args.out_dir, thresholds, calibrated_on)
+    write_manifest(model, args.run_dir, args.out_dir, calibration, calibrated_on)
 
 
 if __name__ == "__main__":

@@ -11,6 +11,8 @@ grown a pixel further, past the dark halo a scanner's sharpening rings them with
 
 from __future__ import annotations
 
+import functools
+
 import cv2
 import numpy as np
 from revive.v1 import common_pb2
@@ -41,6 +43,9 @@ GRAIN_WINDOW = 7
 GRAIN_PERCENTILE = 60
 #: Pixels around a filled one whose grain it takes.
 GRAIN_REACH = 8
+#: Side of the repeated noise tile, and every how many strips the grain ceiling is measured on.
+GRAIN_TILE = 256
+GRAIN_STRIP_STEP = 3
 #: A hole is filled at the scale where it has at most this many pixels: a torn corner of a 4096x4096 scan
 #: costs what a small one does, its texture a little softer.
 HOLE_PIXELS = 6000
@@ -101,41 +106,61 @@ def regrain(filled: np.ndarray, rgb: np.ndarray, damage: np.ndarray, where: np.n
     Diffusion leaves a smooth fill: on a grainy scan a filled dust speck or crack reads as a smooth blot
     or line however right its tone. Each filled pixel gets the grain of the intact pixels around it (the
     high-pass's deviation within GRAIN_REACH), at most what the photo's grain is at its strongest
-    (`grain_ceiling`), so an edge beside a crack does not pass for grain. The noise is fixed-seeded: every
-    candidate and every rerun gets the same fill.
+    (`grain_ceiling`), so an edge beside a crack does not pass for grain. The noise is one fixed-seeded
+    tile repeated: every candidate and every rerun gets the same fill, and a 4096x4096 scan draws no more
+    random numbers than a small one.
     """
     ceiling = grain_ceiling(rgb, damage)
     if ceiling <= 0 or not where.any():
         return
-    rng = np.random.default_rng(0)
     reach = 2 * GRAIN_REACH + 1
+    tile = grain_tile()
     for rows in strips(filled.shape[0]):
         inside = where[rows] > 0
-        if not inside.any():
+        columns = np.flatnonzero(inside.any(axis=0))
+        if not len(columns):
             continue
-        high, margin = high_pass(rgb, rows, GRAIN_REACH)
-        intact = (damage[margin] == 0).astype(np.float32)
+        # Only the columns the fill touches, with the reach around them.
+        cols = slice(max(0, columns[0] - GRAIN_REACH), min(filled.shape[1], columns[-1] + GRAIN_REACH + 1))
+        high, margin = high_pass(rgb[:, cols], rows, GRAIN_REACH)
+        intact = (damage[margin, cols] == 0).astype(np.float32)
         energy = cv2.blur(high * high * intact, (reach, reach)) / np.maximum(cv2.blur(intact, (reach, reach)), 1e-3)
         own = slice(rows.start - margin.start, rows.stop - margin.start)
         local = np.minimum(np.sqrt(np.maximum(energy[own], 0.0)), ceiling)
-        grain = cv2.GaussianBlur(rng.standard_normal(inside.shape).astype(np.float32), (0, 0), 0.6)
-        grain *= local / max(float(grain.std()), 1e-6)
-        band = filled[rows].astype(np.float32) + grain[..., None]
-        filled[rows] = np.where(inside[..., None], np.clip(band + 0.5, 0, 255), filled[rows]).astype(np.uint8)
+        ys = np.arange(rows.start, rows.stop) % GRAIN_TILE
+        xs = np.arange(cols.start, cols.stop) % GRAIN_TILE
+        grain = tile[np.ix_(ys, xs)] * local
+        band = filled[rows, cols]
+        mixed = np.clip(band.astype(np.float32) + grain[..., None] + 0.5, 0, 255).astype(np.uint8)
+        filled[rows, cols] = np.where(inside[:, cols, None], mixed, band)
+
+
+@functools.cache
+def grain_tile() -> np.ndarray:
+    """GRAIN_TILE² of unit-deviation film-like grain (white noise softened to about a pixel), fixed-seeded,
+    seamless when repeated."""
+    noise = np.random.default_rng(0).standard_normal((GRAIN_TILE, GRAIN_TILE)).astype(np.float32)
+    wrapped = cv2.GaussianBlur(np.pad(noise, 4, mode="wrap"), (0, 0), 0.6)[4:-4, 4:-4]
+    grain = wrapped / float(wrapped.std())
+    grain.flags.writeable = False  # shared by every call
+    return grain
 
 
 def high_pass(rgb: np.ndarray, rows: slice, margin: int) -> tuple[np.ndarray, slice]:
     """The grey high-pass (what a Gaussian of GRAIN_SIGMA takes out) of `rows` and `margin` rows each side."""
     band = slice(max(0, rows.start - margin), min(rgb.shape[0], rows.stop + margin))
-    grey = rgb[band].mean(axis=2, dtype=np.float32)
+    grey = cv2.cvtColor(np.ascontiguousarray(rgb[band]), cv2.COLOR_RGB2GRAY).astype(np.float32)
     return grey - cv2.GaussianBlur(grey, (0, 0), GRAIN_SIGMA), band
 
 
 def grain_ceiling(rgb: np.ndarray, damage: np.ndarray) -> float:
     """The most grain the photo has (grey levels): a high percentile of the high-pass's local deviation
-    over the intact photo, taken in the quieter part of it, since edges and texture raise it further."""
+    over the intact photo, taken in the quieter part of it, since edges and texture raise it further.
+    Every GRAIN_STRIP_STEP-th strip is enough to measure it."""
     samples = []
-    for rows in strips(rgb.shape[0]):
+    for index, rows in enumerate(strips(rgb.shape[0])):
+        if index % GRAIN_STRIP_STEP:
+            continue
         high, margin = high_pass(rgb, rows, 8)
         own = slice(rows.start - margin.start, rows.stop - margin.start)
         local = np.sqrt(np.maximum(cv2.blur(high * high, (GRAIN_WINDOW, GRAIN_WINDOW))[own], 0.0))

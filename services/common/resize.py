@@ -32,9 +32,19 @@ def upsample_rows(field: np.ndarray, rows: slice, size: tuple[int, int]) -> np.n
     ys = ((np.arange(rows.start, rows.stop, dtype=np.float32) + 0.5) * (small_h / height) - 0.5)
     map_x = np.broadcast_to(xs, (len(ys), width))
     map_y = np.broadcast_to(ys[:, None], (len(ys), width))
-    channels = [cv2.remap(np.ascontiguousarray(field[..., c]), map_x, map_y, cv2.INTER_LINEAR,
-                          borderMode=cv2.BORDER_REPLICATE) for c in range(field.shape[2])]
-    return np.stack(channels, axis=-1)
+    parts = [cv2.remap(np.ascontiguousarray(field[..., group]), map_x, map_y, cv2.INTER_LINEAR,
+                       borderMode=cv2.BORDER_REPLICATE).reshape(len(ys), width, -1)
+             for group in channel_groups(field.shape[2])]
+    return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=2)
+
+
+def channel_groups(channels: int) -> list[slice]:
+    """Channels in the groups remap takes at once: fours, then a three or ones. A 12-channel field is three
+    calls, not twelve; two channels go one by one (on a two-channel field remap and resize differ by up to 0.016)."""
+    fours = channels // 4 * 4
+    groups = [slice(c, c + 4) for c in range(0, fours, 4)]
+    rest = channels - fours
+    return groups + ([slice(fours, channels)] if rest == 3 else [slice(c, c + 1) for c in range(fours, channels)])
 
 
 def strips(height: int) -> Iterator[slice]:

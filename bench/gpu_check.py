@@ -59,6 +59,8 @@ def cases() -> tuple[Case, ...]:
         Case("generator, 288x384 working size", "generator/restoration.onnx", "planes", (1, CHANNELS, 288, 384)),
         Case("upscaler fidelity x2, 256² tile", "upscaler/fidelity_x2.onnx", "rgb", (1, 3, 256, 256)),
         Case("upscaler fidelity x4, 256² tile", "upscaler/fidelity_x4.onnx", "rgb", (1, 3, 256, 256)),
+        Case("upscaler fidelity x2 int8 (the CPU default), 256² tile", "upscaler/fidelity_x2.int8.onnx", "rgb",
+             (1, 3, 256, 256)),
         Case("upscaler esrgan x4, 256² tile", "upscaler/esrgan_medium_x4.onnx", "rgb", (1, 3, 256, 256)),
         Case("faces: detector", "faces/tiny_face_detector.onnx", "image", (1, 416, 416, 3)),
         Case("faces: landmarks", "faces/face_landmark_68.onnx", "image", (1, 112, 112, 3)),
@@ -99,6 +101,7 @@ def end_to_end(provider: str, cache: Path, side: int, repeats: int) -> str:
     """One scratched portrait through the learned engines: detect, generate one candidate, upscale x2."""
     from revive.v1 import common_pb2
 
+    from services.common.config import ServiceConfig
     from services.common.runtime import OnnxModel, RuntimeOptions
     from services.detector.engines.unet import UNetDetector
     from services.generator.engine import RestorationInput
@@ -112,9 +115,9 @@ def end_to_end(provider: str, cache: Path, side: int, repeats: int) -> str:
     if detector.model.provider == "CPUExecutionProvider" and provider != "cpu":
         return "n/a (CPU instead)"
     generator = LearnedGenerator(models_dir=MODELS_DIR, options=options)
-    upscaler = FidelityUpscaler()
-    upscaler.models = {factor: OnnxModel(MODELS_DIR / f"upscaler/fidelity_x{factor}.onnx", options)
-                       for factor in upscaler.factors}
+    # Built on the provider itself: its tile batchers hold the models they run.
+    upscaler = FidelityUpscaler(ServiceConfig(models_dir=MODELS_DIR, engines=("fidelity",), providers=(provider,),
+                                              trt_cache_dir=cache / provider))
     photo, _ = scratched(portrait(side, side, seed=5), count=5)
 
     def restore() -> None:

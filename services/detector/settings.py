@@ -19,6 +19,10 @@ class DetectorSettings(Settings):
                      minimum=MULTIPLE)
     overlap: int = flag(64, "pixels adjacent tiles share, blended so borders leave no seam", minimum=1)
     batch: int = flag(1, "tiles per inference call", minimum=1)
+    flips: int = flag(4, "mirrored copies of every tile the unet averages (test-time augmentation): 1, 2 (and "
+                           "left-right) or 4 (and upside down)", choices=(1, 2, 4))
+    flip_budget_mp: float = flag(40.0, "megapixels of network passes one photo may take: a larger photo is "
+                                       "averaged over fewer mirrored copies (a 4096x4096 scan over 2)", minimum=1)
     grow_from: int = flag(
         23, "mask level (0..255) down to which a crack grows from its confident pixels (hysteresis); 128 = off",
         minimum=0)

@@ -138,3 +138,24 @@ def test_cracks_grow_from_confident_pixels_only():
     assert np.array_equal(grown(mask, 128), mask)  # 128 turns it off
     clean = np.full((8, 8), 100, np.uint8)
     assert np.array_equal(grown(clean, 30), clean)  # nothing confident: nothing grows
+
+
+def test_mirrored_copies_make_the_masks_mirror_with_the_photo():
+    photo, _ = scratched(portrait(320, 256, seed=8), count=4)  # one tile, no padding: the views are the same set
+    averaged = UNetDetector(flips=4)
+    masks = averaged.detect(photo).masks
+    mirrored = averaged.detect(np.ascontiguousarray(photo[::-1, ::-1])).masks
+    for kind, mask in masks.items():
+        assert np.abs(mirrored[kind][::-1, ::-1].astype(int) - mask).max() <= 1, common_pb2.DamageType.Name(kind)
+    single = UNetDetector(flips=1)
+    assert any(np.abs(single.detect(photo).masks[kind].astype(int) - mask).max() > 1 for kind, mask in masks.items())
+
+
+def test_a_photo_over_the_flip_budget_is_averaged_over_fewer_copies():
+    photo, _ = scratched(portrait(320, 256, seed=8), count=4)
+    within = UNetDetector(flips=4, flip_budget_mp=4 * 320 * 256 / 1e6)
+    over = UNetDetector(flips=4, flip_budget_mp=2 * 320 * 256 / 1e6)
+    two = UNetDetector(flips=2)
+    assert np.array_equal(over.detect(photo).masks[common_pb2.SCRATCH], two.detect(photo).masks[common_pb2.SCRATCH])
+    assert not np.array_equal(within.detect(photo).masks[common_pb2.SCRATCH],
+                              two.detect(photo).masks[common_pb2.SCRATCH])

@@ -13,6 +13,7 @@ Tile size, overlap and batch are the service's `--detector-tile`,
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
@@ -145,6 +146,10 @@ def grown(mask: np.ndarray, low: int) -> np.ndarray:
     return np.where(joined, np.maximum(mask, 128), np.minimum(mask, 127)).astype(np.uint8)
 
 
+#: Axes of N x C x H x W tiles mirrored, per --detector-flips.
+MIRRORS = {1: ((),), 2: ((), (3,)), 4: ((), (3,), (2,), (2, 3))}
+
+
 class UNetDetector:
     """DetectorEngine "unet": learned per-type damage masks and whole-photo scores."""
 
@@ -164,8 +169,17 @@ class UNetDetector:
     def warm_up(self) -> None:
         self.detect(np.full((64, 64, 3), 128, np.uint8))
 
-    def _probabilities(self, inputs: np.ndarray) -> np.ndarray:
-        return self._batched(inputs)
+    def _probabilities(self, inputs: np.ndarray, flips: int) -> np.ndarray:
+        """The tiles' probabilities averaged over their mirror images (--detector-flips): a crack the network
+        half sees one way round it often sees the other, and a texture it mistakes for one rarely fools it
+        every way (bench/detector_bench.py has the figures)."""
+        views = MIRRORS[flips]
+        total = np.zeros((0,), np.float32)
+        for axes in views:
+            probabilities = self._batched(np.ascontiguousarray(np.flip(inputs, axes)) if axes else inputs)
+            unflipped = np.flip(probabilities, axes) if axes else probabilities
+            total = unflipped.astype(np.float32, copy=True) if not total.size else total + unflipped
+        return total / len(views)
 
     def scores(self, rgb: np.ndarray) -> tuple[float, float]:
         """(fading, grayscale) probabilities of the whole photo."""
@@ -177,8 +191,11 @@ class UNetDetector:
     def detect(self, rgb: np.ndarray, analyze_faces: bool = False) -> Detection:
         """Faces are not analysed by this engine; `analyze_faces` is ignored."""
         tiling = self.settings
+        megapixels = rgb.shape[0] * rgb.shape[1] / 1e6
+        flips = max((n for n in MIRRORS if n <= tiling.flips and n * megapixels <= tiling.flip_budget_mp), default=1)
+        predict = functools.partial(self._probabilities, flips=flips)
         with self._batched.serving():
-            masks = tiled_masks(rgb, self._probabilities, tiling.tile, tiling.overlap, tiling.batch)
+            masks = tiled_masks(rgb, predict, tiling.tile, tiling.overlap, tiling.batch)
         masks[0] = grown(masks[0], tiling.grow_from)
         fading, _ = self.scores(rgb)
         return Detection(

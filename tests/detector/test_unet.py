@@ -159,3 +159,13 @@ def test_a_photo_over_the_flip_budget_is_averaged_over_fewer_copies():
     assert np.array_equal(over.detect(photo).masks[common_pb2.SCRATCH], two.detect(photo).masks[common_pb2.SCRATCH])
     assert not np.array_equal(within.detect(photo).masks[common_pb2.SCRATCH],
                               two.detect(photo).masks[common_pb2.SCRATCH])
+
+
+def test_the_crack_growth_default_is_the_committed_models_calibrated_level():
+    import json
+    from pathlib import Path
+
+    from services.detector.settings import DetectorSettings
+
+    manifest = json.loads((Path(__file__).resolve().parents[2] / "models/detector/damage_unet.json").read_text())
+    assert DetectorSettings().grow_from == manifest["scratch_grow_from"]["level"], "re-exported: update the default"

@@ -17,7 +17,7 @@ class UpscalerSettings(Settings):
     overlap: int = flag(32, "input pixels adjacent tiles share (at least the model's receptive field)", minimum=1)
     batch: int = flag(1, "tiles per inference call", minimum=1)
     ensemble: int = flag(1, "geometric self-ensemble copies averaged (costs one model pass each)", choices=SIZES)
-    precision: str = flag("auto", "int8 runs a model's quantized sibling where one exists (about 2x faster on "
+    precision: str = flag("auto", "int8 runs a model's quantized sibling where one exists (about 3x faster on "
                           "CPUs); auto does so only on the CPU provider", choices=("auto", "float32", "int8"))
     tier: str = flag("medium", "which converted ESRGAN weights the esrgan engine serves",
                      choices=("slim", "medium", "thick"))

@@ -50,7 +50,7 @@ RUN_FLAGS = ("photos", "damage", "undamaged", "precision", "crop", "batch", "ste
 CLEAN_CAP = 0.005 / MASK_CHANNELS
 #: Decision thresholds tried. Single-pass probabilities, though the engine averages mirrored copies: the
 #: averaged ones calibrated on the validation draws flagged 1.65% of clean held-out photos, against 0.39%
-#: for these (a finer grid up to 0.995 cost F1 and kept false alarms where they were).
+#: for these (the model before phase 7; a finer grid up to 0.995 cost F1 and kept false alarms as they were).
 THRESHOLD_GRID = np.linspace(0.05, 0.95, 19)
 #: Seed of the calibration draws: not the training seed, so these crops and damage are new.
 CALIBRATION_SEED = 99991

@@ -1,7 +1,7 @@
-"""Quantize the fidelity models to int8 for CPUs: about twice as fast, indistinguishable in the figures.
+"""Quantize the fidelity models to int8 for CPUs: about three times as fast, indistinguishable in the figures.
 
 On a CPU the upscale is most of a restoration request, and FidelitySR's
-convolutions run about 2x faster in int8 (VNNI) than in float32. Only the
+convolutions run about 3x faster in int8 (VNNI) than in float32. Only the
 network's correction is quantized: the bicubic skip that carries the whole
 image, the sum and the clamp stay float, so the rounding touches the small
 correction and never the photo itself. Weights are int8 per output channel;

@@ -174,11 +174,12 @@ class UNetDetector:
         half sees one way round it often sees the other, and a texture it mistakes for one rarely fools it
         every way (bench/detector_bench.py has the figures)."""
         views = MIRRORS[flips]
-        total = np.zeros((0,), np.float32)
+        total: np.ndarray | None = None
         for axes in views:
             probabilities = self._batched(np.ascontiguousarray(np.flip(inputs, axes)) if axes else inputs)
             unflipped = np.flip(probabilities, axes) if axes else probabilities
-            total = unflipped.astype(np.float32, copy=True) if not total.size else total + unflipped
+            total = unflipped.astype(np.float32) if total is None else total + unflipped
+        assert total is not None  # every MIRRORS entry has a view
         return total / len(views)
 
     def scores(self, rgb: np.ndarray) -> tuple[float, float]:

@@ -53,7 +53,7 @@ class TiledOnnxUpscaler:
 
     def load(self, path: Path, options: RuntimeOptions) -> OnnxModel:
         """The float model, or its int8 sibling where --upscaler-precision asks for it: on CPUs int8 runs
-        the convolutions about twice as fast, within the figures' noise (models/upscaler/manifest.json)."""
+        the convolutions about three times as fast, within the figures' noise (models/upscaler/manifest.json)."""
         quantized = path.with_suffix(INT8_SUFFIX)
         precision = self.settings.precision
         if precision == "int8" and not quantized.exists():

@@ -18,6 +18,7 @@ python -m training.upscaler.quantize --factor 2
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import tempfile
@@ -85,7 +86,10 @@ def float_nodes(graph: onnx.GraphProto) -> list[str]:
 
 
 def quantize(source: Path, target: Path, photos: list[np.ndarray], factor: int) -> None:
-    with tempfile.TemporaryDirectory() as scratch:
+    source, target = source.resolve(), target.resolve()
+    # ONNX Runtime's quantizer drops scratch files (shape inference, external data) into the working
+    # directory: run it inside a temporary one so nothing lands in the checkout.
+    with tempfile.TemporaryDirectory() as scratch, contextlib.chdir(scratch):
         prepared = Path(scratch) / "prepared.onnx"
         # The model's shapes are symbolic (any batch and size): only ONNX's own shape inference applies.
         quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)

@@ -190,7 +190,7 @@ def _write(target: Path, data: bytes) -> None:
     target.write_bytes(data)
 
 
-def _debian_members(package: str, scratch: Path, wanted: set[str]) -> dict[str, bytes]:
+def debian_members(package: str, scratch: Path, wanted: set[str]) -> dict[str, bytes]:
     """The wanted files (paths below the package root) of the Debian package, via apt-get download."""
     subprocess.run(["apt-get", "download", "-q", package], cwd=scratch, check=True, stdout=subprocess.DEVNULL)
     deb = next(scratch.glob(f"{package}_*.deb"))
@@ -212,12 +212,12 @@ def _fetch(folder: str, photos: list[Photo], scratch: Path, data_dir: Path) -> N
     wanted = {photo.path.split("/", 1)[1] for photo in photos}
     found: dict[str, bytes] = {}
     if registry == "debian":
-        found = _debian_members(package, scratch, wanted)
+        found = debian_members(package, scratch, wanted)
     elif registry == "gcompris":
         by_rcc: dict[str, set[str]] = {}
         for name in wanted:  # src/activities/<activity>/resource/... lives in rcc/<activity>.rcc
             by_rcc.setdefault(f"{GCOMPRIS_RCC}/{name.split('/')[2]}.rcc", set()).add(name)
-        for rcc, blob in _debian_members(package, scratch, set(by_rcc)).items():
+        for rcc, blob in debian_members(package, scratch, set(by_rcc)).items():
             inside = read_rcc(blob)
             found.update({name: inside[f"/gcompris/{name}"] for name in by_rcc[rcc] if f"/gcompris/{name}" in inside})
     elif registry in ("wheel", "sdist"):

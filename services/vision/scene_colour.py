@@ -1,0 +1,51 @@
+"""SceneColourPrior: the colour a grey scene most plausibly had, and how sure of it the network is.
+
+The network (training/colour_prior; origin, data and figures in
+models/colour/manifest.json) classifies every 4x4 block of a grey photo into
+CIELAB ab bins and its graph decodes that to the annealed mean and the
+distribution's spread. Skies, foliage, water and earth come out with a small
+spread; walls, clothes and cars, which could be any colour, with a large one,
+which is where the colourizer's palettes take over (colourize.py).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from services.common.runtime import OnnxModel, RuntimeOptions
+
+MODEL_FILE = Path("colour") / "scene_colour.onnx"
+#: The network's input sides must be multiples of this; its output is a quarter of its input.
+MULTIPLE = 8
+STRIDE = 4
+
+
+def network_planes(lightness: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
+    """2 x H x W float32 from lightness (H x W, L 0..100): L / 100 - 0.5, and each row's height in the photo
+    (0 top, 1 bottom: skies are up); `rows` gives those heights where the lightness is a crop of a photo."""
+    height, width = lightness.shape
+    if rows is None:
+        rows = np.arange(height, dtype=np.float32) / max(height - 1, 1)
+    return np.stack([lightness.astype(np.float32) / 100.0 - 0.5,
+                     np.broadcast_to(rows.astype(np.float32)[:, None], (height, width))])
+
+
+class SceneColourPrior:
+    def __init__(self, path: Path, options: RuntimeOptions) -> None:
+        self.model = OnnxModel(path, options, "scene_colour")
+
+    def predict(self, lightness: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(H x W x 2 CIELAB ab, H x W spread in ab units) for a photo's lightness (H x W, L 0..100), at its size.
+
+        Run at the size given (the colourizer's solve grid); padded by reflection to the network's multiple."""
+        height, width = lightness.shape
+        padded_height, padded_width = (-(-side // MULTIPLE) * MULTIPLE for side in (height, width))
+        rows = np.arange(padded_height, dtype=np.float32) / max(height - 1, 1)
+        padded = np.pad(lightness, ((0, padded_height - height), (0, padded_width - width)), mode="reflect")
+        (colour,) = self.model.run({"planes": network_planes(padded, rows)[None]})
+        out = colour[0, :, : -(-height // STRIDE), : -(-width // STRIDE)].transpose(1, 2, 0)
+        full = cv2.resize(np.ascontiguousarray(out), (width, height), interpolation=cv2.INTER_LINEAR)
+        return full[..., :2], full[..., 2]

@@ -10,11 +10,12 @@ candidates keeping their faces' texture). Printed side by side with leaving the 
   its target), and the pixels outside the hair that changed with it (goal: none);
 - diversity: mean ab difference of two candidates outside the heads (goal >= 10) and on skin (goal <= 5);
 - seconds per candidate per megapixel (goal <= 1 on 2 cores).
-A contact sheet of six portraits (grey, truth, three candidates) is written for people to judge.
+Contact sheets of six portraits and four scenes (grey, truth, three candidates) are written for people to judge.
 
 `--photos tuning` runs the same on photos that may be looked at and tuned on while the colourizer is
-changed (the detector's training portraits and some of its scenes, training/common/sources.py), so that
-the held-out figures stay a measurement.
+changed, so that the held-out figures stay a measurement: the detector's training portraits, and as scenes
+the photos the scene colour network validates on (training/common/sources.py HELD_OUT, which no colour
+model trains on; the astronaut, one of the benchmark's portraits, left out).
 
 Run: python -m training.common.colour_photos --dir var/colour-photos   (once)
      python -m bench.colour_bench [--sheet var/colour-sheet.png] [--photos tuning]
@@ -45,13 +46,13 @@ SIDE = 768
 SEEDS = (1, 2, 3)
 #: A hair colour counts as obeyed within this CIELAB ab distance of its target, on the hair's median.
 HAIR_TOLERANCE = 8.0
-#: Photos to tune on, by kind: never the held-out ones (colour_photos), nor the detector's held-out split.
-TUNING_SCENES = ("chelsea.png", "FreshFlower.jpg", "GreenMeadow.jpg", "Garden.jpg", "BytheWater", "Path")
+#: A truth whose mean chroma is below this (ab) is a grey photo already (scikit-image's gravel): skipped.
+GREY_TRUTH = 3.0
 PHOTO_SETS = {
     "held-out": ("training.common.colour_photos", colour_photos.DEFAULT_DIR, {"portrait": colour_photos.PORTRAITS, "scene": colour_photos.SCENES}),
     "tuning": ("training.common.sources", sources.DEFAULT_DIR, {
         "portrait": tuple(p for p in sources.EXTRA if p.path.endswith("grace_hopper.jpg")) + sources.PORTRAITS,
-        "scene": tuple(p for p in sources.TRAIN + sources.EXTRA if any(name in p.path for name in TUNING_SCENES)),
+        "scene": tuple(p for p in sources.HELD_OUT if not p.path.endswith("astronaut.png")),
     }),
 }
 
@@ -98,7 +99,8 @@ def main() -> None:
     parser.add_argument("--sheet", type=Path, default=Path("var/colour-sheet.png"))
     args = parser.parse_args()
     colourize = Colourizer(args.models_dir, args.threads)
-    rows, hair_rows, sheet = [], [], []
+    rows, hair_rows = [], []
+    sheets: dict[str, list[np.ndarray]] = {kind: [] for kind in PHOTO_SETS[args.photos][2]}
     seconds, megapixels = 0.0, 0.0
     print(f"{'photo':28} {'ab dist out':>11} {'ab dist grey':>12} {'colourful out/truth':>20} "
           f"{'diversity bg':>12} {'skin':>6}")
@@ -107,6 +109,9 @@ def main() -> None:
     for kind, photos in photo_set.items():
         for photo in photos:
             truth = sources.read_rgb(data_dir / photo.path, SIDE, f"python -m {fetcher} --dir {data_dir}", photo.turn)
+            if np.linalg.norm(ab(truth), axis=2).mean() < GREY_TRUTH:
+                print(f"{Path(photo.path).name[:28]:28} skipped: grey already, nothing to measure colour against")
+                continue
             grey = grey_of(truth)
             start = time.perf_counter()
             outs = [colourize(grey, seed) for seed in SEEDS]
@@ -134,8 +139,8 @@ def main() -> None:
                     hair_rows.append({"colour": common_pb2.HairColor.Name(colour),
                                       "error": float(np.linalg.norm(hair_ab - np.asarray(target))),
                                       "outside": changed})
-            if kind == "portrait" and len(sheet) < 6:
-                sheet.append(np.concatenate([grey, truth, *outs], axis=1))
+            if len(sheets[kind]) < (6 if kind == "portrait" else 4):
+                sheets[kind].append(np.concatenate([grey, truth, *outs], axis=1))
     portraits = [r for r in rows if r["kind"] == "portrait"]
     scenes = [r for r in rows if r["kind"] == "scene"]
     print(f"\n{len(portraits)} portraits, {len(scenes)} scenes, {SIDE} px, candidates of seeds {SEEDS}")
@@ -153,12 +158,15 @@ def main() -> None:
               f"the hair); worst {max(r['error'] for r in hair_rows):.1f}; pixels outside the hair changed: "
               f"{sum(r['outside'] for r in hair_rows)} (goal 0)")
     print(f"  time: {seconds / megapixels:.2f} s per candidate per megapixel (goal <= 1, {args.threads} threads)")
-    if sheet:
+    for kind, sheet in sheets.items():
+        if not sheet:
+            continue
         width = max(row.shape[1] for row in sheet)
         grid = np.concatenate([np.pad(row, ((0, 0), (0, width - row.shape[1]), (0, 0))) for row in sheet])
-        args.sheet.parent.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(grid).save(args.sheet)
-        print(f"  sheet (grey, truth, {len(SEEDS)} candidates): {args.sheet}")
+        path = args.sheet if kind == "portrait" else args.sheet.with_suffix(f".{kind}s.png")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(grid).save(path)
+        print(f"  {kind} sheet (grey, truth, {len(SEEDS)} candidates): {path}")
 
 
 if __name__ == "__main__":

@@ -17,7 +17,15 @@ and spread over the rest:
    mid: brown; light: blond), near-neutral eyes; clothes, hat and backdrop
    drawn per candidate from palettes of plausible dyes and walls, so
    candidates differ where a person would accept either answer and agree on
-   skin; each person of a group wears a dye of their own. A person whose face
+   skin; each person of a group wears a dye of their own. A scene (no face
+   large enough to make a portrait) is coloured by a network trained on
+   colour photos (services/vision/scene_colour.py), which says what it shows
+   (sky, foliage, water, stone) and how sure it is: its colour counts as much
+   as it earned at that sureness on validation photos (SCENE_WEIGHTS), and
+   the candidate's faint backdrop takes the rest. A portrait's backdrop stays
+   a palette's, different per candidate: on the held-out portraits the
+   network's walls and beaches were no nearer the truth, and candidates
+   agreed. A person whose face
    was not found gets a warm low chroma, as a hand-tinted print: guessing
    clothes there paints faces blue. Chroma fades towards black and white, as
    real colours do, and clothes dyes fade sooner near white (a shirt that is
@@ -86,6 +94,10 @@ SKY_AB = (-4.0, -20.0)
 PERSON_AB = (6.0, 11.0)
 #: Backdrops of scenes (no portrait) are kept fainter: one tint over a whole street looks painted.
 SCENE_BACKDROP = 0.5
+#: How much the scene network's colour counts, by its spread (ab units): (spread, weight) points, read off
+#: validation photos by the export (training/colour_prior/calibrate.py; models/colour/manifest.json).
+SCENE_WEIGHTS = ((10.0, 0.62), (14.0, 0.62), (18.0, 0.62), (22.0, 0.62), (26.0, 0.62), (30.0, 0.6), (34.0, 0.6),
+                 (38.0, 0.4), (42.0, 0.4))
 #: Lightness (L) over which colour fades to grey: (starts, gone). Clothes that are near white in grey were
 #: white (a boy's pale shirt is not pink); walls, skin and hair keep their colour to L 88.
 DYE_FADE = (65.0, 90.0)
@@ -114,7 +126,7 @@ class Palette:
         return CLOTHES[(self.seed + PERSON_DYE_STEP * person) % len(CLOTHES)]
 
     @classmethod
-    def draw(cls, seed: int, gender: int, age: float | None) -> "Palette":
+    def draw(cls, seed: int, gender: int, age: float | None) -> Palette:
         """Skin near the human mean, warmer for women and children, a little paler with age; the rest free."""
         rng = np.random.default_rng([seed, 1])
         a, b = SKIN_AB
@@ -249,10 +261,20 @@ def hair_ab(lightness: np.ndarray, hair: np.ndarray) -> tuple[float, float]:
     return HAIR_BY_LIGHTNESS[-1][1:]
 
 
+def scene_weight(spread: np.ndarray) -> np.ndarray:
+    """0..1 per pixel: how much the scene network's colour counts where its spread (ab units) is this. The
+    weights were earned against grey on validation photos; the rest goes to the candidate's backdrop, which
+    outside portraits is a faint tint."""
+    spreads, weights = zip(*SCENE_WEIGHTS)
+    return np.interp(spread, spreads, weights).astype(np.float32)
+
+
 def imposed_colour(regions: np.ndarray, owners: np.ndarray, lightness: np.ndarray, palette: Palette,
-                   portrait: bool = True) -> tuple[np.ndarray, np.ndarray]:
+                   portrait: bool = True,
+                   scene: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(fixed mask, h x w x 2 ab): the palette on the eroded interior of every region, chroma faded towards
-    black and white; clothes in their owner's dye."""
+    black and white; clothes in their owner's dye; outside people, the scene network's colour (`scene`: ab
+    and spread at the solve size) as much as it earned at that spread."""
     hair = hair_ab(lightness, regions == HAIR)
     backdrop = palette.backdrop if portrait else tuple(SCENE_BACKDROP * value for value in palette.backdrop)
     colours = {BACKGROUND: backdrop, SKY: SKY_AB, SKIN: palette.skin, LIPS: palette.lips, EYES: EYES_AB,
@@ -276,7 +298,13 @@ def imposed_colour(regions: np.ndarray, owners: np.ndarray, lightness: np.ndarra
     # Real colours fade to grey near black and white; dyes sooner near white.
     start, gone = (np.where(np.isin(regions, (CLOTH, HAT)), dye, other) for dye, other in zip(DYE_FADE, FADE))
     fade = np.clip(lightness / 25.0, 0, 1) * np.clip((gone - lightness) / (gone - start), 0, 1)
-    return fixed, ab * fade[..., None]
+    ab *= fade[..., None]
+    if scene is not None:  # the network's colour already fades with lightness as the photos it learned from do
+        scene_ab, spread = scene
+        weight = scene_weight(spread)[..., None]
+        outside = np.isin(regions, (BACKGROUND, SKY))
+        ab[outside] = (weight * scene_ab + (1 - weight) * ab)[outside]
+    return fixed, ab
 
 
 def levin(lightness: np.ndarray, fixed: np.ndarray, values: np.ndarray) -> np.ndarray:
@@ -344,8 +372,8 @@ def tint_hair(rgb: np.ndarray, hair: np.ndarray, colour: int) -> np.ndarray:
 
 
 def colour_planes(lightness: np.ndarray, labels: list[np.ndarray], person: np.ndarray | None, portrait: bool,
-                  palette: Palette) -> np.ndarray:
+                  palette: Palette, scene: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
     """h x w x 2 CIELAB (a, b) at the solve size of `lightness` (L 0..100)."""
     regions, owners = region_map(lightness, labels, person, portrait)
-    fixed, values = imposed_colour(regions, owners, lightness, palette, portrait)
+    fixed, values = imposed_colour(regions, owners, lightness, palette, portrait, scene)
     return levin(lightness, fixed, values)

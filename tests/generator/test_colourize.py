@@ -116,3 +116,19 @@ def test_a_sky_above_the_heads_is_sky_and_a_studio_wall_is_not():
     studio = np.full((60, 80), 80.0, np.float32)  # one smooth bright wall behind and beside the sitter
     regions, _ = colourize.region_map(studio, [label], person, portrait=True)
     assert not (regions == colourize.SKY).any()
+
+
+def test_where_the_scene_network_is_sure_candidates_agree_and_where_it_guesses_they_differ(monkeypatch):
+    monkeypatch.setattr(colourize, "SCENE_WEIGHTS", ((10.0, 1.0), (30.0, 0.0)))
+    lightness = np.full((32, 48), 55.0, np.float32)
+    regions = np.full(lightness.shape, colourize.BACKGROUND, np.uint8)
+    owners = np.zeros(lightness.shape, np.int32)
+    scene_ab = np.broadcast_to(np.float32([-20.0, 25.0]), (*lightness.shape, 2)).copy()  # foliage green
+    spread = np.where(np.arange(48) < 24, 10.0, 30.0)
+    spread = np.broadcast_to(spread, lightness.shape).astype(np.float32)
+    imposed = [colourize.imposed_colour(regions, owners, lightness, colourize.Palette.draw(seed, 0, None), True,
+                                        (scene_ab, spread))[1] for seed in (1, 2)]
+    for ab_planes in imposed:
+        np.testing.assert_allclose(ab_planes[:, :24], scene_ab[:, :24])  # sure: the network's colour, whole
+    assert np.linalg.norm(imposed[0][:, 24:] - imposed[1][:, 24:], axis=-1).min() > 10  # guessing: the backdrops
+    assert np.linalg.norm(imposed[0][:, 24:] - scene_ab[:, 24:], axis=-1).min() > 10

@@ -1,10 +1,11 @@
 """Training batches for SceneColourNet: crops of the colour training photos, their lightness in, their ab out.
 
 The photos: the registry packages' of training/common/sources.py (TRAIN, EXTRA
-and the training portraits) and GCompris's photographs (photos.py). None of the
-colour benchmark's photos (training/common/colour_photos.py) is among them; the
-detector's held-out photos are this model's validation set. Grey photos
-(camera, moon, coins) teach nothing about colour and are left out.
+and the training portraits) and GCompris's photographs (photos.py), but one in
+six of those, which with the detector's held-out photos is this model's
+validation set. None of the colour benchmark's photos
+(training/common/colour_photos.py) is among either. Grey photos (camera, moon,
+coins) teach nothing about colour and are left out.
 
 Each batch comes from a generator seeded by (seed, step), so a resumed run
 draws exactly the batches an uninterrupted one would.
@@ -52,13 +53,18 @@ def colour_only(photos: list[np.ndarray]) -> list[np.ndarray]:
 
 
 def training_photos(data_dir: Path, more_dir: Path) -> list[np.ndarray]:
-    """The registry photos (`data_dir`: sources.py's) and GCompris's (`more_dir`: photos.py's)."""
+    """The registry photos (`data_dir`: sources.py's) and GCompris's (`more_dir`: photos.py's) but its
+    validation share."""
     registry = sources.load_all(sources.TRAIN + sources.EXTRA + sources.PORTRAITS, data_dir, KEEP_SIDE)
-    return colour_only(registry + photos.load_all(more_dir, KEEP_SIDE))
+    return colour_only(registry + photos.load_all(more_dir, KEEP_SIDE, validation=False))
 
 
-def validation_photos(data_dir: Path) -> list[np.ndarray]:
-    return colour_only(sources.load_all(sources.HELD_OUT, data_dir, KEEP_SIDE))
+def validation_photos(data_dir: Path, more_dir: Path) -> list[np.ndarray]:
+    """What the spread's meaning is calibrated on (colourize.SCENE_SPREAD): GCompris's validation share and
+    the detector's held-out photos, but the astronaut, which the colour benchmark holds out."""
+    registry = [photo for photo in sources.HELD_OUT if not photo.path.endswith("astronaut.png")]
+    return colour_only(sources.load_all(tuple(registry), data_dir, KEEP_SIDE)
+                       + photos.load_all(more_dir, KEEP_SIDE, validation=True))
 
 
 def pooled_ab(lab: np.ndarray) -> np.ndarray:

@@ -44,6 +44,8 @@ PHOTO_SUFFIXES = (".webp", ".jpg", ".jpeg", ".png")
 #: Smaller files are icons and drawings, not photographs.
 MIN_BYTES = 40_000
 CREDITS = "credits.json"
+#: One photo in this many is kept for validation (calibrating how sure the network is), never trained on.
+VALIDATION_EVERY = 6
 
 
 def credited_files(readme: str) -> dict[str, tuple[str, str]]:
@@ -110,9 +112,16 @@ def credited(data_dir: Path) -> tuple[sources.Photo, ...]:
     return tuple(sources.Photo(**entry) for entry in json.loads(path.read_text()))
 
 
-def load_all(data_dir: Path, max_side: int) -> list[np.ndarray]:
+def is_validation(index: int) -> bool:
+    """Every VALIDATION_EVERY-th credited photo (in path order) validates instead of training."""
+    return index % VALIDATION_EVERY == VALIDATION_EVERY - 1
+
+
+def load_all(data_dir: Path, max_side: int, validation: bool) -> list[np.ndarray]:
+    """The training share of the photos, or with `validation` the validation share."""
     fetch = f"python -m training.colour_prior.photos --dir {data_dir}"
-    return [sources.read_rgb(Path(data_dir) / photo.path, max_side, fetch) for photo in credited(data_dir)]
+    return [sources.read_rgb(Path(data_dir) / photo.path, max_side, fetch)
+            for index, photo in enumerate(credited(data_dir)) if is_validation(index) == validation]
 
 
 def main() -> None:

@@ -2,7 +2,7 @@
 
 Seeded and resumable (training/common/loop.py): a rerun with the same flags
 continues from the checkpoint with the same batches. Every checkpoint logs the
-validation figures (the detector's held-out photos, never trained on): mean ab
+validation figures (dataset.validation_photos, never trained on): mean ab
 distance of the annealed mean to the truth, against leaving the photo grey.
 
 Data (once): python -m training.common.sources --dir var/detector-data
@@ -17,23 +17,20 @@ import argparse
 import logging
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 
 from services.common.logs import setup_logging
 from training.colour_prior import photos
-from training.colour_prior.dataset import ColourTargets, pooled_ab, training_batch, training_photos, validation_photos
-from services.vision.scene_colour import MULTIPLE, network_planes
-from training.colour_prior.model import AnnealedMean, SceneColourNet, ab_bins, parameter_count
+from training.colour_prior.calibrate import judged
+from training.colour_prior.dataset import ColourTargets, training_batch, training_photos, validation_photos
+from training.colour_prior.model import TEMPERATURE, AnnealedMean, SceneColourNet, ab_bins, parameter_count
 from training.common import sources
 from training.common.loop import TrainingRun, add_run_flags, train_steps
 
 log = logging.getLogger(__name__)
 
 DEFAULT_RUN_DIR = sources.DEFAULT_DIR.parent / "colour-prior-train"
-#: Long side of the validation photos: the size the service runs the network at.
-VALIDATION_SIDE = 256
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -54,20 +51,15 @@ def weighted_cross_entropy(logits: torch.Tensor, soft: torch.Tensor, weight: tor
     return (per_pixel * weight).sum() / weight.sum()
 
 
-def validation_figures(model: SceneColourNet, labs: list[np.ndarray]) -> dict[str, float]:
+def validation_figures(model: SceneColourNet, labs: list[np.ndarray],
+                       temperature: float = TEMPERATURE) -> dict[str, float]:
     """Mean ab distance to the truth of the annealed mean and of grey, over the whole validation photos."""
-    served = AnnealedMean(model, ab_bins()).eval()
+    served = AnnealedMean(model, ab_bins(), temperature).eval()
     predicted, grey = [], []
-    with torch.no_grad():
-        for lab in labs:
-            scale = VALIDATION_SIDE / max(lab.shape[:2])
-            small = cv2.resize(lab, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-            height, width = (side - side % MULTIPLE for side in small.shape[:2])
-            small = small[:height, :width]
-            out = served(torch.from_numpy(network_planes(small[..., 0]))[None])[0, :2].numpy().transpose(1, 2, 0)
-            truth = pooled_ab(small)
-            predicted.append(float(np.linalg.norm(out - truth, axis=-1).mean()))
-            grey.append(float(np.linalg.norm(truth, axis=-1).mean()))
+    for lab in labs:
+        out, truth = judged(served, lab)
+        predicted.append(float(np.linalg.norm(out[..., :2] - truth, axis=-1).mean()))
+        grey.append(float(np.linalg.norm(truth, axis=-1).mean()))
     return {"val_ab_distance": round(float(np.mean(predicted)), 3), "val_grey_distance": round(float(np.mean(grey)), 3)}
 
 
@@ -76,7 +68,7 @@ def train(args: argparse.Namespace) -> bool:
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     colour = training_photos(args.data_dir, args.more_dir)
-    validation = validation_photos(args.data_dir)
+    validation = validation_photos(args.data_dir, args.more_dir)
     targets = ColourTargets(colour)
     # oneDNN's convolutions are fastest (and use AMX for bfloat16) on channels-last tensors.
     model = SceneColourNet(len(targets.bins)).to(memory_format=torch.channels_last)

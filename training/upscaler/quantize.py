@@ -107,7 +107,7 @@ def held_out_figures(float_path: Path, int8_path: Path, factor: int) -> dict:
     scores: dict[str, list[float]] = {name: [] for name in engines}
     seconds = {name: 0.0 for name in engines}
     agreement = []
-    for name, photo in heldout.photos().items():
+    for photo in heldout.photos().values():
         height, width = (side - side % factor for side in photo.shape[:2])
         truth = photo[:height, :width]
         low = dataset.downscale(truth, factor)

@@ -42,7 +42,7 @@ from services.generator.planes import (
     noise_planes,
     rgb_to_lab,
 )
-from services.vision import parsing, person
+from services.vision import parsing, person, scene_colour
 from services.vision.faces.analyzer import shared_face_analyzer
 
 MODEL_FILE = Path("generator") / "restoration.onnx"
@@ -82,6 +82,8 @@ class LearnedGenerator:
         self.segmenter = person.PersonSegmenter(models_dir / person.MODEL_FILE, options)
         # The regions of a face a black-and-white photo is coloured by.
         self.parser = parsing.shared_face_parser(models_dir, options)
+        # What a scene (no portrait) showed: sky, foliage, water, stone.
+        self.scene = scene_colour.SceneColourPrior(models_dir / scene_colour.MODEL_FILE, options)
         # The TensorRT engine `make engines` built for this model, GPU and TensorRT, when there is one.
         keyed = replace(options, trt_cache_dir=serving_cache_dir(models_dir / MODEL_FILE, options.trt_cache_dir),
                         trt_profile=profile_shapes(INPUT, CHANNELS, TRT_PROFILE))
@@ -141,7 +143,9 @@ class LearnedGenerator:
         lightness = rgb_to_lab(compose.downscale(grey, size))[..., 0] * LAB_SCALE[0]
         options = request.options
         palette = colourize.Palette.draw(seed, options.gender, float(options.age) if options.HasField("age") else None)
-        ab = colourize.colour_planes(lightness, labels, self.segmenter.probability(grey), portrait, palette)
+        # A scene's colour comes from what it shows; a portrait's backdrop is a palette's, different per candidate.
+        scene = None if portrait else self.scene.predict(lightness)
+        ab = colourize.colour_planes(lightness, labels, self.segmenter.probability(grey), portrait, palette, scene)
         coloured = compose.chroma_onto(grey, ab, strength / DEFAULT_STRENGTH)
         hair = np.any([label == parsing.Label.HAIR for label in labels], axis=0) if labels else None
         return colourize.tint_hair(coloured, hair, options.hair_color) if hair is not None else coloured

@@ -3,9 +3,9 @@
 The network (training/colour_prior; origin, data and figures in
 models/colour/manifest.json) classifies every 4x4 block of a grey photo into
 CIELAB ab bins and its graph decodes that to the annealed mean and the
-distribution's spread. Skies, foliage, water and earth come out with a small
-spread; walls, clothes and cars, which could be any colour, with a large one,
-which is where the colourizer's palettes take over (colourize.py).
+distribution's spread. The colourizer weighs the colour by what each spread
+earned on validation photos (colourize.SCENE_WEIGHTS) and uses it for scenes;
+a portrait's backdrop stays a per-candidate palette.
 """
 
 from __future__ import annotations

@@ -20,6 +20,7 @@ import cv2
 import numpy as np
 import torch
 
+from services.generator.colourize import SOLVE_SIDE
 from services.vision.scene_colour import MULTIPLE, network_planes
 from training.colour_prior.dataset import pooled_ab
 from training.colour_prior.model import AnnealedMean
@@ -30,8 +31,6 @@ EDGES = tuple(range(0, 62, 4))
 MIN_PIXELS = 200
 #: Weights tried per bin.
 WEIGHTS = tuple(round(0.1 * step, 1) for step in range(11))
-#: Long side the photos are judged at: the size the service runs the network at.
-SIDE = 256
 
 
 @dataclass(frozen=True)
@@ -43,8 +42,9 @@ class SpreadCalibration:
 
 
 def judged(served: AnnealedMean, lab: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(h x w x 3 network output: a, b, spread; h x w x 2 true ab) for a whole Lab photo at the served size."""
-    scale = SIDE / max(lab.shape[:2])
+    """(h x w x 3 network output: a, b, spread; h x w x 2 true ab) for a whole Lab photo at the served size
+    (the colourizer's solve grid)."""
+    scale = SOLVE_SIDE / max(lab.shape[:2])
     small = cv2.resize(lab, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
     height, width = (side - side % MULTIPLE for side in small.shape[:2])
     small = small[:height, :width]

@@ -20,6 +20,7 @@ import cv2
 import numpy as np
 import torch
 
+from services.generator.colourize import SOLVE_SIDE
 from services.generator.planes import LAB_SCALE, rgb_to_lab
 from services.vision.scene_colour import STRIDE, network_planes
 from training.colour_prior import photos
@@ -30,8 +31,8 @@ from training.common import sources
 GREY_CHROMA = 3.0
 #: Long side the photos are kept at; crops are drawn after a random downscale from it.
 KEEP_SIDE = 640
-#: The served network sees the whole photo at a long side of 256 (colourize.SOLVE_SIDE): crops come from
-#: photos scaled so their long side lies in this range, which holds that scale in the middle.
+#: The served network sees the whole photo at a long side of SOLVE_SIDE (256): crops come from photos
+#: scaled so their long side lies in this range, which holds that scale in the middle.
 LONG_SIDE_RANGE = (160, 512)
 #: Soft encoding of a target colour (Zhang et al.): its nearest bins, weighted by a Gaussian of this sigma.
 SOFT_BINS = 5
@@ -60,7 +61,7 @@ def training_photos(data_dir: Path, more_dir: Path) -> list[np.ndarray]:
 
 
 def validation_photos(data_dir: Path, more_dir: Path) -> list[np.ndarray]:
-    """What the spread's meaning is calibrated on (colourize.SCENE_SPREAD): GCompris's validation share and
+    """What the spread's weights are calibrated on (colourize.SCENE_WEIGHTS): GCompris's validation share and
     the detector's held-out photos, but the astronaut, which the colour benchmark holds out."""
     registry = [photo for photo in sources.HELD_OUT if not photo.path.endswith("astronaut.png")]
     return colour_only(sources.load_all(tuple(registry), data_dir, KEEP_SIDE)
@@ -108,8 +109,8 @@ class ColourTargets:
         self.bins = torch.from_numpy(ab_bins())
         counts = torch.zeros(len(self.bins), dtype=torch.float64)
         for lab in photos:
-            small = cv2.resize(lab, None, fx=256 / max(lab.shape[:2]), fy=256 / max(lab.shape[:2]),
-                               interpolation=cv2.INTER_AREA)
+            scale = SOLVE_SIDE / max(lab.shape[:2])
+            small = cv2.resize(lab, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
             nearest = self.nearest(torch.from_numpy(pooled_ab(small)).reshape(-1, 2))
             counts += torch.bincount(nearest, minlength=len(self.bins)).double()
         frequency = counts / counts.sum()

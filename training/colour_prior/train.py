@@ -38,7 +38,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--data-dir", type=Path, default=sources.DEFAULT_DIR, help="sources.py's photos")
     parser.add_argument("--more-dir", type=Path, default=photos.DEFAULT_DIR, help="photos.py's photos")
     parser.add_argument("--run-dir", type=Path, default=DEFAULT_RUN_DIR, help="checkpoint and log directory")
-    add_run_flags(parser, steps=6000, batch=16, crop=128, crop_help="crop side, a multiple of 8", lr=1e-3, seed=5,
+    add_run_flags(parser, steps=9000, batch=16, crop=128, crop_help="crop side, a multiple of 8", lr=1e-3, seed=5,
                   save_every=250)
     parser.add_argument("--precision", choices=("float32", "bfloat16"), default="float32",
                         help="bfloat16 autocast: several times the steps per second on CPUs with AMX")

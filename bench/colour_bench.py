@@ -40,6 +40,7 @@ from services.generator.engines.learned import LearnedGenerator
 from services.generator.planes import rgb_to_lab
 from services.generator.scoring import ScoredEngine
 from services.vision import parsing
+from training.colour_prior.dataset import VALIDATION_REGISTRY
 from training.common import colour_photos, sources
 
 SIDE = 768
@@ -52,7 +53,7 @@ PHOTO_SETS = {
     "held-out": ("training.common.colour_photos", colour_photos.DEFAULT_DIR, {"portrait": colour_photos.PORTRAITS, "scene": colour_photos.SCENES}),
     "tuning": ("training.common.sources", sources.DEFAULT_DIR, {
         "portrait": tuple(p for p in sources.EXTRA if p.path.endswith("grace_hopper.jpg")) + sources.PORTRAITS,
-        "scene": tuple(p for p in sources.HELD_OUT if not p.path.endswith("astronaut.png")),
+        "scene": VALIDATION_REGISTRY,
     }),
 }
 

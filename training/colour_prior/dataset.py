@@ -27,6 +27,9 @@ from training.colour_prior import photos
 from training.colour_prior.model import ab_bins
 from training.common import sources
 
+#: The registry photos of the validation set: the detector's held-out ones but the astronaut, which the colour
+#: benchmark holds out.
+VALIDATION_REGISTRY = tuple(photo for photo in sources.HELD_OUT if not photo.path.endswith("astronaut.png"))
 #: Mean chroma (ab units) below which a photo counts as grey.
 GREY_CHROMA = 3.0
 #: Long side the photos are kept at; crops are drawn after a random downscale from it.
@@ -61,10 +64,9 @@ def training_photos(data_dir: Path, more_dir: Path) -> list[np.ndarray]:
 
 
 def validation_photos(data_dir: Path, more_dir: Path) -> list[np.ndarray]:
-    """What the spread's weights are calibrated on (colourize.SCENE_WEIGHTS): GCompris's validation share and
-    the detector's held-out photos, but the astronaut, which the colour benchmark holds out."""
-    registry = [photo for photo in sources.HELD_OUT if not photo.path.endswith("astronaut.png")]
-    return colour_only(sources.load_all(tuple(registry), data_dir, KEEP_SIDE)
+    """What the spread's weights are calibrated on (colourize.SCENE_WEIGHTS): VALIDATION_REGISTRY and GCompris's
+    validation share."""
+    return colour_only(sources.load_all(VALIDATION_REGISTRY, data_dir, KEEP_SIDE)
                        + photos.load_all(more_dir, KEEP_SIDE, validation=True))
 
 

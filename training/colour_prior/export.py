@@ -23,7 +23,7 @@ from services.common.logs import setup_logging
 from services.vision.scene_colour import MODEL_FILE
 from training.colour_prior import photos
 from training.colour_prior.calibrate import SpreadCalibration, calibrate
-from training.colour_prior.dataset import GREY_CHROMA, validation_photos
+from training.colour_prior.dataset import GREY_CHROMA, VALIDATION_REGISTRY, validation_photos
 from training.colour_prior.model import TEMPERATURE, AnnealedMean, SceneColourNet, ab_bins, parameter_count
 from training.colour_prior.train import DEFAULT_RUN_DIR, validation_figures
 from training.common import sources
@@ -44,7 +44,6 @@ def write_manifest(out_dir: Path, run_dir: Path, step: int, parameters: int, wor
                    figures: dict[str, float], calibration: SpreadCalibration, more_dir: Path,
                    temperature: float) -> None:
     flags = ("steps", "batch", "crop", "lr", "seed", "threads", "precision")
-    gcompris = photos.credited(more_dir)
     commands = [f"python -m training.colour_prior.train {' '.join(record.flags(flags))} --run-dir "
                 f"{shown(record.args['run_dir'])}" for record in lineage(run_dir)]
     manifest = {
@@ -64,12 +63,11 @@ def write_manifest(out_dir: Path, run_dir: Path, step: int, parameters: int, wor
         "data": {
             "train": [p.path for p in sources.TRAIN + sources.EXTRA + sources.PORTRAITS],
             "train_gcompris": [{"path": p.path, "license": p.license, "author": p.author}
-                               for index, p in enumerate(gcompris) if not photos.is_validation(index)],
+                               for p in photos.share(more_dir, validation=False)],
             "train_gcompris_source": f"{photos.PACKAGE} (training/colour_prior/photos.py: credits from each "
                                      "activity's resource/README)",
             "train_note": f"photos whose mean chroma is below {GREY_CHROMA} ab (grey ones) are skipped",
-            "validation": [p.path for p in sources.HELD_OUT if not p.path.endswith("astronaut.png")]
-            + [p.path for index, p in enumerate(gcompris) if photos.is_validation(index)],
+            "validation": [p.path for p in VALIDATION_REGISTRY + photos.share(more_dir, validation=True)],
             "never_used": "the colour benchmark's photos (training/common/colour_photos.py, COLOUR_PHOTOS.md)",
         },
         "commands": ["python -m training.common.sources --dir var/detector-data",

@@ -59,8 +59,8 @@ def credited_files(readme: str) -> dict[str, tuple[str, str]]:
         files: list[str] = []
         in_files = False
         for line in block.splitlines():
-            key, _, value = line.partition(":")
-            if key.strip() in ("Copyright", "License", "Source", "Comments", "Files") and _:
+            key, colon, value = line.partition(":")
+            if colon and key.strip() in ("Copyright", "License", "Source", "Comments", "Files"):
                 in_files = key.strip() == "Files"
                 fields[key.strip()] = value.strip()
                 if in_files and value.strip():
@@ -117,11 +117,14 @@ def is_validation(index: int) -> bool:
     return index % VALIDATION_EVERY == VALIDATION_EVERY - 1
 
 
+def share(data_dir: Path, validation: bool) -> tuple[sources.Photo, ...]:
+    """The training share of the credited photos, or with `validation` the validation share."""
+    return tuple(photo for index, photo in enumerate(credited(data_dir)) if is_validation(index) == validation)
+
+
 def load_all(data_dir: Path, max_side: int, validation: bool) -> list[np.ndarray]:
-    """The training share of the photos, or with `validation` the validation share."""
     fetch = f"python -m training.colour_prior.photos --dir {data_dir}"
-    return [sources.read_rgb(Path(data_dir) / photo.path, max_side, fetch)
-            for index, photo in enumerate(credited(data_dir)) if is_validation(index) == validation]
+    return [sources.read_rgb(Path(data_dir) / photo.path, max_side, fetch) for photo in share(data_dir, validation)]
 
 
 def main() -> None:

@@ -49,7 +49,8 @@ def judged(served: AnnealedMean, lab: np.ndarray) -> tuple[np.ndarray, np.ndarra
     height, width = (side - side % MULTIPLE for side in small.shape[:2])
     small = small[:height, :width]
     with torch.no_grad():
-        out = served(torch.from_numpy(network_planes(small[..., 0]))[None])[0].numpy().transpose(1, 2, 0)
+        untilted = torch.zeros(1, 2)
+        out = served(torch.from_numpy(network_planes(small[..., 0]))[None], untilted)[0].numpy().transpose(1, 2, 0)
     return out, pooled_ab(small)
 
 

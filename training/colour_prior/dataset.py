@@ -23,8 +23,8 @@ import torch
 from services.generator.colourize import SOLVE_SIDE
 from services.generator.planes import LAB_SCALE, rgb_to_lab
 from services.vision.scene_colour import STRIDE, network_planes
-from training.colour_prior import photos
 from training.colour_prior.model import ab_bins
+from training.common import gcompris_photos as photos
 from training.common import sources
 
 #: The registry photos of the validation set: the detector's held-out ones but the astronaut, which the colour

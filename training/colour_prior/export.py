@@ -21,11 +21,11 @@ import torch
 from services.common.artifacts import sha256
 from services.common.logs import setup_logging
 from services.vision.scene_colour import MODEL_FILE
-from training.colour_prior import photos
 from training.colour_prior.calibrate import SpreadCalibration, calibrate
 from training.colour_prior.dataset import GREY_CHROMA, VALIDATION_REGISTRY, validation_photos
-from training.colour_prior.model import TEMPERATURE, AnnealedMean, SceneColourNet, ab_bins, parameter_count
+from training.colour_prior.model import PLAUSIBLE, TEMPERATURE, AnnealedMean, SceneColourNet, ab_bins, parameter_count
 from training.colour_prior.train import DEFAULT_RUN_DIR, validation_figures
+from training.common import gcompris_photos as photos
 from training.common import sources
 from training.common.artifacts import REPO, shown
 from training.common.loop import lineage
@@ -53,9 +53,11 @@ def write_manifest(out_dir: Path, run_dir: Path, step: int, parameters: int, wor
         "parameters": parameters,
         "trained_steps": step,
         "inputs": "planes: N x 2 x H x W float32, L / 100 - 0.5 and each row's height 0..1 "
-                  "(services/vision/scene_colour.py: network_planes), H and W multiples of 8",
-        "outputs": f"colour: N x 3 x H/4 x W/4: CIELAB a, b (annealed mean, temperature {temperature}) and the "
-                   "distribution's spread around it (ab units)",
+                  "(services/vision/scene_colour.py: network_planes), H and W multiples of 8; tilt: N x 2 float32, "
+                  f"nats per ab unit, the candidate's exponential tilt over the bins at least {PLAUSIBLE} as "
+                  "probable as the mode (zeros: the best guess)",
+        "outputs": f"colour: N x 3 x H/4 x W/4: CIELAB a, b (annealed mean of the tilted distribution, temperature "
+                   f"{temperature}) and the untilted distribution's spread around its own annealed mean (ab units)",
         "onnx_vs_torch_max_abs_diff": worst,
         "license": "Apache-2.0 (code); weights trained only on the photos listed under data (their licences: "
                    "training/common/sources.py, models/detector/DATA_LICENSES.md)",
@@ -64,14 +66,14 @@ def write_manifest(out_dir: Path, run_dir: Path, step: int, parameters: int, wor
             "train": [p.path for p in sources.TRAIN + sources.EXTRA + sources.PORTRAITS],
             "train_gcompris": [{"path": p.path, "license": p.license, "author": p.author}
                                for p in photos.share(more_dir, validation=False)],
-            "train_gcompris_source": f"{photos.PACKAGE} (training/colour_prior/photos.py: credits from each "
+            "train_gcompris_source": f"{photos.PACKAGE} (training/common/gcompris_photos.py: credits from each "
                                      "activity's resource/README)",
             "train_note": f"photos whose mean chroma is below {GREY_CHROMA} ab (grey ones) are skipped",
             "validation": [p.path for p in VALIDATION_REGISTRY + photos.share(more_dir, validation=True)],
             "never_used": "the colour benchmark's photos (training/common/colour_photos.py, COLOUR_PHOTOS.md)",
         },
         "commands": ["python -m training.common.sources --dir var/detector-data",
-                     "python -m training.colour_prior.photos --dir var/colour-prior-data", *commands,
+                     "python -m training.common.gcompris_photos --dir var/colour-prior-data", *commands,
                      f"python -m training.colour_prior.export --run-dir {shown(run_dir)} --temperature {temperature}"],
         "eval": {"validation_whole_photos_at_256": figures,
                  "spread_calibration": {
@@ -103,8 +105,9 @@ def main() -> None:
     net = SceneColourNet(len(bins))
     net.load_state_dict(state["model"])
     served = AnnealedMean(net, bins, args.temperature)
+    tilts = (torch.zeros(1, 2), torch.tensor([[0.04, -0.03], [-0.05, 0.0]]))
     worst = export_checked(served, args.out_dir / MODEL_FILE.name, torch.rand(1, 2, 64, 64) - 0.5,
-                           torch.rand(2, 2, 72, 120) - 0.5, "planes", ("colour",), TOLERANCE)
+                           torch.rand(2, 2, 72, 120) - 0.5, "planes", ("colour",), TOLERANCE, {"tilt": tilts})
     torch.save(net.state_dict(), args.out_dir / WEIGHTS_NAME)
     validation = validation_photos(args.data_dir, args.more_dir)
     figures = validation_figures(net, validation, args.temperature)

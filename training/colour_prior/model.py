@@ -27,6 +27,9 @@ BIN_STEP = 10.0
 BIN_REACH = 110.0
 #: Annealed-mean temperature (Zhang et al. use 0.38).
 TEMPERATURE = 0.38
+#: A tilt only chooses among bins at least this share as probable as the most probable one: the network's
+#: long tails hold blue foliage and purple skies, which a tilt would otherwise pull out.
+PLAUSIBLE = 0.2
 
 
 def ab_bins() -> np.ndarray:
@@ -69,8 +72,16 @@ class SceneColourNet(nn.Module):
 
 
 class AnnealedMean(nn.Module):
-    """What is served: logits -> (a, b, spread), the annealed mean and how far the distribution strays from it.
+    """What is served: (logits, tilt) -> (a, b, spread), the annealed mean and how far the distribution strays
+    from it.
 
+    `tilt` (N x 2, nats per ab unit) tilts each distribution towards a direction in ab before it is decoded:
+    p'(q) ~ p(q) exp(tilt . ab_q) over the bins at least PLAUSIBLE as probable as the mode, an exponential
+    tilt, which moves the mean by about the distribution's covariance times the tilt. Where the network is
+    sure (a sky it knows is blue) the colour barely moves; where grass and brick are both plausible it moves
+    to the other answer. One tilt per candidate gives candidates that differ where a person would accept
+    either; a zero tilt is the best guess.
+    The spread is the untilted distribution's, so how much the colour counts does not depend on the candidate.
     Decoding lives in the exported graph, so the service never needs the bins."""
 
     def __init__(self, net: nn.Module, bins: np.ndarray, temperature: float = TEMPERATURE) -> None:
@@ -79,14 +90,20 @@ class AnnealedMean(nn.Module):
         self.register_buffer("bins", torch.from_numpy(bins).t().contiguous().view(1, 2, -1, 1, 1))
         self.temperature = temperature
 
-    def forward(self, planes: torch.Tensor) -> torch.Tensor:
+    def forward(self, planes: torch.Tensor, tilt: torch.Tensor) -> torch.Tensor:
         logits = self.net(planes)
-        sharp = torch.softmax(logits / self.temperature, dim=1).unsqueeze(1)  # N x 1 x Q x h x w
-        mean = (sharp * self.bins).sum(dim=2)  # N x 2 x h x w
-        # Spread under the plain distribution: large where grass and brick are both plausible.
+        plausible = logits >= logits.amax(dim=1, keepdim=True) + float(np.log(PLAUSIBLE))
+        tilted = logits + (tilt[:, :, None, None, None] * self.bins).sum(dim=1)
+        mean = self.annealed_mean(torch.where(plausible, tilted, tilted - 1e4))  # N x 2 x h x w
+        # Spread under the plain distribution around the untilted mean: large where grass and brick are both
+        # plausible.
         plain = torch.softmax(logits, dim=1).unsqueeze(1)
-        spread = ((plain * (self.bins - mean.unsqueeze(2)) ** 2).sum(dim=(1, 2)) + 1e-6).sqrt()
+        spread = ((plain * (self.bins - self.annealed_mean(logits).unsqueeze(2)) ** 2).sum(dim=(1, 2)) + 1e-6).sqrt()
         return torch.cat([mean, spread.unsqueeze(1)], dim=1)
+
+    def annealed_mean(self, logits: torch.Tensor) -> torch.Tensor:
+        sharp = torch.softmax(logits / self.temperature, dim=1).unsqueeze(1)  # N x 1 x Q x h x w
+        return (sharp * self.bins).sum(dim=2)
 
 
 def parameter_count(model: nn.Module) -> int:

@@ -6,7 +6,7 @@ validation figures (dataset.validation_photos, never trained on): mean ab
 distance of the annealed mean to the truth, against leaving the photo grey.
 
 Data (once): python -m training.common.sources --dir var/detector-data
-             python -m training.colour_prior.photos --dir var/colour-prior-data
+             python -m training.common.gcompris_photos --dir var/colour-prior-data
 Train:       OMP_NUM_THREADS=1 python -m training.colour_prior.train --precision bfloat16
 Export:      python -m training.colour_prior.export
 """
@@ -21,10 +21,10 @@ import numpy as np
 import torch
 
 from services.common.logs import setup_logging
-from training.colour_prior import photos
 from training.colour_prior.calibrate import judged
 from training.colour_prior.dataset import ColourTargets, training_batch, training_photos, validation_photos
 from training.colour_prior.model import TEMPERATURE, AnnealedMean, SceneColourNet, ab_bins, parameter_count
+from training.common import gcompris_photos as photos
 from training.common import sources
 from training.common.loop import TrainingRun, add_run_flags, train_steps
 

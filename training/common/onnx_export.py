@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -32,17 +32,25 @@ def quiet_exporter() -> None:
 
 
 def export_checked(model: torch.nn.Module, path: Path, example: torch.Tensor, probe: torch.Tensor, input_name: str,
-                   output_names: Sequence[str], tolerance: float) -> float:
-    """Write `model` (one NCHW input) to `path`; return the worst |ONNX - torch| on `probe`, raising above `tolerance`."""
+                   output_names: Sequence[str], tolerance: float,
+                   extra_inputs: Mapping[str, tuple[torch.Tensor, torch.Tensor]] | None = None) -> float:
+    """Write `model` (one NCHW input, then `extra_inputs`: name -> (example, probe), dynamic in their batch only)
+    to `path`; return the worst |ONNX - torch| on the probes, raising above `tolerance`."""
     model = model.eval()
+    extra = dict(extra_inputs or {})
     dynamic = {0: Dim.DYNAMIC, 2: Dim.DYNAMIC, 3: Dim.DYNAMIC}  # batch, height, width
-    torch.onnx.export(model, (example,), str(path), input_names=[input_name], output_names=list(output_names),
-                      dynamic_shapes=(dynamic,), opset_version=OPSET, external_data=False, verbose=False)
+    examples = (example, *(pair[0] for pair in extra.values()))
+    probes = (probe, *(pair[1] for pair in extra.values()))
+    names = [input_name, *extra]
+    torch.onnx.export(model, examples, str(path), input_names=names, output_names=list(output_names),
+                      dynamic_shapes=(dynamic, *({0: Dim.DYNAMIC} for _ in extra)), opset_version=OPSET,
+                      external_data=False, verbose=False)
     onnx.checker.check_model(onnx.load(str(path)))
     with torch.no_grad():
-        expected = model(probe)
+        expected = model(*probes)
     expected = [t.numpy() for t in (expected if isinstance(expected, tuple) else (expected,))]
-    got = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {input_name: probe.numpy()})
+    feeds = {name: tensor.numpy() for name, tensor in zip(names, probes)}
+    got = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, feeds)
     if [a.shape for a in got] != [e.shape for e in expected]:
         raise RuntimeError(f"{path.name}: ONNX shapes {[a.shape for a in got]} differ from torch's")
     worst = max(float(np.abs(a - e).max()) for a, e in zip(got, expected))

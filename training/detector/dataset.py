@@ -9,20 +9,23 @@ an uninterrupted one would have.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Sequence
 
 import cv2
 import numpy as np
 
 from services.detector.engine import DAMAGE_TYPES
-from training.common import sources
-from training.detector.synthetic_damage import (LETTERED_SCAN, REAL_SCAN, DamageParams, DamageSample,
-                                                DamageSynthesizer)
+from training.common import gcompris_photos, sources
+from training.detector.synthetic_damage import LETTERED_SCAN, REAL_SCAN, DamageParams, DamageSample, DamageSynthesizer
 
 #: Share of samples left undamaged (scan artefacts only): negatives against false alarms.
 UNDAMAGED_SHARE = 0.25
 #: Range of downscaling before cropping: photos of many resolutions.
 SCALE_RANGE = (0.5, 1.0)
+#: The same for the crops --portrait-share draws from portraits: down to a whole face in a small print (a
+#: 256 px scan of a head and shoulders), where the committed models saw faces only larger than a crop.
+PORTRAIT_SCALE_RANGE = (0.15, 1.0)
 
 
 #: Photos that choose the thresholds (export.calibrate): trained on by no run, and not the benchmark's.
@@ -31,9 +34,14 @@ SCALE_RANGE = (0.5, 1.0)
 VALIDATE = tuple(photo for photo in sources.EXTRA if photo.path.endswith("images/china.jpg"))
 #: Training photos per set name: "base" is what the first models used; "wide" adds the other EXTRA
 #: photos (a portrait among them), so damage lands on more kinds of content; "people" adds PORTRAITS,
-#: so cracks also cross faces, skin and hair.
+#: so cracks also cross faces, skin and hair; "broad" is "people" plus GCompris's training share
+#: (WITH_GCOMPRIS): monuments, animals and landscapes, more kinds of content to tell damage from.
 WIDE = sources.TRAIN + tuple(photo for photo in sources.EXTRA if photo not in VALIDATE)
-PHOTO_SETS = {"base": sources.TRAIN, "wide": WIDE, "people": WIDE + sources.PORTRAITS}
+PHOTO_SETS = {"base": sources.TRAIN, "wide": WIDE, "people": WIDE + sources.PORTRAITS,
+              "broad": WIDE + sources.PORTRAITS}
+WITH_GCOMPRIS = frozenset({"broad"})
+#: The training photos of people, which --portrait-share draws from.
+PORTRAITS = sources.PORTRAITS + tuple(photo for photo in sources.EXTRA if photo.path.endswith("grace_hopper.jpg"))
 #: Damage recipes by name: "default" reproduces the recorded models' data, "real" is REAL_SCAN, "lettered"
 #: REAL_SCAN over photos that sometimes carry lettering of their own.
 DAMAGE = {"default": DamageParams(), "real": REAL_SCAN, "lettered": LETTERED_SCAN}
@@ -49,10 +57,25 @@ class Batch:
     scores: np.ndarray
 
 
-def random_crop(photo: np.ndarray, size: int, rng: np.random.Generator, turn: bool = True) -> np.ndarray:
+def training_photos(name: str, gcompris_dir: Path) -> tuple[sources.Photo, ...]:
+    """The photos of set `name`: its registry photos, and for WITH_GCOMPRIS sets GCompris's training share (the
+    validation share stays out of every model's training)."""
+    extra = gcompris_photos.share(gcompris_dir, validation=False) if name in WITH_GCOMPRIS else ()
+    return PHOTO_SETS[name] + extra
+
+
+def load_training_photos(name: str, data_dir: Path, gcompris_dir: Path) -> list[np.ndarray]:
+    registry = sources.load_all(PHOTO_SETS[name], data_dir)
+    if name not in WITH_GCOMPRIS:
+        return registry
+    return registry + gcompris_photos.load_all(gcompris_dir, 1024, validation=False)
+
+
+def random_crop(photo: np.ndarray, size: int, rng: np.random.Generator, turn: bool = True,
+                scale_range: tuple[float, float] = SCALE_RANGE) -> np.ndarray:
     """A `size` square from `photo` at a random scale, mirrored or not, and (with `turn`) a quarter turn:
     training wants every orientation, a benchmark of scans wants them upright."""
-    scale = rng.uniform(*SCALE_RANGE)
+    scale = rng.uniform(*scale_range)
     side = min(int(round(size / scale)), *photo.shape[:2])
     y = int(rng.integers(0, photo.shape[0] - side + 1))
     x = int(rng.integers(0, photo.shape[1] - side + 1))
@@ -72,12 +95,19 @@ def to_arrays(samples: Sequence[DamageSample]) -> Batch:
 
 
 def training_batch(photos: Sequence[np.ndarray], synth: DamageSynthesizer, size: int, batch: int,
-                   seed: int, step: int, undamaged: float = UNDAMAGED_SHARE) -> Batch:
+                   seed: int, step: int, undamaged: float = UNDAMAGED_SHARE,
+                   portraits: Sequence[np.ndarray] = (), portrait_share: float = 0.0) -> Batch:
+    """`portrait_share` of the crops come from `portraits` at PORTRAIT_SCALE_RANGE, so damage crosses whole
+    faces at the scale of small prints; with 0 the draws are exactly those of the runs before it existed."""
     rng = np.random.default_rng([seed, step])
     samples = []
     for _ in range(batch):
-        photo = photos[int(rng.integers(0, len(photos)))]
-        samples.append(synth(random_crop(photo, size, rng), rng, undamaged=rng.random() < undamaged))
+        if portrait_share and rng.random() < portrait_share:
+            photo = portraits[int(rng.integers(0, len(portraits)))]
+            crop = random_crop(photo, size, rng, scale_range=PORTRAIT_SCALE_RANGE)
+        else:
+            crop = random_crop(photos[int(rng.integers(0, len(photos)))], size, rng)
+        samples.append(synth(crop, rng, undamaged=rng.random() < undamaged))
     return to_arrays(samples)
 
 

@@ -28,10 +28,11 @@ from tqdm import tqdm
 
 from services.common.artifacts import sha256
 from services.common.logs import setup_logging
-from training.common import sources
+from training.common import gcompris_photos, sources
 from training.common.artifacts import REPO, shown
+from training.common.colour_photos import GCOMPRIS
 from training.common.onnx_export import export_checked
-from training.detector.dataset import DAMAGE, PHOTO_SETS, VALIDATE, training_batch
+from training.detector.dataset import DAMAGE, VALIDATE, training_batch, training_photos
 from training.detector.model import MASK_CHANNELS, DamageUNet, parameter_count
 from training.detector.synthetic_damage import DamageParams, DamageSynthesizer
 from training.detector.train import DEFAULT_RUN_DIR
@@ -44,7 +45,8 @@ WEIGHTS_NAME = "damage_unet.pt"
 MANIFEST_NAME = "damage_unet.json"
 #: Training flags that determine the weights (not paths or time budgets).
 #: The training flags a manifest records, in the order its command shows them.
-RUN_FLAGS = ("photos", "damage", "undamaged", "precision", "crop", "batch", "steps", "lr", "seed", "threads")
+RUN_FLAGS = ("photos", "portrait_share", "damage", "undamaged", "precision", "crop", "batch", "steps", "lr", "seed",
+             "threads")
 #: Share of an undamaged photo's pixels a threshold may flag as one kind of damage: the clean-photo goal
 #: (at most 0.5% flagged as any damage) shared between the four kinds.
 CLEAN_CAP = 0.005 / MASK_CHANNELS
@@ -145,7 +147,7 @@ def export(model: DamageUNet, path: Path, thresholds: Sequence[float]) -> None:
 
 def train_command(args: dict) -> str:
     """The command that reproduces a run, from its recorded arguments (flags it did not have are left out)."""
-    flags = [f"--{name} {args[name]}" for name in RUN_FLAGS if args.get(name) not in (None, "None")]
+    flags = [f"--{name.replace('_', '-')} {args[name]}" for name in RUN_FLAGS if args.get(name) not in (None, "None")]
     for name in ("init", "run_dir"):
         if args.get(name) not in (None, "None"):
             flags.append(f"--{name.replace('_', '-')} {shown(args[name])}")
@@ -167,7 +169,8 @@ def write_manifest(model: DamageUNet, run_dir: Path, out_dir: Path, calibration:
     # Exporting the same run again replaces its phase instead of listing it twice.
     phases = [phase for phase in phases if phase.get("run_dir") != shown(run_dir)]
     phases = phases + [{"command": train_command(args), "steps": checkpoint["step"], "run_dir": shown(run_dir)}]
-    photos = PHOTO_SETS[args.get("photos", "base")]
+    photos = training_photos(args.get("photos", "base"), Path(args.get("gcompris_dir", gcompris_photos.DEFAULT_DIR)))
+    credited = [{"path": p.path, "license": p.license, "author": p.author} for p in photos if p.source == GCOMPRIS]
     manifest = {
         "model": "DamageUNet (training/detector/model.py)",
         "files": {name: {"sha256": sha256(out_dir / name), "bytes": (out_dir / name).stat().st_size}
@@ -180,11 +183,14 @@ def write_manifest(model: DamageUNet, run_dir: Path, out_dir: Path, calibration:
         "provenance": "trained on CPU by Revive, no pretrained weights; synthetic damage from "
                       "training/detector/synthetic_damage.py on crops of the training photos; each phase starts "
                       "from the weights the one before it produced (--init, the committed model at that time)",
-        "data": {"train": [p.path for p in photos], "validation (thresholds)": calibrated_on,
+        "data": {"train": [p.path for p in photos if p.source != GCOMPRIS],
+                 **({"train_gcompris": credited} if credited else {}),
+                 "validation (thresholds)": calibrated_on,
                  "held_out": [p.path for p in sources.HELD_OUT], "licenses": "DATA_LICENSES.md"},
         "training_phases": phases,
         "commands": [
             "python -m training.common.sources --dir var/detector-data",
+            *(["python -m training.common.gcompris_photos --dir var/colour-prior-data"] if credited else []),
             *(phase["command"] for phase in phases),
             "python -m training.detector.export --run-dir " + shown(run_dir),
             "python -m bench.detector_bench --write-manifest",

@@ -18,9 +18,16 @@ import torch
 from torch.nn import functional as F
 
 from services.common.logs import setup_logging
-from training.common import sources
+from training.common import gcompris_photos, sources
 from training.common.loop import TrainingRun, add_run_flags, train_steps
-from training.detector.dataset import DAMAGE, PHOTO_SETS, UNDAMAGED_SHARE, training_batch
+from training.detector.dataset import (
+    DAMAGE,
+    PHOTO_SETS,
+    PORTRAITS,
+    UNDAMAGED_SHARE,
+    load_training_photos,
+    training_batch,
+)
 from training.detector.model import DamageUNet, parameter_count
 from training.detector.synthetic_damage import DamageSynthesizer
 
@@ -34,10 +41,14 @@ POS_WEIGHT = (4.0, 1.5, 3.0, 1.5)
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-dir", type=Path, default=sources.DEFAULT_DIR)
+    parser.add_argument("--gcompris-dir", type=Path, default=gcompris_photos.DEFAULT_DIR,
+                        help="GCompris's photos, for the 'broad' set (python -m training.common.gcompris_photos)")
     parser.add_argument("--run-dir", type=Path, default=DEFAULT_RUN_DIR, help="checkpoint and log directory")
     add_run_flags(parser, steps=6000, batch=8, crop=160, crop_help="crop side, a multiple of 32", lr=2e-3, seed=7,
                   save_every=250)
     parser.add_argument("--photos", choices=sorted(PHOTO_SETS), default="base", help="training photo set")
+    parser.add_argument("--portrait-share", type=float, default=0.0,
+                        help="share of crops taken from the portraits, down to whole faces at small-print scale")
     parser.add_argument("--damage", choices=sorted(DAMAGE), default="default",
                         help="damage recipe: 'real' adds crack networks, hairlines and foxing (README.md)")
     parser.add_argument("--precision", choices=("float32", "bfloat16"), default="float32",
@@ -70,7 +81,8 @@ def train(args: argparse.Namespace) -> bool:
     """True when the run finished (model.pt written), False when `--minutes` paused it."""
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
-    photos = sources.load_all(PHOTO_SETS[args.photos], args.data_dir)
+    photos = load_training_photos(args.photos, args.data_dir, args.gcompris_dir)
+    portraits = sources.load_all(PORTRAITS, args.data_dir) if args.portrait_share else []
     synth = DamageSynthesizer(DAMAGE[args.damage])
     model = DamageUNet()
     if args.init:
@@ -85,7 +97,8 @@ def train(args: argparse.Namespace) -> bool:
     log.info("training", extra={"parameters": parameter_count(model), "steps": args.steps})
 
     def loss_at(step: int) -> torch.Tensor:
-        batch = training_batch(photos, synth, args.crop, args.batch, args.seed, step, args.undamaged)
+        batch = training_batch(photos, synth, args.crop, args.batch, args.seed, step, args.undamaged, portraits,
+                               args.portrait_share)
         images = torch.from_numpy(batch.images).contiguous(memory_format=torch.channels_last)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=mixed):
             masks, scores = model(images)

@@ -144,7 +144,7 @@ class LearnedGenerator:
         options = request.options
         palette = colourize.Palette.draw(seed, options.gender, float(options.age) if options.HasField("age") else None)
         # A scene's colour comes from what it shows; a portrait's backdrop is a palette's, different per candidate.
-        scene = None if portrait else self.scene.predict(lightness)
+        scene = None if portrait else self.scene.predict(lightness, scene_colour.candidate_tilt(seed))
         ab = colourize.colour_planes(lightness, labels, self.segmenter.probability(grey), portrait, palette, scene)
         coloured = compose.chroma_onto(grey, ab, strength / DEFAULT_STRENGTH)
         hair = np.any([label == parsing.Label.HAIR for label in labels], axis=0) if labels else None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from training.colour_prior.photos import credited_files, is_free
+from training.common.gcompris_photos import credited_files, is_free
 
 README = """Copyright: Timothee Giet, 2018
 License: CC-BY-SA 4.0

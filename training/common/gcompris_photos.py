@@ -1,8 +1,9 @@
-"""More colour photos for the scene colour network: the photographs among GCompris's activities.
+"""More photos for training: the photographs among GCompris's activities.
 
 The registry packages of training/common/sources.py hold 28 colour photos,
-mostly nature close-ups; a network that is to know skies, stone, water,
-animals and fields from grey needs more kinds of scene. Debian's
+mostly nature close-ups; the scene colour network, which is to know skies,
+stone, water, animals and fields from grey, needs more kinds of scene, and
+the damage detector more kinds of content to tell damage from. Debian's
 gcompris-qt-data ships about a hundred photographs inside its activities' Qt
 resource files (monuments of the world, world and farm animals, the erase
 activity's animals and landscapes), each credited in its activity's
@@ -14,7 +15,7 @@ free licence (FREE_LICENCES), except the colour benchmark's held-out photos
 are read from the READMEs at download and written to credits.json beside the
 photos, which the model's manifest copies.
 
-`python -m training.colour_prior.photos --dir var/colour-prior-data`
+`python -m training.common.gcompris_photos --dir var/colour-prior-data`
 """
 
 from __future__ import annotations
@@ -44,7 +45,8 @@ PHOTO_SUFFIXES = (".webp", ".jpg", ".jpeg", ".png")
 #: Smaller files are icons and drawings, not photographs.
 MIN_BYTES = 40_000
 CREDITS = "credits.json"
-#: One photo in this many is kept for validation (calibrating how sure the network is), never trained on.
+#: One photo in this many is kept for validation (the scene colour network calibrates its sureness on it), never
+#: trained on by any model.
 VALIDATION_EVERY = 6
 
 
@@ -108,7 +110,7 @@ def credited(data_dir: Path) -> tuple[sources.Photo, ...]:
     """The photos `prepare` unpacked, with their credits."""
     path = Path(data_dir) / CREDITS
     if not path.exists():
-        raise FileNotFoundError(f"{path} is missing; run: python -m training.colour_prior.photos --dir {data_dir}")
+        raise FileNotFoundError(f"{path} is missing; run: python -m training.common.gcompris_photos --dir {data_dir}")
     return tuple(sources.Photo(**entry) for entry in json.loads(path.read_text()))
 
 
@@ -123,7 +125,7 @@ def share(data_dir: Path, validation: bool) -> tuple[sources.Photo, ...]:
 
 
 def load_all(data_dir: Path, max_side: int, validation: bool) -> list[np.ndarray]:
-    fetch = f"python -m training.colour_prior.photos --dir {data_dir}"
+    fetch = f"python -m training.common.gcompris_photos --dir {data_dir}"
     return [sources.read_rgb(Path(data_dir) / photo.path, max_side, fetch) for photo in share(data_dir, validation)]
 
 

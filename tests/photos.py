@@ -37,6 +37,20 @@ def scratched(rgb: np.ndarray, count: int = 4, seed: int = 1) -> tuple[np.ndarra
     return damaged, mask
 
 
+def crumpled_page(side: int = 384, seed: int = 3) -> np.ndarray:
+    """A photo of a crumpled blank page: creases everywhere (a dark line with a bright one beside it) and
+    uneven shading over cream paper, no picture at all."""
+    rng = np.random.default_rng(seed)
+    page = np.full((side, side, 3), (232, 226, 210), np.float32)
+    for _ in range(40):
+        points = (np.cumsum(rng.normal(0, side / 10, (6, 2)), axis=0) + rng.uniform(0, side, 2)).astype(np.int32)
+        cv2.polylines(page, [points.reshape(-1, 1, 2)], False, (150, 144, 130), 2)
+        cv2.polylines(page, [points.reshape(-1, 1, 2) + 2], False, (252, 250, 244), 2)
+    shade = cv2.GaussianBlur(rng.normal(0, 25, (side, side)).astype(np.float32), (0, 0), side / 12)
+    page += shade[..., None] * 3 + rng.normal(0, 4, page.shape)
+    return np.clip(page, 0, 255).astype(np.uint8)
+
+
 def encode(rgb: np.ndarray, fmt: str = "JPEG", **params: object) -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(rgb).save(buffer, format=fmt, **params)

@@ -13,7 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.cluster import GatewayThread, free_port, gateway_config, targets
 from tests.gateway.test_decoding import png_header_only
-from tests.photos import encode, portrait, scratched
+from tests.photos import crumpled_page, encode, portrait, scratched
 
 
 def restore(url: str, photos: list[tuple[str, bytes]], **options: object) -> requests.Response:
@@ -71,6 +71,20 @@ def test_a_real_portrait_with_scratches_keeps_its_face(gateway):
     assert len(stored) == 2  # ranked first, so the surplus was neither upscaled nor stored
     images = [fetch_image(gateway.url, c["url"]) for c in photo["candidates"]]
     assert images[0].shape == real.shape and not np.array_equal(images[0], images[1])
+
+
+def test_a_clean_photo_and_a_crumpled_blank_page_get_a_clear_answer(gateway):
+    """No damage at all, and nothing but damage: both are restored as asked and say what was found."""
+    photos = [("clean.png", encode(portrait(), "PNG")), ("crumpled.png", encode(crumpled_page(), "PNG"))]
+    reply = restore(gateway.url, photos, candidates=2, upscale=1)
+    assert reply.status_code == 200, reply.text
+    clean, crumpled = reply.json()["photos"]
+    for photo in (clean, crumpled):
+        assert photo["status"] == "done" and len(photo["candidates"]) == 2, photo
+    assert sum(clean["damage"]["coverage"].get(kind, 0) for kind in ("scratch", "tear", "stain")) < 0.005
+    assert crumpled["damage"]["coverage"]["scratch"] > 0.02  # the creases, as far as the detector sees them
+    for candidate in crumpled["candidates"]:
+        assert fetch_image(gateway.url, candidate["url"]).shape[:2] == (384, 384)
 
 
 def test_upscale_is_clamped_to_the_4096_side_limit(gateway):

@@ -15,27 +15,39 @@ from services.common.config import ServiceConfig
 from services.common.engines import EngineFactory, runtime_options
 from services.common.inpainting import damage_union, fill_damage
 from services.detector.engine import Detection, DetectorEngine
-from services.detector.features import feature_mask, spare_features
+from services.detector.features import feature_mask, spare_features, spare_region, spectacle_frames
+from services.vision import parsing
 from services.vision.faces.analyzer import FaceAnalyzer, shared_face_analyzer, transformed
 
 
 class FaceAwareDetector:
-    def __init__(self, damage: DetectorEngine, faces: FaceAnalyzer) -> None:
-        self._damage, self._faces = damage, faces
+    def __init__(self, damage: DetectorEngine, faces: FaceAnalyzer, parser: parsing.FaceParser) -> None:
+        self._damage, self._faces, self._parser = damage, faces, parser
         self.name, self.provider = damage.name, damage.provider
 
     def warm_up(self) -> None:
         self._damage.warm_up()
         self._faces.analyze(np.full((128, 128, 3), 128, np.uint8))
+        self._parser.parse(np.full((128, 128, 3), 128, np.uint8), (32, 32, 64, 64))
 
     def detect(self, rgb: np.ndarray, analyze_faces: bool = False) -> Detection:
         detection = self._damage.detect(rgb)
         if analyze_faces:
             detection.faces = self._find_faces(rgb, detection)
             features = feature_mask(detection.faces, rgb.shape[:2])
+            frames = self._spectacle_frames(rgb, detection.faces)
             for kind in (common_pb2.SCRATCH, common_pb2.STAIN):
-                detection.masks[kind] = spare_features(detection.masks[kind], features)
+                detection.masks[kind] = spare_region(spare_features(detection.masks[kind], features), frames)
         return detection
+
+    def _spectacle_frames(self, rgb: np.ndarray, faces: list[common_pb2.Face]) -> np.ndarray:
+        """uint8 0/1: the frames of every face's spectacles, parsed one face at a time (a label map per face of a
+        4096x4096 photo is 16 MB)."""
+        frames = np.zeros(rgb.shape[:2], np.uint8)
+        for face in faces:
+            glasses = parsing.region_mask(self._parser.parse(rgb, face), parsing.GLASSES)
+            frames |= spectacle_frames(glasses, face.box)
+        return frames
 
 
     def _find_faces(self, rgb: np.ndarray, detection: Detection) -> list[common_pb2.Face]:
@@ -71,7 +83,8 @@ def with_faces(factory: EngineFactory[DetectorEngine]) -> EngineFactory[FaceAwar
     """Wrap an engine factory so the engine it builds also analyses faces on request."""
 
     def build(config: ServiceConfig) -> FaceAwareDetector:
-        faces = shared_face_analyzer(config.models_dir, runtime_options(config))
-        return FaceAwareDetector(factory(config), faces)
+        options = runtime_options(config)
+        faces = shared_face_analyzer(config.models_dir, options)
+        return FaceAwareDetector(factory(config), faces, parsing.shared_face_parser(config.models_dir, options))
 
     return build

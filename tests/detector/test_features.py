@@ -1,4 +1,5 @@
-"""A face's own features are not damage: a speck found on an eye is left, a crack across it is kept."""
+"""A face's own features are not damage: a speck found on an eye is left, a crack across it is kept, and the
+frames of spectacles are never filled away."""
 
 from __future__ import annotations
 
@@ -9,15 +10,17 @@ import numpy as np
 from PIL import Image
 
 from services.common.runtime import RuntimeOptions
-from services.detector.features import feature_mask, spare_features
+from services.detector.features import feature_mask, spare_features, spare_region, spectacle_frames
+from services.vision import parsing
 from services.vision.faces.analyzer import shared_face_analyzer
 
 ROOT = Path(__file__).resolve().parents[2]
+OPTIONS = RuntimeOptions(providers=("cpu",))
 
 
 def test_specks_on_an_eye_are_spared_and_cracks_across_it_are_kept():
     photo = np.asarray(Image.open(ROOT / "tests" / "data" / "faces" / "sample3.jpg").convert("RGB"))
-    face = shared_face_analyzer(ROOT / "models", RuntimeOptions(providers=("cpu",)))
+    face = shared_face_analyzer(ROOT / "models", OPTIONS)
     faces = face.analyze(photo)
     assert faces and len(faces[0].landmarks) == 68
     features = feature_mask(faces, photo.shape[:2])
@@ -32,3 +35,38 @@ def test_specks_on_an_eye_are_spared_and_cracks_across_it_are_kept():
     far = np.zeros(photo.shape[:2], np.uint8)
     cv2.circle(far, (5, 5), 3, 255, -1)  # a speck away from any face stays damage
     assert np.array_equal(spare_features(far, features), far)
+
+
+def with_spectacles(photo: np.ndarray, landmarks: np.ndarray, width: float) -> tuple[np.ndarray, np.ndarray]:
+    """The photo with dark spectacles drawn on the face (rims, bridge, temples to the ears), and their pixels."""
+    rims = np.zeros(photo.shape[:2], np.uint8)
+    thickness = max(2, int(width / 60))
+    left, right = landmarks[36:42].mean(axis=0), landmarks[42:48].mean(axis=0)
+    half = np.array([0.16, 0.1]) * width
+    for eye in (left, right):
+        cv2.rectangle(rims, tuple((eye - half).astype(int)), tuple((eye + half).astype(int)), 255, thickness)
+    lift = np.array([0.16, -0.04]) * width
+    for start, end in ((left + lift, right - lift * [1, -1]), (left - lift * [1, -1], landmarks[0]),
+                       (right + lift, landmarks[16])):
+        cv2.line(rims, tuple(start.astype(int)), tuple(end.astype(int)), 255, thickness)
+    drawn = photo.copy()
+    drawn[rims > 0] = (25, 20, 20)
+    return drawn, rims
+
+
+def test_spectacle_frames_are_never_damage_but_cracks_through_the_lenses_are():
+    photo = np.asarray(Image.open(ROOT / "tests" / "data" / "faces" / "sample3.jpg").convert("RGB"))
+    parser = parsing.shared_face_parser(ROOT / "models", OPTIONS)
+    (face, *_) = shared_face_analyzer(ROOT / "models", OPTIONS).analyze(photo)
+    landmarks = np.array([(p.x, p.y) for p in face.landmarks])
+    bare = spectacle_frames(parsing.region_mask(parser.parse(photo, face), parsing.GLASSES), face.box)
+    assert bare.sum() == 0  # no spectacles, nothing spared
+    drawn, rims = with_spectacles(photo, landmarks, face.box.width)
+    frames = spectacle_frames(parsing.region_mask(parser.parse(drawn, face), parsing.GLASSES), face.box)
+    eye = landmarks[36:42].mean(axis=0).astype(int)
+    crack = np.zeros(photo.shape[:2], np.uint8)
+    cv2.line(crack, (int(eye[0]) - 30, int(eye[1]) - 4), (int(eye[0]) + 30, int(eye[1]) + 4), 255, 2)
+    spared = spare_region(np.maximum(rims, crack), frames)
+    frame_left = ((spared >= 128) & (rims > 0) & (crack == 0)).sum() / ((rims > 0) & (crack == 0)).sum()
+    assert frame_left < 0.1  # a detector that took the rims for scratches no longer has them filled
+    assert ((spared >= 128) & (crack > 0)).sum() > 0.8 * (crack > 0).sum()  # the crack behind the lens is repaired

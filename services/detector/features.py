@@ -47,7 +47,7 @@ def feature_mask(faces: Iterable[common_pb2.Face], shape: tuple[int, int]) -> np
         points = np.array([(point.x, point.y) for point in face.landmarks], np.float32)
         for feature in FEATURES:
             cv2.fillConvexPoly(mask, cv2.convexHull(points[list(feature)]).astype(np.int32), 1)
-        grow = max(1, int(round(MARGIN * face.box.width)))
+        grow = max(1, round(MARGIN * face.box.width))
         mask = cv2.dilate(mask, np.ones((2 * grow + 1, 2 * grow + 1), np.uint8))
     return mask
 
@@ -71,7 +71,7 @@ def spectacle_frames(glasses: np.ndarray, face: common_pb2.Box) -> np.ndarray:
     """uint8 0/1: the band around one face's parsed spectacles (`glasses`, bool HxW), temples and bridge whole."""
     if glasses.sum() < MIN_SPECTACLES * face.width * face.height:
         return np.zeros(glasses.shape, np.uint8)
-    grow = max(1, int(round(FRAME_BAND * face.width)))
+    grow = max(1, round(FRAME_BAND * face.width))
     kernel = np.ones((2 * grow + 1, 2 * grow + 1), np.uint8)
     region = glasses.astype(np.uint8)
     # The parse is patchy and often leaves the lenses out: closed and with its holes filled, it is rims and

@@ -16,7 +16,8 @@ Prints, side by side:
 - latency per megapixel of the network, ONNX Runtime vs torch eager, and of
   a whole 4096x4096 scan through the engine; goal: <= 10 s on 2 CPU cores.
 
-Needs the photos once: python -m training.common.sources
+Needs the photos once: python -m training.common.sources and
+python -m training.common.colour_photos (the faces section is skipped without them).
 Run: python -m bench.detector_bench [--write-manifest]
 """
 
@@ -28,6 +29,7 @@ import os
 import platform
 import resource
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -35,21 +37,28 @@ import torch
 from revive.v1 import common_pb2
 
 from bench.timing import median_seconds
+from services.common.resize import shrink_to
+from services.common.runtime import RuntimeOptions
 from services.detector.engine import DAMAGE_TYPES, DetectorEngine
 from services.detector.engines.classical import ClassicalDetector
 from services.detector.engines.unet import UNetDetector
 from services.detector.service import DEFINITION
+from services.vision.faces.analyzer import shared_face_analyzer
 from tests.photos import portrait
-from training.common import sources
+from training.common import colour_photos, sources
 from training.detector.dataset import DAMAGE, held_out_samples
 from training.detector.export import MANIFEST_NAME, WEIGHTS_NAME, Probabilities, load_weights
-from training.detector.scoring import SegmentationScore, flagged_fraction
-from training.detector.synthetic_damage import DamageParams, DamageSynthesizer
+from training.detector.scoring import Counts, SegmentationScore, flagged_fraction
+from training.detector.synthetic_damage import REAL_SCAN, DamageParams, DamageSynthesizer
 
 NAMES = {kind: common_pb2.DamageType.Name(kind) for kind in DAMAGE_TYPES}
 #: Pixels a thin-damage match may be off by (training/detector/scoring.py).
 TOLERANCE = 1
 LOCAL_TYPES = (common_pb2.SCRATCH, common_pb2.TEAR, common_pb2.STAIN)
+#: Long side the portraits of the faces section are shrunk to: a small print's scan, a head a hundred pixels.
+FACE_SIDE = 384
+#: Every portrait cracked: crack networks always, hairlines often, no other strokes.
+CRACKED = replace(REAL_SCAN, p_crack_network=1.0, p_hairlines=0.5, p_scratches=0.0)
 
 
 def quality(engines: dict[str, DetectorEngine], samples: list) -> dict:
@@ -134,6 +143,48 @@ def lettering(engines: dict[str, DetectorEngine], data_dir: Path) -> dict:
     return {"mean_flagged_share_of_letters": means}
 
 
+def cracks_on_faces(engines: dict[str, DetectorEngine], photos_dir: Path, models_dir: Path) -> dict | None:
+    """Crack precision / recall / F1 (1 px tolerance) inside the faces of held-out portraits and outside them."""
+    missing = [p for p in colour_photos.PORTRAITS if not (photos_dir / p.path).exists()]
+    if missing:
+        print(f"\nCracks across faces: skipped, {len(missing)} portraits missing "
+              f"(python -m training.common.colour_photos --dir {photos_dir})")
+        return None
+    analyzer = shared_face_analyzer(models_dir, RuntimeOptions(providers=("cpu",)))
+    synth = DamageSynthesizer(CRACKED)
+    inside = {name: Counts(TOLERANCE) for name in engines}
+    outside = {name: Counts(TOLERANCE) for name in engines}
+    faces_seen = 0
+    for index, photo in enumerate(colour_photos.PORTRAITS):
+        small = shrink_to(colour_photos.load(photo, photos_dir), FACE_SIDE)
+        faces = analyzer.analyze(small)
+        if not faces:
+            continue
+        faces_seen += len(faces)
+        on_face = np.zeros(small.shape[:2], bool)
+        for face in faces:
+            box = face.box
+            on_face[max(0, int(box.y)):int(box.y + box.height), max(0, int(box.x)):int(box.x + box.width)] = True
+        sample = synth(small, np.random.default_rng([2029, index]))
+        truth = sample.masks[common_pb2.SCRATCH]
+        for name, engine in engines.items():
+            found = engine.detect(sample.damaged).masks[common_pb2.SCRATCH]
+            inside[name].add(np.where(on_face, found, 0), np.where(on_face, truth, 0))
+            outside[name].add(np.where(on_face, 0, found), np.where(on_face, 0, truth))
+    print(f"\nCracks across faces: {faces_seen} faces of held-out portraits at {FACE_SIDE} px, crack networks drawn "
+          f"over them; precision / recall / F1, {TOLERANCE} px tolerance")
+    figures: dict = {"faces": faces_seen, "side": FACE_SIDE}
+    for label, table in (("inside the faces", inside), ("outside them", outside)):
+        cells = []
+        for name in engines:
+            counts = table[name]
+            cells.append(f"{name} {counts.precision:.3f} / {counts.recall:.3f} / {counts.f1:.3f}")
+            figures.setdefault(label, {})[name] = {"precision": round(counts.precision, 4),
+                                                   "recall": round(counts.recall, 4), "f1": round(counts.f1, 4)}
+        print(f"{label:18} " + "   ".join(cells))
+    return figures
+
+
 def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
@@ -171,6 +222,8 @@ def latency(unet: UNetDetector, classical: ClassicalDetector, weights: Path, thr
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-dir", type=Path, default=sources.DEFAULT_DIR)
+    parser.add_argument("--portraits-dir", type=Path, default=colour_photos.DEFAULT_DIR,
+                        help="the held-out portraits of the faces section")
     parser.add_argument("--samples", type=int, default=60)
     parser.add_argument("--crop", type=int, default=384)
     parser.add_argument("--threads", type=int, default=2)
@@ -194,6 +247,7 @@ def main() -> None:
         "quality": quality(engines, held_out_samples(photos, args.samples, args.crop, params=DAMAGE[args.damage])),
         "false_alarms": false_alarms(engines, args.data_dir),
         "lettering": lettering(engines, args.data_dir),
+        "cracks_on_faces": cracks_on_faces(engines, args.portraits_dir, config.models_dir),
         "latency": speed,
         "measured": time.strftime("%Y-%m-%d", time.gmtime()),
         "machine": f"{os.cpu_count()} CPU cores, {platform.processor() or platform.machine()}",

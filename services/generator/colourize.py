@@ -28,7 +28,7 @@ and spread over the rest:
    agreed. A person whose face
    was not found gets a warm low chroma, as a hand-tinted print: guessing
    clothes there paints faces blue. Chroma fades towards black and white, as
-   real colours do, and clothes dyes fade sooner near white (a shirt that is
+   real colours do, and clothes dyes fade sooner near white, the print's own (a shirt that is
    near white in grey was white, not pink).
 3. **Spreading** (Levin, Lischinski & Weiss 2004, "Colorization using
    optimization"): the palette is imposed on the confident interior of each
@@ -102,6 +102,8 @@ SCENE_WEIGHTS = ((10.0, 0.62), (14.0, 0.62), (18.0, 0.62), (22.0, 0.62), (26.0, 
 #: white (a boy's pale shirt is not pink); walls, skin and hair keep their colour to L 88.
 DYE_FADE = (65.0, 90.0)
 FADE = (88.0, 100.0)
+#: Where a photo's whites may lie (L): DYE_FADE is for a print whose white is 100, and scales to its own.
+WHITE_RANGE = (70.0, 100.0)
 #: People of a group take clothes dyes this many places apart in CLOTHES.
 PERSON_DYE_STEP = 3
 #: Requested hair colours as CIELAB (a, b).
@@ -269,6 +271,13 @@ def scene_weight(spread: np.ndarray) -> np.ndarray:
     return np.interp(spread, spreads, weights).astype(np.float32)
 
 
+def print_white(lightness: np.ndarray) -> float:
+    """The lightness of the photo's whites: an old print's paper and white shirts scan at L 85-90, not 100, and a
+    shirt as light as the print allows was white, not pink (skin keeps its own scale: in a low-key photo the
+    brightest thing may be a face). The brightest half-percent, kept within WHITE_RANGE."""
+    return float(np.clip(np.percentile(lightness, 99.5), *WHITE_RANGE))
+
+
 def imposed_colour(regions: np.ndarray, owners: np.ndarray, lightness: np.ndarray, palette: Palette,
                    portrait: bool = True,
                    scene: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -295,9 +304,11 @@ def imposed_colour(regions: np.ndarray, owners: np.ndarray, lightness: np.ndarra
                 ab[core & (owners == person)] = palette.cloth(person)
         else:
             ab[core] = colours[region]
-    # Real colours fade to grey near black and white; dyes sooner near white.
-    start, gone = (np.where(np.isin(regions, (CLOTH, HAT)), dye, other) for dye, other in zip(DYE_FADE, FADE))
-    fade = np.clip(lightness / 25.0, 0, 1) * np.clip((gone - lightness) / (gone - start), 0, 1)
+    # Real colours fade to grey near black and white; dyes sooner near white, measured against the print's own.
+    dyed = np.isin(regions, (CLOTH, HAT))
+    start, gone = (np.where(dyed, dye, other) for dye, other in zip(DYE_FADE, FADE))
+    towards_white = np.where(dyed, lightness * (100.0 / print_white(lightness)), lightness)
+    fade = np.clip(lightness / 25.0, 0, 1) * np.clip((gone - towards_white) / (gone - start), 0, 1)
     ab *= fade[..., None]
     if scene is not None:  # the network's colour already fades with lightness as the photos it learned from do
         scene_ab, spread = scene

@@ -100,6 +100,21 @@ def test_a_near_white_dye_fades_to_white():
     assert chroma[5:15, 23:37].min() > 0.6 * np.linalg.norm(palette.skin)
 
 
+def test_a_shirt_as_light_as_the_old_prints_white_is_white():
+    """An old print's white scans at L 85, not 100: a shirt at L 80 there was white; in a modern photo whose
+    whites reach 100 the same grey is a pale dye."""
+    regions = np.full((20, 40), colourize.CLOTH, np.uint8)
+    palette = colourize.Palette.draw(2, common_pb2.GENDER_UNSPECIFIED, None)
+    chroma = {}
+    for white in (85.0, 100.0):
+        lightness = np.full((20, 40), 80.0, np.float32)
+        lightness[:, 36:] = white  # the paper's edge, or a white wall
+        _, values = colourize.imposed_colour(regions, np.zeros((20, 40), np.int32), lightness, palette)
+        chroma[white] = float(np.linalg.norm(values, axis=2)[5:15, 3:30].max())
+    dye = float(np.linalg.norm(palette.cloth(0)))
+    assert chroma[85.0] < 0.15 * dye < 0.3 * dye < chroma[100.0]
+
+
 def test_a_sky_above_the_heads_is_sky_and_a_studio_wall_is_not():
     """In a portrait, bright smooth ground reaching the top is sky when it ends above the heads (a horizon),
     and a backdrop when it runs down beside the sitter."""

@@ -49,7 +49,6 @@ class FaceAwareDetector:
             frames |= spectacle_frames(glasses, face.box)
         return frames
 
-
     def _find_faces(self, rgb: np.ndarray, detection: Detection) -> list[common_pb2.Face]:
         """Faces of the photo; when none is found, of the photo with its damage filled (a crack across a face
         can hide it), and for a small photo of both enlarged with a sharp kernel (the detector otherwise sees

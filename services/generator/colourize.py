@@ -28,8 +28,8 @@ and spread over the rest:
    agreed. A person whose face
    was not found gets a warm low chroma, as a hand-tinted print: guessing
    clothes there paints faces blue. Chroma fades towards black and white, as
-   real colours do, and clothes dyes fade sooner near white, the print's own (a shirt that is
-   near white in grey was white, not pink).
+   real colours do, and clothes dyes fade sooner near the print's own white
+   (a shirt that is near white in grey was white, not pink).
 3. **Spreading** (Levin, Lischinski & Weiss 2004, "Colorization using
    optimization"): the palette is imposed on the confident interior of each
    region (eroded), and every other pixel takes the weighted mean of its

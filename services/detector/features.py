@@ -73,11 +73,17 @@ def spectacle_frames(glasses: np.ndarray, face: common_pb2.Box) -> np.ndarray:
         return np.zeros(glasses.shape, np.uint8)
     grow = max(1, round(FRAME_BAND * face.width))
     kernel = np.ones((2 * grow + 1, 2 * grow + 1), np.uint8)
-    region = glasses.astype(np.uint8)
+    # Only the spectacles' surroundings are worked on: a 4096x4096 photo's full-size morphology costs 0.3 s.
+    rows, columns = np.nonzero(glasses)
+    top, left = max(0, rows.min() - 2 * grow), max(0, columns.min() - 2 * grow)
+    bottom, right = rows.max() + 2 * grow + 1, columns.max() + 2 * grow + 1
+    region = glasses[top:bottom, left:right].astype(np.uint8)
     # The parse is patchy and often leaves the lenses out: closed and with its holes filled, it is rims and
     # lenses, whose eroded inside (the lenses) stays open to repair.
     whole = scipy.ndimage.binary_fill_holes(cv2.morphologyEx(region, cv2.MORPH_CLOSE, kernel)).astype(np.uint8)
-    return cv2.dilate(region, kernel) & (1 - cv2.erode(whole, kernel))
+    frames = np.zeros(glasses.shape, np.uint8)
+    frames[top:bottom, left:right] = cv2.dilate(region, kernel) & (1 - cv2.erode(whole, kernel))
+    return frames
 
 
 def spare_region(damage: np.ndarray, region: np.ndarray) -> np.ndarray:

@@ -57,14 +57,14 @@ def spare_features(damage: np.ndarray, features: np.ndarray) -> np.ndarray:
     found = (damage >= 128).astype(np.uint8)
     if not (found & features).any():
         return damage
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(found, connectivity=8)
-    spared = damage.copy()
+    _, labels = cv2.connectedComponents(found, connectivity=8)
+    compact = np.zeros(damage.shape, bool)
     for label in np.unique(labels[(found & features) > 0]):
         component = labels == label
         (_, _), (width, height), _ = cv2.minAreaRect(np.argwhere(component)[:, ::-1].astype(np.float32))
         if max(width, height) < THIN_RATIO * max(1.0, min(width, height)):
-            spared[component & (features > 0)] = np.minimum(spared[component & (features > 0)], 127)
-    return spared
+            compact |= component
+    return spare_region(damage, compact & (features > 0))
 
 
 def spectacle_frames(glasses: np.ndarray, face: common_pb2.Box) -> np.ndarray:

@@ -213,6 +213,15 @@ def local_deviation(lightness: np.ndarray) -> np.ndarray:
     return np.sqrt(np.maximum(cv2.blur(lightness ** 2, (5, 5)) - cv2.blur(lightness, (5, 5)) ** 2, 0))
 
 
+def distance_to(values: np.ndarray, lightness: np.ndarray) -> np.ndarray:
+    """How far each pixel's lightness lies from the distribution of `values`, in its robust standard deviations
+    (median and MAD, floored at 3 L): a region's cracks, highlights and shadows are outliers that would
+    otherwise widen it until a grey knit vest passes for the face's skin (a real cracked scan)."""
+    centre = float(np.median(values))
+    spread = 1.4826 * float(np.median(np.abs(values - centre)))
+    return np.abs(lightness - centre) / max(spread, 3.0)
+
+
 def split_body(regions: np.ndarray, lightness: np.ndarray, texture: np.ndarray, people: np.ndarray) -> None:
     """The rest of each person, beyond the parsed heads: bare arms, hands and chests look like the face's skin
     in grey, clothes mostly do not. Each pixel goes to whichever of the two lightness distributions (the
@@ -224,14 +233,15 @@ def split_body(regions: np.ndarray, lightness: np.ndarray, texture: np.ndarray, 
         regions[rest] = PERSON
         return
     cloth = lightness[regions == CLOTH]
-    smooth = texture <= max(1.5 * float(np.percentile(texture[regions == SKIN], 75)), 2.0)
-    to_skin = np.where(smooth, np.abs(lightness - skin.mean()) / max(skin.std(), 3.0), np.inf)
-    to_cloth = (np.abs(lightness - cloth.mean()) / max(cloth.std(), 3.0) if cloth.size >= 20
-                else np.full(lightness.shape, 2.0, np.float32))
+    smooth = texture <= max(1.5 * float(np.median(texture[regions == SKIN])), 2.0)
+    to_skin = np.where(smooth, distance_to(skin, lightness), np.inf)
+    to_cloth = distance_to(cloth, lightness) if cloth.size >= 20 else np.full(lightness.shape, 2.0, np.float32)
     hair = lightness[regions == HAIR]
-    to_hair = (np.abs(lightness - hair.mean()) / max(hair.std(), 3.0) if hair.size >= 20
-               else np.full(lightness.shape, np.inf, np.float32))
-    regions[rest & (to_skin < 1.5) & (to_skin < to_cloth)] = SKIN
+    to_hair = distance_to(hair, lightness) if hair.size >= 20 else np.full(lightness.shape, np.inf, np.float32)
+    # Bare skin is whole arms, hands and chests; single pixels of a knit that pass for it are the knit's.
+    bare = cv2.morphologyEx((rest & (to_skin < 1.5) & (to_skin < to_cloth)).astype(np.uint8), cv2.MORPH_OPEN,
+                            np.ones((3, 3), np.uint8))
+    regions[bare > 0] = SKIN
     regions[rest & (regions == UNKNOWN) & ((to_cloth < 2.0) | (to_skin > 2.5)) & (to_cloth <= to_hair)] = CLOTH
 
 
@@ -245,8 +255,7 @@ def extend_hair(regions: np.ndarray, lightness: np.ndarray, texture: np.ndarray,
     height, width = rows.max() - rows.min() + 1, cols.max() - cols.min() + 1
     window = np.zeros(hair.shape, bool)
     window[rows.min():rows.max() + 2 * height, max(0, cols.min() - width // 2):cols.max() + width // 2 + 1] = True
-    level = lightness[hair]
-    like = ((np.abs(lightness - np.median(level)) / max(float(level.std()), 3.0) < 1.5) & window
+    like = ((distance_to(lightness[hair], lightness) < 1.5) & window
             & (texture >= 0.5 * float(np.median(texture[hair])))  # strands, not a smooth wall of the same grey
             & np.isin(regions, (BACKGROUND, CLOTH, PERSON, UNKNOWN)))
     _, components = cv2.connectedComponents((like | hair).astype(np.uint8), connectivity=8)

@@ -147,3 +147,25 @@ def test_where_the_scene_network_is_sure_candidates_agree_and_where_it_guesses_t
         np.testing.assert_allclose(ab_planes[:, :24], scene_ab[:, :24])  # sure: the network's colour, whole
     assert np.linalg.norm(imposed[0][:, 24:] - imposed[1][:, 24:], axis=-1).min() > 10  # guessing: the backdrops
     assert np.linalg.norm(imposed[0][:, 24:] - scene_ab[:, 24:], axis=-1).min() > 10
+
+
+def test_a_knit_vest_of_the_faces_grey_is_not_taken_for_bare_skin():
+    """A cracked scan: the face's skin is crossed by bright cracks and shadowed at its edge, which widen its
+    lightness spread; a textured vest whose mean grey lies within that spread stays clothes, while a smooth
+    chest of the skin's own grey is still bare skin."""
+    rng = np.random.default_rng(3)
+    lightness = np.full((80, 80), 40.0, np.float32)
+    label = np.full((80, 80), parsing.Label.BACKGROUND, np.uint8)
+    label[5:35, 25:55] = parsing.Label.SKIN
+    lightness[5:35, 25:55] = 70.0 + rng.normal(0, 1.0, (30, 30))
+    lightness[12:14, 25:55] = 95.0  # a crack across the face
+    lightness[5:35, 25:28] = 35.0  # the shadowed edge of the cheek
+    label[35:40, 25:55] = parsing.Label.CLOTH
+    lightness[35:40, 25:55] = 85.0  # a pale collar
+    lightness[40:80, 10:45] = 52.0 + rng.normal(0, 6.0, (40, 35))  # a knit vest, mid grey
+    lightness[40:80, 45:70] = 70.0 + rng.normal(0, 1.0, (40, 25))  # an open shirt front: bare chest
+    person = np.zeros((80, 80), np.float32)
+    person[5:, 10:70] = 1.0
+    regions, _ = colourize.region_map(lightness, [label], person, portrait=True)
+    assert (regions[45:75, 15:40] == colourize.SKIN).mean() < 0.05
+    assert (regions[45:75, 50:65] == colourize.SKIN).mean() > 0.9

@@ -134,11 +134,11 @@ def torch_rows(repeats: int, quick: bool) -> list[str]:
     """The learned networks in PyTorch: CPU float32 vs CUDA float32 and bfloat16 (channels-last)."""
     import torch
 
-    from training.detector.model import DamageUNet
+    from training.detector.model import DamageUNet, load_compatible
     from training.upscaler.model import FidelitySR
 
     detector = DamageUNet()
-    detector.load_state_dict(torch.load(MODELS_DIR / "detector/damage_unet.pt", weights_only=True))
+    load_compatible(detector, torch.load(MODELS_DIR / "detector/damage_unet.pt", weights_only=True))
     networks = {
         "detector unet": (detector, (1, 3, 1152, 1152)),
         "upscaler fidelity x4": (FidelitySR.from_state(4, torch.load(MODELS_DIR / "upscaler/fidelity_x4.pt",

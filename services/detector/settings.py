@@ -24,7 +24,7 @@ class DetectorSettings(Settings):
     flip_budget_mp: float = flag(40.0, "megapixels of network passes one photo may take: a larger photo is "
                                        "averaged over fewer mirrored copies (a 4096x4096 scan over 2)", minimum=1)
     grow_from: int = flag(
-        25, "mask level (0..255) down to which a crack grows from its confident pixels (hysteresis); 128 = off; "
+        23, "mask level (0..255) down to which a crack grows from its confident pixels (hysteresis); 128 = off; "
             "the default is the committed model's calibrated level (models/detector/damage_unet.json)",
         minimum=0)
 

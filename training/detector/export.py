@@ -33,7 +33,7 @@ from training.common.artifacts import REPO, shown
 from training.common.colour_photos import GCOMPRIS
 from training.common.onnx_export import export_checked
 from training.detector.dataset import DAMAGE, VALIDATE, training_batch, training_photos
-from training.detector.model import MASK_CHANNELS, DamageUNet, parameter_count
+from training.detector.model import MASK_CHANNELS, DamageUNet, load_compatible, parameter_count
 from training.detector.synthetic_damage import DamageParams, DamageSynthesizer
 from training.detector.train import DEFAULT_RUN_DIR
 
@@ -82,7 +82,7 @@ class Probabilities(nn.Module):
 
 def load_weights(path: Path) -> DamageUNet:
     model = DamageUNet()
-    model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    load_compatible(model, torch.load(path, map_location="cpu", weights_only=True))
     return model.eval()
 
 

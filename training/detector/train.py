@@ -28,7 +28,7 @@ from training.detector.dataset import (
     load_training_photos,
     training_batch,
 )
-from training.detector.model import DamageUNet, parameter_count
+from training.detector.model import DamageUNet, load_compatible, parameter_count
 from training.detector.synthetic_damage import DamageSynthesizer
 
 log = logging.getLogger(__name__)
@@ -87,7 +87,7 @@ def train(args: argparse.Namespace) -> bool:
     model = DamageUNet()
     if args.init:
         state = torch.load(args.init, map_location="cpu", weights_only=False)
-        model.load_state_dict(state.get("model", state))
+        load_compatible(model, state.get("model", state))
     # oneDNN's convolutions are fastest (and use AMX for bfloat16) on channels-last tensors.
     model = model.to(memory_format=torch.channels_last)
     mixed = args.precision == "bfloat16"

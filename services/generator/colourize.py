@@ -96,8 +96,7 @@ PERSON_AB = (6.0, 11.0)
 SCENE_BACKDROP = 0.5
 #: How much the scene network's colour counts, by its spread (ab units): (spread, weight) points, read off
 #: validation photos by the export (training/colour_prior/calibrate.py; models/colour/manifest.json).
-SCENE_WEIGHTS = ((10.0, 0.62), (14.0, 0.62), (18.0, 0.62), (22.0, 0.62), (26.0, 0.62), (30.0, 0.6), (34.0, 0.5),
-                 (38.0, 0.4), (42.0, 0.4))
+SCENE_WEIGHTS = ((6.0, 1.0), (10.0, 0.72), (14.0, 0.72), (18.0, 0.72), (22.0, 0.72), (26.0, 0.7), (30.0, 0.5))
 #: Lightness (L) over which colour fades to grey: (starts, gone). Clothes that are near white in grey were
 #: white (a boy's pale shirt is not pink); walls, skin and hair keep their colour to L 88.
 DYE_FADE = (65.0, 90.0)

@@ -38,6 +38,14 @@ RIDGE_SCALES = (1.0, 2.0)
 CONTRAST_SIGMA = 6.0
 #: Contrast floor (0..1 luma): below it a neighbourhood is flat and its grain is not a ridge.
 CONTRAST_FLOOR = 0.02
+#: The local contrast is measured on the luma averaged over blocks of this side: it varies slowly.
+CONTRAST_BLOCK = 4
+#: Second differences d2/dx2, d2/dy2 and d2/dxdy of a smoothed plane (3 x 1 x 3 x 3 conv2d weights).
+HESSIAN = torch.tensor([
+    [[0.0, 0.0, 0.0], [1.0, -2.0, 1.0], [0.0, 0.0, 0.0]],
+    [[0.0, 1.0, 0.0], [0.0, -2.0, 0.0], [0.0, 1.0, 0.0]],
+    [[0.25, 0.0, -0.25], [0.0, 0.0, 0.0], [-0.25, 0.0, 0.25]],
+]).view(3, 1, 3, 3)
 #: Full-resolution input planes: RGB and, per ridge scale, a bright and a dark ridge map.
 INPUT_PLANES = 3 + 2 * len(RIDGE_SCALES)
 
@@ -51,16 +59,6 @@ def _block(inputs: int, outputs: int) -> nn.Sequential:
         nn.BatchNorm2d(outputs),
         nn.ReLU(inplace=True),
     )
-
-
-#: The local contrast is measured on the luma averaged over blocks of this side: it varies slowly.
-CONTRAST_BLOCK = 4
-#: Second differences d2/dx2, d2/dy2 and d2/dxdy of a smoothed plane (3 x 1 x 3 x 3 conv2d weights).
-HESSIAN = torch.tensor([
-    [[0.0, 0.0, 0.0], [1.0, -2.0, 1.0], [0.0, 0.0, 0.0]],
-    [[0.0, 1.0, 0.0], [0.0, -2.0, 0.0], [0.0, 1.0, 0.0]],
-    [[0.25, 0.0, -0.25], [0.0, 0.0, 0.0], [-0.25, 0.0, 0.25]],
-]).view(3, 1, 3, 3)
 
 
 def _gaussian(sigma: float) -> torch.Tensor:

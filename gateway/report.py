@@ -31,6 +31,10 @@ class PhotoReport:
         self.error: dict[str, str] | None = None
 
     def apply(self, event: gateway_pb2.RestoreEvent) -> None:
+        """Fold one event in. A finished photo's status is final: a cancelled job's in-flight RPCs still
+        report (a progress tick, the CANCELLED failure their cancellation causes) after the photo says cancelled."""
+        if self.finished:
+            return
         kind = event.WhichOneof("event")
         if kind == "progress":
             self.status = "running"

@@ -17,7 +17,7 @@ import numpy as np
 
 from services.detector.engine import DAMAGE_TYPES
 from training.common import gcompris_photos, sources
-from training.detector.synthetic_damage import LETTERED_SCAN, REAL_SCAN, DamageParams, DamageSample, DamageSynthesizer
+from training.detector.synthetic_damage import FAINT_SCAN, LETTERED_SCAN, REAL_SCAN, DamageParams, DamageSample, DamageSynthesizer
 
 #: Share of samples left undamaged (scan artefacts only): negatives against false alarms.
 UNDAMAGED_SHARE = 0.25
@@ -43,8 +43,9 @@ WITH_GCOMPRIS = frozenset({"broad"})
 #: The training photos of people, which --portrait-share draws from.
 PORTRAITS = sources.PORTRAITS + tuple(photo for photo in sources.EXTRA if photo.path.endswith("grace_hopper.jpg"))
 #: Damage recipes by name: "default" reproduces the recorded models' data, "real" is REAL_SCAN, "lettered"
-#: REAL_SCAN over photos that sometimes carry lettering of their own.
-DAMAGE = {"default": DamageParams(), "real": REAL_SCAN, "lettered": LETTERED_SCAN}
+#: REAL_SCAN over photos that sometimes carry lettering of their own, "faint" that with a third of the crack
+#: networks faint.
+DAMAGE = {"default": DamageParams(), "real": REAL_SCAN, "lettered": LETTERED_SCAN, "faint": FAINT_SCAN}
 
 
 @dataclass

@@ -74,6 +74,8 @@ PARSED = {
     parsing.Label.GLASSES: NEUTRAL, parsing.Label.MOUTH: NEUTRAL,
 }
 
+#: Bare skin beyond the head comes in pieces at least this share of the parsed skin's area: a hand's.
+MIN_BARE_SHARE = 0.1
 #: CIELAB (a, b) of skin: the range a candidate draws its skin from, and how far candidates may differ.
 SKIN_AB = (13.0, 17.0)
 SKIN_SPREAD = (1.5, 2.0)
@@ -237,10 +239,14 @@ def split_body(regions: np.ndarray, lightness: np.ndarray, texture: np.ndarray, 
     to_cloth = distance_to(cloth, lightness) if cloth.size >= 20 else np.full(lightness.shape, 2.0, np.float32)
     hair = lightness[regions == HAIR]
     to_hair = distance_to(hair, lightness) if hair.size >= 20 else np.full(lightness.shape, np.inf, np.float32)
-    # Bare skin is whole arms, hands and chests; single pixels of a knit that pass for it are the knit's.
+    # Bare skin is whole arms, hands and chests; single pixels of a knit that pass for it are the knit's, and
+    # so are patches smaller than a hand (a knit's lit side: pink blotches over a real scan's vest).
     bare = cv2.morphologyEx((rest & (to_skin < 1.5) & (to_skin < to_cloth)).astype(np.uint8), cv2.MORPH_OPEN,
                             np.ones((3, 3), np.uint8))
-    regions[bare > 0] = SKIN
+    count, components, stats, _ = cv2.connectedComponentsWithStats(bare, connectivity=8)
+    large = stats[:, cv2.CC_STAT_AREA] >= MIN_BARE_SHARE * skin.size
+    large[0] = False
+    regions[large[components]] = SKIN
     regions[rest & (regions == UNKNOWN) & ((to_cloth < 2.0) | (to_skin > 2.5)) & (to_cloth <= to_hair)] = CLOTH
 
 

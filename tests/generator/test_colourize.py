@@ -152,7 +152,7 @@ def test_where_the_scene_network_is_sure_candidates_agree_and_where_it_guesses_t
 def test_a_knit_vest_of_the_faces_grey_is_not_taken_for_bare_skin():
     """A cracked scan: the face's skin is crossed by bright cracks and shadowed at its edge, which widen its
     lightness spread; a textured vest whose mean grey lies within that spread stays clothes, while a smooth
-    chest of the skin's own grey is still bare skin."""
+    chest of the skin's own grey is still bare skin, and a smooth lit patch of the vest smaller than a hand is not."""
     rng = np.random.default_rng(3)
     lightness = np.full((80, 80), 40.0, np.float32)
     label = np.full((80, 80), parsing.Label.BACKGROUND, np.uint8)
@@ -164,8 +164,10 @@ def test_a_knit_vest_of_the_faces_grey_is_not_taken_for_bare_skin():
     lightness[35:40, 25:55] = 85.0  # a pale collar
     lightness[40:80, 10:45] = 52.0 + rng.normal(0, 6.0, (40, 35))  # a knit vest, mid grey
     lightness[40:80, 45:70] = 70.0 + rng.normal(0, 1.0, (40, 25))  # an open shirt front: bare chest
+    lightness[60:68, 15:23] = 70.0 + rng.normal(0, 1.0, (8, 8))  # the vest's lit side, smooth there
     person = np.zeros((80, 80), np.float32)
     person[5:, 10:70] = 1.0
     regions, _ = colourize.region_map(lightness, [label], person, portrait=True)
     assert (regions[45:75, 15:40] == colourize.SKIN).mean() < 0.05
+    assert not (regions[60:68, 15:23] == colourize.SKIN).any()
     assert (regions[45:75, 50:65] == colourize.SKIN).mean() > 0.9

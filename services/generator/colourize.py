@@ -6,12 +6,13 @@ orange patches. Colour is instead chosen where the photo says what a region is,
 and spread over the rest:
 
 1. **Regions.** Face parsing (services/vision/parsing.py) labels each face's
-   skin, lips, eyes, brows, hair, neck, clothes and hat; the person mask
-   separates people from the background, and long hair beyond the parse is
-   followed by its grey level and texture; outside people, one scene cue tells
-   sky (bright, smooth, reaching the top edge) from the rest. Regions are found
-   at full resolution where the network needs it (the face crop) and used at
-   the working resolution.
+   skin, lips, eyes, brows, hair, neck, clothes and hat, in a square half as
+   wide again as the face's own (HEAD_ZOOM), so long hair and the clothes
+   under the chin are the parser's call and not guesses from grey levels
+   (those took a black dress and a curtain's folds for hair); the person mask
+   separates people from the background; outside people, one scene cue tells
+   sky (bright, smooth, reaching the top edge) from the rest. Regions are
+   found at the parser's resolution and used at the working resolution.
 2. **Palettes.** Skin within human ranges (shaped by the requested gender and
    age), lips a little redder, hair from its grey level (dark: near black;
    mid: brown; light: blond), near-neutral eyes; clothes, hat and backdrop
@@ -41,11 +42,14 @@ and spread over the rest:
    lightness (compose.chroma_onto), which is kept exactly.
 
 The requested hair colour is applied last, at full resolution, to the parsed hair
-alone (`tint_hair`), so no pixel outside the hair changes with it.
+alone (`photo_hair`, `tint_hair`), so no pixel outside the hair and the person
+changes with it; hair too dark or too pale to show the colour is moved, in
+order, to where sRGB has it (red hair is never near-black).
 """
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import cv2
@@ -107,6 +111,11 @@ FADE = (88.0, 100.0)
 WHITE_RANGE = (70.0, 100.0)
 #: People of a group take clothes dyes this many places apart in CLOTHES.
 PERSON_DYE_STEP = 3
+#: Heads are parsed for colour in a square this many times the face's (parsing.framing): 1.5 holds long hair and
+#: the clothes below the chin whole on real portraits, where the face's own square cuts hair off in a straight
+#: line and leaves the clothes to guesses from grey levels; at 2 the face is too small for the parser and its
+#: hair turns to skin. The regions are solved at SOLVE_SIDE, far coarser than either parse.
+HEAD_ZOOM = 1.5
 #: Requested hair colours as CIELAB (a, b).
 HAIR_COLOURS = {
     common_pb2.BLACK: (1.0, 2.0), common_pb2.BROWN: (10.0, 20.0), common_pb2.BLOND: (5.0, 30.0),
@@ -181,10 +190,7 @@ def region_map(lightness: np.ndarray, labels: list[np.ndarray], person: np.ndarr
         regions[(small == parsing.Label.BACKGROUND) & ~people & (regions != SKY)] = BACKGROUND
         owners[small == parsing.Label.CLOTH] = index
     parsed_cloth = regions == CLOTH
-    hairs = [small == parsing.Label.HAIR for small in smalls]
     split_body(regions, lightness, texture, people)
-    for hair in hairs:
-        extend_hair(regions, lightness, texture, hair)
     if len(centres) > 1:  # the clothes beyond the parses: the person whose face is nearest across
         columns = np.arange(size[1], dtype=np.float64)
         nearest = np.argmin(np.abs(columns[None, :] - np.asarray([centre[1] for centre in centres])[:, None]), axis=0)
@@ -243,29 +249,11 @@ def split_body(regions: np.ndarray, lightness: np.ndarray, texture: np.ndarray, 
     # so are patches smaller than a hand (a knit's lit side: pink blotches over a real scan's vest).
     bare = cv2.morphologyEx((rest & (to_skin < 1.5) & (to_skin < to_cloth)).astype(np.uint8), cv2.MORPH_OPEN,
                             np.ones((3, 3), np.uint8))
-    count, components, stats, _ = cv2.connectedComponentsWithStats(bare, connectivity=8)
+    _, components, stats, _ = cv2.connectedComponentsWithStats(bare, connectivity=8)
     large = stats[:, cv2.CC_STAT_AREA] >= MIN_BARE_SHARE * skin.size
     large[0] = False
     regions[large[components]] = SKIN
     regions[rest & (regions == UNKNOWN) & ((to_cloth < 2.0) | (to_skin > 2.5)) & (to_cloth <= to_hair)] = CLOTH
-
-
-def extend_hair(regions: np.ndarray, lightness: np.ndarray, texture: np.ndarray, hair: np.ndarray) -> None:
-    """Long hair falls below the parse's crop, and often outside the person mask, where it would take a dye
-    or the wall's colour. Pixels of the parsed hair's lightness and texture that join it, within a window
-    reaching as far below it as it is tall again, take the hair's colour."""
-    if hair.sum() < 20:
-        return
-    rows, cols = np.nonzero(hair)
-    height, width = rows.max() - rows.min() + 1, cols.max() - cols.min() + 1
-    window = np.zeros(hair.shape, bool)
-    window[rows.min():rows.max() + 2 * height, max(0, cols.min() - width // 2):cols.max() + width // 2 + 1] = True
-    like = ((distance_to(lightness[hair], lightness) < 1.5) & window
-            & (texture >= 0.5 * float(np.median(texture[hair])))  # strands, not a smooth wall of the same grey
-            & np.isin(regions, (BACKGROUND, CLOTH, PERSON, UNKNOWN)))
-    _, components = cv2.connectedComponents((like | hair).astype(np.uint8), connectivity=8)
-    joined = np.isin(components, np.unique(components[hair]))
-    regions[like & joined] = HAIR
 
 
 def hair_ab(lightness: np.ndarray, hair: np.ndarray) -> tuple[float, float]:
@@ -371,9 +359,48 @@ def levin(lightness: np.ndarray, fixed: np.ndarray, values: np.ndarray) -> np.nd
     return solution.reshape(values.shape).astype(np.float32)
 
 
+def photo_hair(close: list[np.ndarray], wide: list[np.ndarray], person: np.ndarray) -> np.ndarray:
+    """H x W bool: the hair a requested colour goes on. Each face's parse (`close`) ends at its square, a
+    straight-edged block of red over long hair; the parse of a square HEAD_ZOOM times as wide (`wide`, same
+    faces) sees the whole head and tells the hair on the shoulders from the dress under it, at a lower
+    resolution. So the close parse inside its square, the wide one beyond, and there only on the person mask
+    (`person`, photo size): a colour asked for the hair lands on the person and nowhere else."""
+    hair = np.zeros(person.shape, bool)
+    for near, far in zip(close, wide, strict=True):
+        hair |= near == parsing.Label.HAIR
+        hair |= (near == parsing.OUTSIDE) & (far == parsing.Label.HAIR) & (person >= 0.5)
+    return hair
+
+
+@functools.cache
+def shown_lightness(colour: int) -> tuple[float, float]:
+    """The range of L (0..100) over which sRGB shows the requested hair colour's full chroma: outside it (red
+    below L 27 and above 73) the colour does not exist, only a darker or paler, greyer one."""
+    a, b = HAIR_COLOURS[colour]
+    levels = np.arange(0.0, 100.5, 0.5, dtype=np.float32)
+    lab = np.stack([levels, np.full_like(levels, a), np.full_like(levels, b)], axis=-1)[None] / LAB_SCALE
+    back = rgb_to_lab(lab_to_rgb(lab))[0] * LAB_SCALE
+    shown = levels[(np.abs(back[:, 0] - levels) <= 1.0) & (np.hypot(back[:, 1] - a, back[:, 2] - b) <= 2.0)]
+    return (float(shown.min()), float(shown.max())) if shown.size else (50.0, 50.0)
+
+
+def hair_tones(lightness: np.ndarray, colour: int) -> np.ndarray:
+    """The hair's lightness (0..1) moved, as one shift and if need be one contrast cut, so that its tones (5th to
+    95th percentile) lie where the colour exists: red hair is never near-black, nor white. Hair already inside
+    stays as it is; the order of its strands never changes."""
+    low, high = (value / LAB_SCALE[0] for value in shown_lightness(colour))
+    darkest, lightest = np.percentile(lightness, (5, 95))
+    scale = min(1.0, (high - low) / max(lightest - darkest, 1e-6))
+    start = float(np.clip(darkest, low, high - (lightest - darkest) * scale))
+    return start + (lightness - darkest) * scale
+
+
 def tint_hair(rgb: np.ndarray, hair: np.ndarray, colour: int) -> np.ndarray:
     """The requested colour on the parsed hair (HxW bool, photo size) and on no other pixel: chroma moves
-    towards the colour's, feathered inside the hair's edge; lightness and texture stay."""
+    towards the colour's, feathered inside the hair's edge, and the texture stays.
+
+    Hair whose tones the colour cannot show is moved to where it can (hair_tones); a strand still out of
+    gamut is pulled in rather than clipped, which would change its lightness."""
     if colour not in HAIR_COLOURS or not hair.any():
         return rgb
     rows, cols = np.nonzero(hair)
@@ -381,10 +408,12 @@ def tint_hair(rgb: np.ndarray, hair: np.ndarray, colour: int) -> np.ndarray:
     inside = hair[box].astype(np.float32)
     weight = cv2.GaussianBlur(inside, (0, 0), 1.5) * inside
     lab = rgb_to_lab(rgb[box])
+    toned = hair_tones(lab[..., 0][hair[box]], colour)
+    moved = lab[..., 0].copy()
+    moved[hair[box]] = toned
+    lab[..., 0] += weight * (moved - lab[..., 0])
     target = np.asarray(HAIR_COLOURS[colour], np.float32) / LAB_SCALE[1:]
     chroma = lab[..., 1:] + weight[..., None] * (target - lab[..., 1:])
-    # A colour dark hair cannot show (out of gamut at its lightness) is pulled in rather than clipped, which
-    # would change the lightness: the hair keeps its own.
     for _ in range(6):
         lab[..., 1:] = chroma
         drift = np.abs(rgb_to_lab(lab_to_rgb(lab))[..., 0] - lab[..., 0]) * LAB_SCALE[0]
@@ -396,9 +425,8 @@ def tint_hair(rgb: np.ndarray, hair: np.ndarray, colour: int) -> np.ndarray:
     return out
 
 
-def colour_planes(lightness: np.ndarray, labels: list[np.ndarray], person: np.ndarray | None, portrait: bool,
-                  palette: Palette, scene: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
-    """h x w x 2 CIELAB (a, b) at the solve size of `lightness` (L 0..100)."""
-    regions, owners = region_map(lightness, labels, person, portrait)
+def colour_planes(lightness: np.ndarray, regions: np.ndarray, owners: np.ndarray, portrait: bool, palette: Palette,
+                  scene: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+    """h x w x 2 CIELAB (a, b) at the solve size of `lightness` (L 0..100), from its region_map."""
     fixed, values = imposed_colour(regions, owners, lightness, palette, portrait, scene)
     return levin(lightness, fixed, values)

@@ -141,6 +141,11 @@ class Framing:
         """2x3 affine matrix: network input pixel coordinates (0..SIDE) -> photo pixel coordinates."""
         return np.column_stack([self.across / SIDE, self.down / SIDE, self.origin]).astype(np.float64)
 
+    def zoomed(self, factor: float) -> Framing:
+        """The square about the same centre with `factor` times the side: the whole head and its long hair."""
+        centre = self.origin + (self.across + self.down) / 2
+        return Framing(centre - factor * (self.across + self.down) / 2, factor * self.across, factor * self.down)
+
     def corners(self) -> np.ndarray:
         """4 x 2: top-left, top-right, bottom-right, bottom-left in photo coordinates."""
         o, a, d = self.origin, self.across, self.down
@@ -286,13 +291,14 @@ class FaceParser:
         """N x SIDE x SIDE x 3 RGB crops -> N x SIDE x SIDE uint8 labels (the most likely class per pixel)."""
         return self.logits(crops).argmax(axis=1).astype(np.uint8)
 
-    def parse_faces(self, rgb: np.ndarray,
-                    faces: Sequence[common_pb2.Face | common_pb2.Box | Sequence[float]]) -> list[np.ndarray]:
-        """One HxW uint8 label map per face, in photo coordinates, OUTSIDE beyond its square (one batch)."""
+    def parse_faces(self, rgb: np.ndarray, faces: Sequence[common_pb2.Face | common_pb2.Box | Sequence[float]],
+                    zoom: float = 1.0) -> list[np.ndarray]:
+        """One HxW uint8 label map per face, in photo coordinates, OUTSIDE beyond its square (one batch); `zoom`
+        widens every square about its centre."""
         rgb = as_rgb(rgb)
         if not faces:
             return []
-        squares = [framing(face) for face in faces]
+        squares = [framing(face).zoomed(zoom) for face in faces]
         labels = self.parse_crops(np.stack([crop(rgb, square) for square in squares]))
         return [place(map_, square, *rgb.shape[:2]) for map_, square in zip(labels, squares)]
 

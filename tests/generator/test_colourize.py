@@ -32,14 +32,15 @@ def ab(rgb: np.ndarray) -> np.ndarray:
     return rgb_to_lab(rgb)[..., 1:] * 110
 
 
-def test_the_hair_colour_changes_the_hair_and_no_other_pixel(engine, grey_portrait):  # noqa: F811
+def test_the_hair_colour_changes_the_hair_and_nothing_beyond_the_person(engine, grey_portrait):  # noqa: F811
     labels = engine.parser.parse_faces(grey_portrait, engine.analyzer.analyze(grey_portrait))
     hair = np.any([label == parsing.Label.HAIR for label in labels], axis=0)
     assert hair.mean() > 0.02
+    person = engine.segmenter.mask(grey_portrait) >= 0.5
     black = colourized(engine, grey_portrait, 5, hair_color=common_pb2.BLACK)
     red = colourized(engine, grey_portrait, 5, hair_color=common_pb2.RED)
     changed = np.any(black != red, axis=2)
-    assert not changed[~hair].any()
+    assert not changed[~hair & ~person].any()  # the hair beyond the parse's square is the person's
     assert (ab(red)[..., 0][hair] - ab(black)[..., 0][hair]).mean() > 15  # much redder where it is hair
 
 
@@ -171,3 +172,50 @@ def test_a_knit_vest_of_the_faces_grey_is_not_taken_for_bare_skin():
     assert (regions[45:75, 15:40] == colourize.SKIN).mean() < 0.05
     assert not (regions[60:68, 15:23] == colourize.SKIN).any()
     assert (regions[45:75, 50:65] == colourize.SKIN).mean() > 0.9
+
+
+@pytest.mark.parametrize("colour", [common_pb2.RED, common_pb2.BLOND, common_pb2.BROWN])
+def test_dark_hair_asked_for_a_colour_shows_it_and_keeps_its_strands_in_order(colour):
+    """Near-black hair cannot show red at its own lightness (sRGB has no such colour): its tones are lifted
+    just enough, in order, and nothing outside the hair moves. Hair the colour can show keeps its lightness."""
+    rng = np.random.default_rng(0)
+    grey = np.full((60, 60, 3), 120, np.uint8)
+    strands = np.clip(25 + rng.normal(0, 8, (30, 40)), 0, 255).astype(np.uint8)  # L ~ 8-12: very dark hair
+    grey[10:40, 10:50] = strands[..., None]
+    hair = np.zeros((60, 60), bool)
+    hair[10:40, 10:50] = True
+    tinted = colourize.tint_hair(grey, hair, colour)
+    inner = np.s_[14:36, 14:46]  # inside the feathered edge
+    median_ab = np.median(ab(tinted)[inner].reshape(-1, 2), axis=0)
+    assert np.linalg.norm(median_ab - np.asarray(colourize.HAIR_COLOURS[colour])) <= 8.0
+    before, after = rgb_to_lab(grey)[..., 0][inner].ravel(), rgb_to_lab(tinted)[..., 0][inner].ravel()
+    assert np.corrcoef(before, after)[0, 1] > 0.95  # the strands' texture, kept
+    assert (tinted[~hair] == grey[~hair]).all()
+
+
+def test_hair_the_colour_can_show_keeps_its_lightness():
+    rng = np.random.default_rng(1)
+    lightness = np.clip(0.45 + rng.normal(0, 0.05, 500), 0, 1)  # mid-brown hair: red exists at L 35-55
+    np.testing.assert_allclose(colourize.hair_tones(lightness, common_pb2.RED), lightness, atol=1e-6)
+    white = np.clip(0.92 + rng.normal(0, 0.03, 500), 0, 1)  # white hair asked red: moved down, still in order
+    toned = colourize.hair_tones(white, common_pb2.RED)
+    assert np.percentile(toned, 95) <= colourize.shown_lightness(common_pb2.RED)[1] / 100 + 1e-6
+    assert (np.argsort(toned, kind="stable") == np.argsort(white, kind="stable")).all()
+
+
+def test_long_hair_beyond_the_parses_square_takes_the_colour_but_the_dress_and_the_room_do_not():
+    close = np.full((100, 100), parsing.OUTSIDE, np.uint8)
+    close[0:50, 20:80] = parsing.Label.BACKGROUND  # the face's square ends at row 50
+    close[10:50, 30:70] = parsing.Label.HAIR
+    close[20:45, 40:60] = parsing.Label.SKIN
+    wide = np.full((100, 100), parsing.Label.BACKGROUND, np.uint8)
+    wide[10:80, 30:70] = parsing.Label.HAIR  # the wide parse: hair down to the shoulders
+    wide[20:45, 40:60] = parsing.Label.HAIR  # and, coarser, over the face the close parse knows better
+    wide[80:, 25:75] = parsing.Label.CLOTH  # the dress below, of the hair's grey
+    wide[40:90, 80:95] = parsing.Label.HAIR  # a dark door it took for hair, beside the person
+    person = np.zeros((100, 100), np.float32)
+    person[5:, 25:75] = 1.0
+    hair = colourize.photo_hair([close], [wide], person)
+    assert hair[50:80, 30:70].all()  # the hair beyond the square, to the shoulders
+    assert not hair[20:45, 40:60].any()  # the close parse's skin stays skin
+    assert not hair[80:].any() and not hair[:, 78:].any()  # neither the dress nor the door

@@ -136,7 +136,7 @@ class LearnedGenerator:
         """Colour for the restored grey photo: a palette per region, drawn from `seed`, spread over the photo."""
         faces = list(request.report.faces) or self.analyzer.analyze(request.rgb)
         # Regions of the photo as it came: the same whatever the candidate.
-        labels = self.parser.parse_faces(request.rgb, faces) if faces else []
+        labels = self.parser.parse_faces(request.rgb, faces, colourize.HEAD_ZOOM) if faces else []
         photo_area = grey.shape[0] * grey.shape[1]
         portrait = any(face.box.width * face.box.height > PORTRAIT_FACE_SHARE * photo_area for face in faces)
         size = colourize.solve_size(*grey.shape[:2])
@@ -145,7 +145,14 @@ class LearnedGenerator:
         palette = colourize.Palette.draw(seed, options.gender, float(options.age) if options.HasField("age") else None)
         # A scene's colour comes from what it shows; a portrait's backdrop is a palette's, different per candidate.
         scene = None if portrait else self.scene.predict(lightness, scene_colour.candidate_tilt(seed))
-        ab = colourize.colour_planes(lightness, labels, self.segmenter.probability(grey), portrait, palette, scene)
+        people = self.segmenter.probability(grey)
+        regions, owners = colourize.region_map(lightness, labels, people, portrait)
+        ab = colourize.colour_planes(lightness, regions, owners, portrait, palette, scene)
         coloured = compose.chroma_onto(grey, ab, strength / DEFAULT_STRENGTH)
-        hair = np.any([label == parsing.Label.HAIR for label in labels], axis=0) if labels else None
-        return colourize.tint_hair(coloured, hair, options.hair_color) if hair is not None else coloured
+        if not labels or options.hair_color == common_pb2.HAIR_COLOR_UNSPECIFIED:
+            return coloured
+        close = self.parser.parse_faces(request.rgb, faces)  # the hair's edge at the parser's full resolution
+        height, width = grey.shape[:2]
+        hair = colourize.photo_hair(close, labels,
+                                    person.window(people, (height, width), slice(0, height), slice(0, width)))
+        return colourize.tint_hair(coloured, hair, options.hair_color)

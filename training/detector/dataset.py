@@ -28,9 +28,9 @@ SCALE_RANGE = (0.5, 1.0)
 PORTRAIT_SCALE_RANGE = (0.15, 1.0)
 
 
-#: Photos that choose the thresholds (export.calibrate): trained on by no run, and not the benchmark's.
-#: One photo (a street scene, scikit-learn's china.jpg): the registry packages hold few photos, and
-#: every other goes to training or to the benchmark.
+#: Registry photos that choose the thresholds (export.calibrate): trained on by no run, and not the benchmark's.
+#: One photo (a street scene, scikit-learn's china.jpg): the registry packages hold few photos, and every other
+#: goes to training or to the benchmark. validation_photos adds GCompris's validation share to it.
 VALIDATE = tuple(photo for photo in sources.EXTRA if photo.path.endswith("images/china.jpg"))
 #: Training photos per set name: "base" is what the first models used; "wide" adds the other EXTRA
 #: photos (a portrait among them), so damage lands on more kinds of content; "people" adds PORTRAITS,
@@ -63,6 +63,15 @@ def training_photos(name: str, gcompris_dir: Path) -> tuple[sources.Photo, ...]:
     validation share stays out of every model's training)."""
     extra = gcompris_photos.share(gcompris_dir, validation=False) if name in WITH_GCOMPRIS else ()
     return PHOTO_SETS[name] + extra
+
+
+def load_validation_photos(data_dir: Path, gcompris_dir: Path) -> tuple[tuple[sources.Photo, ...], list[np.ndarray]]:
+    """The photos thresholds are chosen on, and their pixels: VALIDATE and GCompris's validation share (14
+    monuments and animals no run trains on). One photo alone let a single smooth sky set the fading threshold
+    (phase 10: 0.4, and 1.77% of a clean portrait flagged)."""
+    extra = gcompris_photos.share(gcompris_dir, validation=True)
+    return VALIDATE + extra, sources.load_all(VALIDATE, data_dir) + gcompris_photos.load_all(gcompris_dir, 1024,
+                                                                                               validation=True)
 
 
 def load_training_photos(name: str, data_dir: Path, gcompris_dir: Path) -> list[np.ndarray]:

@@ -32,7 +32,7 @@ from training.common import gcompris_photos, sources
 from training.common.artifacts import REPO, shown
 from training.common.colour_photos import GCOMPRIS
 from training.common.onnx_export import export_checked
-from training.detector.dataset import DAMAGE, VALIDATE, training_batch, training_photos
+from training.detector.dataset import DAMAGE, load_validation_photos, training_batch, training_photos
 from training.detector.model import MASK_CHANNELS, DamageUNet, load_compatible, parameter_count
 from training.detector.synthetic_damage import DamageParams, DamageSynthesizer
 from training.detector.train import DEFAULT_RUN_DIR
@@ -56,9 +56,9 @@ CLEAN_CAP = 0.005 / MASK_CHANNELS
 THRESHOLD_GRID = np.linspace(0.05, 0.95, 19)
 #: Seed of the calibration draws: not the training seed, so these crops and damage are new.
 CALIBRATION_SEED = 99991
-#: Batches of 8 calibration draws. The validation split is one photo, and 16 batches left the thresholds to
-#: chance: phase 9's stain and fading thresholds moved by 0.1-0.15 between 16 and 64, and with 16 a smooth clean
-#: gradient read as fading (2.87% flagged, against 1.07% with 64).
+#: Batches of 8 calibration draws. With one validation photo 16 batches left the thresholds to chance (phase 9's
+#: stain and fading thresholds moved by 0.1-0.15 between 16 and 64); the split is now fifteen photos
+#: (dataset.load_validation_photos), and 64 batches stay.
 CALIBRATION_BATCHES = 64
 
 
@@ -232,10 +232,15 @@ def main() -> None:
     args_of_run = torch.load(args.run_dir / "checkpoint.pt", weights_only=False)["args"]
     damage = DAMAGE[args_of_run.get("damage", "default")]
     # Runs before the validation split existed calibrated on their training photos; the manifest says which.
-    split = sources.TRAIN if args_of_run.get("photos", "base") == "base" else VALIDATE
-    calibration = calibrate(model, sources.load_all(split, args.data_dir), args.calibration_batches, damage)
-    calibrated_on = ("the validation photos " + ", ".join(p.path for p in split) if split is VALIDATE
-                     else "the training photos") + f" ({args.calibration_batches * 8} draws)"
+    if args_of_run.get("photos", "base") == "base":
+        split, photos = sources.TRAIN, sources.load_all(sources.TRAIN, args.data_dir)
+    else:
+        split, photos = load_validation_photos(args.data_dir, Path(args_of_run.get("gcompris_dir",
+                                                                                   gcompris_photos.DEFAULT_DIR)))
+    calibration = calibrate(model, photos, args.calibration_batches, damage)
+    calibrated_on = ("the training photos" if split is sources.TRAIN
+                     else "the validation photos " + ", ".join(p.path for p in split)) + \
+        f" ({args.calibration_batches * 8} draws)"
     log.info("calibrated", extra={"thresholds": calibration.thresholds, "grow_from": calibration.grow_level})
     export(model, args.out_dir / ONNX_NAME, calibration.thresholds)
     shutil.copyfile(weights, args.out_dir / WEIGHTS_NAME)

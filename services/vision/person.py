@@ -104,8 +104,12 @@ class PersonSegmenter:
 
     def mask(self, rgb: np.ndarray) -> np.ndarray:
         """H x W float32 0..1: the probability that each pixel of `rgb` (uint8 RGB) shows a person."""
-        height, width = rgb.shape[:2]
-        return window(self.probability(rgb), (height, width), slice(0, height), slice(0, width))
+        return whole(self.probability(rgb), rgb.shape[:2])
+
+
+def whole(probability: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """`probability` (`PersonSegmenter.probability`) over the whole of a photo of `size` (H, W)."""
+    return window(probability, size, slice(0, size[0]), slice(0, size[1]))
 
 
 def window(probability: np.ndarray, size: tuple[int, int], rows: slice, cols: slice) -> np.ndarray:

@@ -17,7 +17,14 @@ import numpy as np
 
 from services.detector.engine import DAMAGE_TYPES
 from training.common import gcompris_photos, sources
-from training.detector.synthetic_damage import FAINT_SCAN, LETTERED_SCAN, REAL_SCAN, DamageParams, DamageSample, DamageSynthesizer
+from training.detector.synthetic_damage import (
+    FAINT_SCAN,
+    LETTERED_SCAN,
+    REAL_SCAN,
+    DamageParams,
+    DamageSample,
+    DamageSynthesizer,
+)
 
 #: Share of samples left undamaged (scan artefacts only): negatives against false alarms.
 UNDAMAGED_SHARE = 0.25
@@ -30,7 +37,7 @@ PORTRAIT_SCALE_RANGE = (0.15, 1.0)
 
 #: Registry photos that choose the thresholds (export.calibrate): trained on by no run, and not the benchmark's.
 #: One photo (a street scene, scikit-learn's china.jpg): the registry packages hold few photos, and every other
-#: goes to training or to the benchmark. validation_photos adds GCompris's validation share to it.
+#: goes to training or to the benchmark. load_validation_photos adds GCompris's validation share to it.
 VALIDATE = tuple(photo for photo in sources.EXTRA if photo.path.endswith("images/china.jpg"))
 #: Training photos per set name: "base" is what the first models used; "wide" adds the other EXTRA
 #: photos (a portrait among them), so damage lands on more kinds of content; "people" adds PORTRAITS,

@@ -152,7 +152,5 @@ class LearnedGenerator:
         if not labels or options.hair_color == common_pb2.HAIR_COLOR_UNSPECIFIED:
             return coloured
         close = self.parser.parse_faces(request.rgb, faces)  # the hair's edge at the parser's full resolution
-        height, width = grey.shape[:2]
-        hair = colourize.photo_hair(close, labels,
-                                    person.window(people, (height, width), slice(0, height), slice(0, width)))
+        hair = colourize.photo_hair(close, labels, person.whole(people, grey.shape[:2]))
         return colourize.tint_hair(coloured, hair, options.hair_color)

@@ -363,12 +363,13 @@ def photo_hair(close: list[np.ndarray], wide: list[np.ndarray], person: np.ndarr
     """H x W bool: the hair a requested colour goes on. Each face's parse (`close`) ends at its square, a
     straight-edged block of red over long hair; the parse of a square HEAD_ZOOM times as wide (`wide`, same
     faces) sees the whole head and tells the hair on the shoulders from the dress under it, at a lower
-    resolution. So the close parse inside its square, the wide one beyond, and there only on the person mask
-    (`person`, photo size): a colour asked for the hair lands on the person and nowhere else."""
+    resolution. So the close parse's hair, and the wide one's where the close parse saw nothing of the person
+    (beyond its square, or background: at the top of its square it leaves holes in a high hairdo), there only on
+    the person mask (`person`, photo size): a colour asked for the hair lands on the person and nowhere else."""
     hair = np.zeros(person.shape, bool)
     for near, far in zip(close, wide, strict=True):
-        hair |= near == parsing.Label.HAIR
-        hair |= (near == parsing.OUTSIDE) & (far == parsing.Label.HAIR) & (person >= 0.5)
+        unseen = (near == parsing.OUTSIDE) | (near == parsing.Label.BACKGROUND)
+        hair |= (near == parsing.Label.HAIR) | (unseen & (far == parsing.Label.HAIR) & (person >= 0.5))
     return hair
 
 

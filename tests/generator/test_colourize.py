@@ -207,6 +207,7 @@ def test_long_hair_beyond_the_parses_square_takes_the_colour_but_the_dress_and_t
     close = np.full((100, 100), parsing.OUTSIDE, np.uint8)
     close[0:50, 20:80] = parsing.Label.BACKGROUND  # the face's square ends at row 50
     close[10:50, 30:70] = parsing.Label.HAIR
+    close[12:16, 40:48] = parsing.Label.BACKGROUND  # a hole the close parse leaves in a high hairdo
     close[20:45, 40:60] = parsing.Label.SKIN
     wide = np.full((100, 100), parsing.Label.BACKGROUND, np.uint8)
     wide[10:80, 30:70] = parsing.Label.HAIR  # the wide parse: hair down to the shoulders
@@ -217,5 +218,6 @@ def test_long_hair_beyond_the_parses_square_takes_the_colour_but_the_dress_and_t
     person[5:, 25:75] = 1.0
     hair = colourize.photo_hair([close], [wide], person)
     assert hair[50:80, 30:70].all()  # the hair beyond the square, to the shoulders
+    assert hair[12:16, 40:48].all()  # and the hole in it
     assert not hair[20:45, 40:60].any()  # the close parse's skin stays skin
     assert not hair[80:].any() and not hair[:, 78:].any()  # neither the dress nor the door

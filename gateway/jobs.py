@@ -19,6 +19,7 @@ leases at once, so a restart resumes its jobs without waiting. Old jobs expire.
 from __future__ import annotations
 
 import asyncio
+import copy
 import logging
 import os
 import re
@@ -128,6 +129,8 @@ class Job:
     #: Its final state is in the database (until then this replica keeps it and retries the write).
     end_recorded: bool = False
     task: asyncio.Task | None = None
+    #: Photo endings waiting for their write: a photo is shown finished only once that is durable.
+    endings: set[asyncio.Task] = field(default_factory=set)
     listeners: set[Listener] = field(default_factory=set)
 
     def to_json(self) -> dict[str, Any]:
@@ -373,6 +376,8 @@ class JobManager:
             job.photos[photo.index] = PhotoReport(photo.index, photo.filename)
         await self._pipeline.run(job.id, photos, job.options, lambda event: self._on_event(job, event))
         del photos
+        if job.endings:
+            await asyncio.wait(set(job.endings))
         if job.state == "running":
             done = any(photo.status == "done" for photo in job.photos)
             job.state = "done" if done else "failed"
@@ -382,10 +387,35 @@ class JobManager:
 
     def _on_event(self, job: Job, event: gateway_pb2.RestoreEvent) -> None:
         photo = job.photos[event.photo_index]
+        kind = event.WhichOneof("event")
+        if kind in ("done", "failed"):
+            self._end_photo_when_saved(job, photo, event)
+            return
         photo.apply(event)
-        if event.WhichOneof("event") != "progress":
+        if kind != "progress":
             self._persist(self._store.save_photo(job.id, job.epoch, photo.to_json()), job)
         job.notify(Update(event, photo.to_json()))
+
+    def _end_photo_when_saved(self, job: Job, photo: PhotoReport, event: gateway_pb2.RestoreEvent) -> None:
+        """Show a photo finished only after its final state is written: a reader who saw it done, and a
+        gateway that dies a moment later, must not see it run again on the replica that takes the job over."""
+        ended = copy.deepcopy(photo)
+        ended.apply(event)
+
+        async def end() -> None:
+            try:
+                if await self._store.save_photo(job.id, job.epoch, ended.to_json()) is False:
+                    self._abandon(job)
+                    return
+            except Exception as error:  # the result exists; only its durability is lost: say so and go on
+                metrics.BACKGROUND_FAILURES.labels("job-save").inc()
+                log.error("cannot save job state", extra={"job": job.id, "error": str(error)})
+            photo.apply(event)
+            job.notify(Update(event, photo.to_json()))
+
+        task = asyncio.get_running_loop().create_task(end())
+        job.endings.add(task)
+        task.add_done_callback(job.endings.discard)
 
     def _finish(self, job: Job) -> None:
         """Record the end, release every waiter, and drop the uploads: a finished job never runs again."""

@@ -82,7 +82,7 @@ def test_people_of_a_group_wear_different_dyes():
     person[5:, 5:35] = person[5:, 45:75] = 1.0
     palette = colourize.Palette.draw(1, common_pb2.GENDER_UNSPECIFIED, None)
     regions, owners = colourize.region_map(lightness, labels, person, portrait=True)
-    fixed, values = colourize.imposed_colour(regions, owners, lightness, palette)
+    fixed, values, _ = colourize.imposed_colour(regions, owners, lightness, palette)
     left, right = values[40:55, 10:30].reshape(-1, 2), values[40:55, 50:70].reshape(-1, 2)
     assert fixed[40:55, 10:30].all() and fixed[40:55, 50:70].all()  # the clothes below the parses are dyed
     assert np.ptp(left, axis=0).max() == 0 and np.ptp(right, axis=0).max() == 0
@@ -95,7 +95,7 @@ def test_a_near_white_dye_fades_to_white():
     regions = np.full((20, 40), colourize.CLOTH, np.uint8)
     regions[:, 20:] = colourize.SKIN
     palette = colourize.Palette.draw(2, common_pb2.GENDER_UNSPECIFIED, None)
-    fixed, values = colourize.imposed_colour(regions, np.zeros((20, 40), np.int32), lightness, palette)
+    _, values, _ = colourize.imposed_colour(regions, np.zeros((20, 40), np.int32), lightness, palette)
     chroma = np.linalg.norm(values, axis=2)
     assert chroma[5:15, 3:17].max() < 0.3 * np.linalg.norm(palette.cloth(0))
     assert chroma[5:15, 23:37].min() > 0.6 * np.linalg.norm(palette.skin)
@@ -110,7 +110,7 @@ def test_a_shirt_as_light_as_the_old_prints_white_is_white():
     for white in (85.0, 100.0):
         lightness = np.full((20, 40), 80.0, np.float32)
         lightness[:, 36:] = white  # the paper's edge, or a white wall
-        _, values = colourize.imposed_colour(regions, np.zeros((20, 40), np.int32), lightness, palette)
+        _, values, _ = colourize.imposed_colour(regions, np.zeros((20, 40), np.int32), lightness, palette)
         chroma[white] = float(np.linalg.norm(values, axis=2)[5:15, 3:30].max())
     dye = float(np.linalg.norm(palette.cloth(0)))
     assert chroma[85.0] < 0.15 * dye < 0.3 * dye < chroma[100.0]
@@ -148,6 +148,26 @@ def test_where_the_scene_network_is_sure_candidates_agree_and_where_it_guesses_t
         np.testing.assert_allclose(ab_planes[:, :24], scene_ab[:, :24])  # sure: the network's colour, whole
     assert np.linalg.norm(imposed[0][:, 24:] - imposed[1][:, 24:], axis=-1).min() > 10  # guessing: the backdrops
     assert np.linalg.norm(imposed[0][:, 24:] - scene_ab[:, 24:], axis=-1).min() > 10
+
+
+def test_the_scene_networks_blotchy_colour_is_one_colour_per_stretch_of_alike_lightness(monkeypatch):
+    """The network's colour changes from block to block; a dark table and a bright cup each come out one
+    colour, the mean of what the network said over them, and the two do not bleed into each other."""
+    monkeypatch.setattr(colourize, "SCENE_WEIGHTS", ((10.0, 1.0), (30.0, 1.0)))
+    lightness = np.full((64, 96), 30.0, np.float32)
+    lightness[:, 48:] = 80.0
+    regions = np.full(lightness.shape, colourize.BACKGROUND, np.uint8)
+    owners = np.zeros(lightness.shape, np.int32)
+    truth = np.where((np.arange(96) < 48)[None, :, None], np.float32([-20.0, 25.0]), np.float32([10.0, -20.0]))
+    truth = np.broadcast_to(truth, (*lightness.shape, 2))
+    blocks = np.random.default_rng(5).normal(0, 15, (16, 24, 2)).astype(np.float32)
+    scene_ab = (truth + np.kron(blocks, np.ones((4, 4, 1), np.float32))).astype(np.float32)
+    spread = np.full(lightness.shape, 6.0, np.float32)
+    palette = colourize.Palette.draw(1, common_pb2.GENDER_UNSPECIFIED, None)
+    solved = colourize.colour_planes(lightness, regions, owners, False, palette, (scene_ab, spread))
+    for side in (slice(0, 44), slice(52, 96)):
+        assert solved[:, side].std(axis=(0, 1)).max() < 0.25 * scene_ab[:, side].std(axis=(0, 1)).max()
+        assert np.abs(solved[:, side].mean(axis=(0, 1)) - truth[0, side].mean(axis=0)).max() < 4
 
 
 def test_a_knit_vest_of_the_faces_grey_is_not_taken_for_bare_skin():

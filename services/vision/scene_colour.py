@@ -27,8 +27,10 @@ MULTIPLE = 8
 STRIDE = 4
 #: Strength of a candidate's tilt (nats per ab unit). On the validation photos 0.04 moved the network's colour
 #: by 8.5 ab between candidates (weighted as served) for 0.5 ab further from the truth; 0.08 and above
-#: pulled foliage purple.
-TILT_STRENGTH = 0.04
+#: pulled foliage purple. Since the colourizer averages the network's colour over stretches of alike lightness
+#: (colourize.SCENE_PULL), 0.06 parts the tuning scenes' candidates by 9.5 ab instead of 7.4 at the same
+#: distance from the truth (bench/colour_bench.py --photos tuning); at 0.08 a storm's sky turned brown.
+TILT_STRENGTH = 0.06
 #: Successive seeds' hues turn by the golden angle, so any few candidates face well-spread directions.
 GOLDEN_ANGLE = np.deg2rad(137.508)
 

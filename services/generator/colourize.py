@@ -15,8 +15,8 @@ and spread over the rest:
    found at the parser's resolution and used at the working resolution.
 2. **Palettes.** Skin within human ranges (shaped by the requested gender and
    age), lips a little redder, hair from its grey level (dark: near black;
-   mid: brown; light: blond), near-neutral eyes; clothes, hat and backdrop
-   drawn per candidate from palettes of plausible dyes and walls, so
+   mid: brown; light: blond), near-neutral eyes; clothes, hat, backdrop and
+   sky drawn per candidate from palettes of plausible dyes, walls and blues, so
    candidates differ where a person would accept either answer and agree on
    skin; each person of a group wears a dye of their own. A scene (no face
    large enough to make a portrait) is coloured by a network trained on
@@ -97,7 +97,9 @@ CLOTHES = ((2.0, -22.0), (-16.0, 6.0), (30.0, 12.0), (9.0, 20.0), (1.0, 1.0), (4
 #: differ by 19 or more (the last and the first by 13), so consecutive candidates stand on clearly different
 #: walls.
 BACKDROPS = ((9.0, 19.0), (-9.0, 5.0), (10.0, 3.0), (-10.0, 14.0), (2.0, -2.0), (-4.0, 17.0))
-SKY_AB = (-4.0, -20.0)
+#: Skies: a clear blue, a paler hazy one, a deeper one. Each candidate draws one, so candidates differ in the sky
+#: as in the walls, by 9 ab or more between neighbours, all of them blue.
+SKIES = ((-4.0, -20.0), (-1.0, -11.0), (-8.0, -29.0))
 #: A person without a found face: a warm, low chroma, as a hand-tinted print (a blue face is worse than none).
 PERSON_AB = (6.0, 11.0)
 #: Backdrops of scenes (no portrait) are kept fainter: one tint over a whole street looks painted.
@@ -138,6 +140,7 @@ class Palette:
     lips: tuple[float, float]
     hat: tuple[float, float]
     backdrop: tuple[float, float]
+    sky: tuple[float, float]
     seed: int
 
     def cloth(self, person: int) -> tuple[float, float]:
@@ -158,9 +161,10 @@ class Palette:
             b += -1.0 if age < 13 else (1.0 if age > 60 else 0.0)
         skin = (a + rng.uniform(-1, 1) * SKIN_SPREAD[0], b + rng.uniform(-1, 1) * SKIN_SPREAD[1])
         lips = (LIPS_AB[0] + (3.0 if gender == common_pb2.FEMALE else 0.0) + rng.uniform(-2, 2), LIPS_AB[1])
-        # The gateway asks for consecutive seeds and both palettes are ordered so that neighbours differ a lot:
-        # consecutive candidates never share a dye or a wall.
-        return cls(skin, lips, CLOTHES[(seed + 4) % len(CLOTHES)], BACKDROPS[seed % len(BACKDROPS)], seed)
+        # The gateway asks for consecutive seeds and the palettes are ordered so that neighbours differ a lot:
+        # consecutive candidates never share a dye, a wall or a sky.
+        return cls(skin, lips, CLOTHES[(seed + 4) % len(CLOTHES)], BACKDROPS[seed % len(BACKDROPS)],
+                   SKIES[seed % len(SKIES)], seed)
 
 
 def solve_size(height: int, width: int) -> tuple[int, int]:
@@ -298,7 +302,7 @@ def imposed_colour(regions: np.ndarray, owners: np.ndarray, lightness: np.ndarra
     lightness takes the mean of what the network says over it."""
     hair = hair_ab(lightness, regions == HAIR)
     backdrop = palette.backdrop if portrait else tuple(SCENE_BACKDROP * value for value in palette.backdrop)
-    colours = {BACKGROUND: backdrop, SKY: SKY_AB, SKIN: palette.skin, LIPS: palette.lips, EYES: EYES_AB,
+    colours = {BACKGROUND: backdrop, SKY: palette.sky, SKIN: palette.skin, LIPS: palette.lips, EYES: EYES_AB,
                BROWS: (hair[0] * 0.6, hair[1] * 0.6), HAIR: hair, HAT: palette.hat,
                NEUTRAL: (0.0, 0.0), PERSON: PERSON_AB}
     fixed = np.zeros(regions.shape, bool)

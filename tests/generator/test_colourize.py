@@ -3,6 +3,8 @@ where it is plausible and agree on skin, lightness kept."""
 
 from __future__ import annotations
 
+import itertools
+
 import cv2
 import numpy as np
 import pytest
@@ -241,3 +243,12 @@ def test_long_hair_beyond_the_parses_square_takes_the_colour_but_the_dress_and_t
     assert hair[12:16, 40:48].all()  # and the hole in it
     assert not hair[20:45, 40:60].any()  # the close parse's skin stays skin
     assert not hair[80:].any() and not hair[:, 78:].any()  # neither the dress nor the door
+
+
+def test_consecutive_candidates_stand_on_different_walls_under_different_blue_skies():
+    """The gateway asks for consecutive seeds: neighbours never share a wall, a dye or a sky, and every sky is blue."""
+    palettes = [colourize.Palette.draw(seed, common_pb2.GENDER_UNSPECIFIED, None) for seed in range(12)]
+    for first, second in itertools.pairwise(palettes):
+        for region in ("backdrop", "hat", "sky"):
+            assert np.linalg.norm(np.subtract(getattr(first, region), getattr(second, region))) >= 8, region
+    assert all(palette.sky[1] < -5 and abs(palette.sky[0]) < palette.sky[1] * -0.5 for palette in palettes)

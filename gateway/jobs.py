@@ -286,8 +286,10 @@ class JobManager:
         job.state, job.reason = "cancelled", "cancelled by the client"
         if job.task is not None:
             job.task.cancel()  # reaches the in-flight upstream RPCs
-        for photo in job.photos:
-            photo.cancel()
+        for photo in job.photos:  # written before the job's end: from then on readers see the database's copy
+            if not photo.finished:
+                photo.cancel()
+                self._persist(self._store.save_photo(job.id, job.epoch, photo.to_json()), job)
         self._finish(job)
         return True
 

@@ -8,6 +8,7 @@ import time
 
 import requests
 
+from tests.cluster import GatewayThread, gateway_config, targets
 from tests.gateway.test_http_api import restore
 from tests.gateway.test_jobs import submit, wait_for
 from tests.photos import encode, portrait
@@ -62,8 +63,29 @@ def test_a_cancelled_jobs_unfinished_photos_say_cancelled(gateway):
     job_id = reply.json()["id"]
     assert requests.delete(f"{gateway.url}/v1/jobs/{job_id}", timeout=10).status_code in (200, 202)
     job = wait_for(gateway.url, job_id, ("cancelled",), timeout=30)
-    assert all(photo["status"] in ("done", "cancelled") for photo in job["photos"])
+    assert all(photo["status"] in ("done", "cancelled") for photo in job["photos"]), job["photos"]
     assert any(photo["status"] == "cancelled" and photo["error"]["code"] == "CANCELLED" for photo in job["photos"])
+
+
+def test_a_job_cancelled_while_queued_says_so_for_every_photo(detector, generator, upscaler, tmp_path):
+    """Cancelled before a worker took it: read back from the database (by the next gateway, or by this one once
+    the job has ended), each photo must say cancelled too; they said queued, as only an RPC's failure had ever
+    written a cancelled photo."""
+    upstreams = (targets([detector]), targets([generator]), targets([upscaler]))
+    first = GatewayThread(gateway_config(tmp_path, *upstreams, "--job-workers", "1"))
+    try:
+        submit(first.url, [encode(portrait(200, 240, seed=1))], candidates=4)  # keeps the one worker busy
+        queued = submit(first.url, [encode(portrait(96, 96, seed=i)) for i in range(3)], candidates=1).json()["id"]
+        assert requests.delete(f"{first.url}/v1/jobs/{queued}", timeout=10).status_code in (200, 202)
+    finally:
+        first.stop()  # waits for the writes under way
+    second = GatewayThread(gateway_config(tmp_path, *upstreams, "--job-workers", "1"))
+    try:
+        job = requests.get(f"{second.url}/v1/jobs/{queued}", timeout=10).json()
+        assert job["state"] == "cancelled"
+        assert [photo["status"] for photo in job["photos"]] == ["cancelled"] * 3, job["photos"]
+    finally:
+        second.stop()
 
 
 def test_seeds_are_numbers_in_json(gateway):

@@ -77,7 +77,7 @@ PARSED = {
     parsing.Label.RIGHT_EAR: SKIN, parsing.Label.UPPER_LIP: LIPS, parsing.Label.LOWER_LIP: LIPS,
     parsing.Label.LEFT_EYE: EYES, parsing.Label.RIGHT_EYE: EYES, parsing.Label.LEFT_BROW: BROWS,
     parsing.Label.RIGHT_BROW: BROWS, parsing.Label.HAIR: HAIR, parsing.Label.CLOTH: CLOTH, parsing.Label.HAT: HAT,
-    parsing.Label.GLASSES: NEUTRAL, parsing.Label.MOUTH: NEUTRAL,
+    parsing.Label.GLASSES: NEUTRAL, parsing.Label.MOUTH: NEUTRAL,  # glasses: freed after split_body
 }
 
 #: Bare skin beyond the head comes in pieces at least this share of the parsed skin's area: a hand's.
@@ -202,6 +202,14 @@ def region_map(lightness: np.ndarray, labels: list[np.ndarray], person: np.ndarr
         owners[small == parsing.Label.CLOTH] = index
     parsed_cloth = regions == CLOTH
     split_body(regions, lightness, texture, people)
+    # Spectacles are seen through: the parse calls the eyes and the skin behind the lenses glasses, and imposed
+    # grey they were grey goggles on a warm face. What is as light as the skin is left free to take the colour
+    # around it; dark lenses (sunglasses), rims and pupils stay grey.
+    skin = lightness[regions == SKIN]
+    if skin.size >= 20:
+        seen_through = distance_to(skin, lightness) < 2.5
+        for small in smalls:
+            regions[(small == parsing.Label.GLASSES) & seen_through] = UNKNOWN
     if len(centres) > 1:  # the clothes beyond the parses: the person whose face is nearest across
         columns = np.arange(size[1], dtype=np.float64)
         nearest = np.argmin(np.abs(columns[None, :] - np.asarray([centre[1] for centre in centres])[:, None]), axis=0)

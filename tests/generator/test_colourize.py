@@ -252,3 +252,24 @@ def test_consecutive_candidates_stand_on_different_walls_under_different_blue_sk
         for region in ("backdrop", "hat", "sky"):
             assert np.linalg.norm(np.subtract(getattr(first, region), getattr(second, region))) >= 8, region
     assert all(palette.sky[1] < -5 and abs(palette.sky[0]) < palette.sky[1] * -0.5 for palette in palettes)
+
+
+def test_the_skin_behind_spectacles_takes_the_faces_colour():
+    """The parser labels the lenses glasses, eyes and skin behind them included; they are seen through, so they
+    come out skin-coloured like the face around them, not grey goggles. Sunglasses stay dark grey."""
+    lightness = np.full((60, 60), 60.0, np.float32)
+    label = np.full((60, 60), parsing.Label.BACKGROUND, np.uint8)
+    label[10:50, 10:50] = parsing.Label.SKIN
+    label[20:30, 15:45] = parsing.Label.GLASSES
+    lightness[20, 15:45] = lightness[29, 15:45] = 30.0  # the rims
+    person = np.zeros((60, 60), np.float32)
+    person[10:, 10:50] = 1.0
+    palette = colourize.Palette.draw(3, common_pb2.GENDER_UNSPECIFIED, None)
+    regions, owners = colourize.region_map(lightness, [label], person, portrait=True)
+    solved = colourize.colour_planes(lightness, regions, owners, True, palette)
+    lens = solved[22:28, 18:42].reshape(-1, 2)
+    assert np.abs(lens - np.asarray(palette.skin)).max() < 3
+    lightness[21:29, 15:45] = 12.0  # sunglasses: dark lenses stay grey
+    regions, owners = colourize.region_map(lightness, [label], person, portrait=True)
+    solved = colourize.colour_planes(lightness, regions, owners, True, palette)
+    assert np.linalg.norm(solved[22:28, 18:42], axis=-1).max() < 1

@@ -29,7 +29,7 @@ import socket
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Awaitable
+from typing import Any, Awaitable, Callable
 
 from google.protobuf.json_format import MessageToDict, ParseDict
 from revive.v1 import common_pb2, gateway_pb2
@@ -404,18 +404,11 @@ class JobManager:
         ended = copy.deepcopy(photo)
         ended.apply(event)
 
-        async def end() -> None:
-            try:
-                if await self._store.save_photo(job.id, job.epoch, ended.to_json()) is False:
-                    self._abandon(job)
-                    return
-            except Exception as error:  # the result exists; only its durability is lost: say so and go on
-                metrics.BACKGROUND_FAILURES.labels("job-save").inc()
-                log.error("cannot save job state", extra={"job": job.id, "error": str(error)})
+        def publish() -> None:
             photo.apply(event)
             job.notify(Update(event, photo.to_json()))
 
-        task = asyncio.get_running_loop().create_task(end())
+        task = self._persist(self._store.save_photo(job.id, job.epoch, ended.to_json()), job, then=publish)
         job.endings.add(task)
         task.add_done_callback(job.endings.discard)
 
@@ -435,21 +428,28 @@ class JobManager:
             del self._jobs[job.id]
         return True
 
-    def _persist(self, write: Awaitable[bool | None], job: Job) -> None:
+    def _persist(self, write: Awaitable[bool | None], job: Job,
+                 then: Callable[[], None] | None = None) -> asyncio.Task:
         """A state write nobody waits for. The store's single thread keeps the writes in order; a write
-        refused because the job has a newer owner abandons it here, and a failing one is logged and counted."""
+        refused because the job has a newer owner abandons it here, and a failing one is logged and counted.
+        `then` runs once the write is done, or has failed (what it records exists; only its durability is
+        lost), but not when the job was abandoned."""
 
         async def persist() -> None:
             try:
                 if await write is False:
                     self._abandon(job)
+                    return
             except Exception as error:
                 metrics.BACKGROUND_FAILURES.labels("job-save").inc()
                 log.error("cannot save job state", extra={"job": job.id, "error": str(error)})
+            if then is not None:
+                then()
 
         task = asyncio.get_running_loop().create_task(persist())
         self._background.add(task)
         task.add_done_callback(self._background.discard)
+        return task
 
     def _abandon(self, job: Job) -> None:
         """Another replica claimed this job (this one stalled past its lease): stop working on it at once."""

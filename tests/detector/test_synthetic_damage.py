@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 from revive.v1 import common_pb2
 
@@ -58,3 +60,25 @@ def test_lettering_is_part_of_the_clean_photo_and_never_labelled() -> None:
     assert (np.abs(sample.clean.astype(int) - PHOTO.astype(int)).max(axis=2) > 60).mean() > 0.001
     assert not any(mask.any() for mask in sample.masks.values())
 
+
+
+def test_edge_cracks_run_along_the_photos_own_edges() -> None:
+    """A disc's rim is the photo's only edge: cracks told to follow edges lie along it, free ones do not."""
+    yy, xx = np.mgrid[0:256, 0:256]
+    radius = np.hypot(yy - 128, xx - 128)
+    disc = np.repeat(np.where(radius < 70, 60, 190).astype(np.uint8)[..., None], 3, axis=2)
+    near_rim = np.abs(radius - 70) <= 4
+    only_cracks = DamageParams(p_crack_network=1.0, network_cracks=(2, 2), p_scratches=0.0, p_spots=0.0,
+                               p_specks=0.0, p_blotch=0.0, p_tear=0.0, p_grayscale=0.0, p_global_fade=0.0,
+                               p_local_fade=0.0, p_optics_blur=0.0, p_grain=0.0, p_noise=0.0, p_jpeg=0.0,
+                               p_scan_blur=0.0, p_halftone=0.0)
+
+    def share_on_rim(params: DamageParams) -> float:
+        shares = []
+        for seed in range(6):
+            label = DamageSynthesizer(params)(disc, np.random.default_rng(seed)).masks[common_pb2.SCRATCH] > 0
+            shares.append(near_rim[label].mean() if label.any() else 0.0)
+        return float(np.mean(shares))
+
+    free, along = share_on_rim(only_cracks), share_on_rim(replace(only_cracks, p_edge_crack=1.0))
+    assert along > 0.3 and along > 2.5 * free, (along, free)

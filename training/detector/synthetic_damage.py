@@ -116,6 +116,8 @@ class DamageParams:
     p_crack_dark: float = 0.2  # dirt-filled cracks are darker than the photo
     p_faint_crack: float = 0.0  # of the networks, hairline cracks that barely lift the tone (faces on old_w_scratch_b)
     faint_crack_opacity: Range = (0.25, 0.6)
+    p_edge_crack: float = 0.0  # of the networks, cracks that open along the photo's own edges (brows, hairlines)
+    edge_crack_segment: Range = (3.0, 9.0)  # shorter runs than a free crack's, so the path can follow a curve
     p_hairlines: float = 0.0
     hairline_count: Range = (1, 4)
     hairline_width: Range = (0.7, 1.5)
@@ -161,6 +163,10 @@ LETTERED_SCAN = replace(REAL_SCAN, p_lettering=0.3)
 #: under it is what the detector still misses on real faces (phase 10); only those pixels that change
 #: by MIN_LABEL_CHANGE are labelled, so a crack too faint to see is not asked for.
 FAINT_SCAN = replace(LETTERED_SCAN, p_faint_crack=0.35)
+#: LETTERED_SCAN where some crack networks open along the photo's own edges: the crack along the cracked boy's
+#: brow (old_w_scratch_b.png) is missed by phase 10 at every scale, as if it were part of the brow; emulsion
+#: cracks do run along the print's edges of density, where the gelatine was stressed unevenly.
+EDGED_SCAN = replace(LETTERED_SCAN, p_edge_crack=0.4)
 
 
 @dataclass
@@ -256,6 +262,79 @@ def crack_path(rng: np.random.Generator, start: np.ndarray, heading: float, leng
         direction = np.array([np.cos(heading), np.sin(heading)], np.float32)
         end = points[-1] + direction * run
         middle = (points[-1] + end) / 2 + np.array([-direction[1], direction[0]]) * rng.normal(0, 0.12 * run)
+        points += [middle.astype(np.float32), end]
+        travelled += run
+    return np.stack(points)
+
+
+@dataclass(frozen=True)
+class EdgeField:
+    """Where a photo's own edges are and which way they run, for cracks that follow them."""
+
+    #: HxW direction along the edge (rad), perpendicular to the luma gradient.
+    tangent: np.ndarray
+    #: HxW gradient magnitude over the photo's largest, 0..1.
+    strength: np.ndarray
+
+    #: An edge weaker than this (of the photo's strongest) no longer steers a crack.
+    STEERING = 0.12
+
+    @classmethod
+    def of(cls, image: np.ndarray) -> EdgeField:
+        luma = cv2.GaussianBlur(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY), (0, 0), 1.5)
+        gx = cv2.Sobel(luma, cv2.CV_32F, 1, 0, ksize=3)
+        gy = cv2.Sobel(luma, cv2.CV_32F, 0, 1, ksize=3)
+        magnitude = np.hypot(gx, gy)
+        return cls(np.arctan2(gx, -gy), magnitude / max(float(magnitude.max()), 1e-6))
+
+    def _at(self, point: np.ndarray) -> tuple[int, int]:
+        height, width = self.strength.shape
+        return int(np.clip(point[1], 0, height - 1)), int(np.clip(point[0], 0, width - 1))
+
+    def start(self, rng: np.random.Generator) -> tuple[np.ndarray, float]:
+        """A point on one of the strongest edges (top 3%) and the edge's heading, either way along it."""
+        strength = self.strength.ravel()
+        strong = np.flatnonzero(strength >= np.quantile(strength, 0.97))
+        y, x = np.unravel_index(int(rng.choice(strong)), self.strength.shape)
+        return np.array([x, y], np.float32), float(self.tangent[y, x]) + (np.pi if rng.random() < 0.5 else 0.0)
+
+    def steer(self, point: np.ndarray, heading: float, rng: np.random.Generator, turn: float) -> float:
+        """The next run's heading: along the edge under `point` (keeping the direction of travel), or a free
+        kink where there is no edge."""
+        y, x = self._at(point)
+        if self.strength[y, x] < self.STEERING:
+            return heading + float(np.clip(rng.normal(0, turn), -1.2, 1.2))
+        along = float(self.tangent[y, x])
+        if np.cos(along - heading) < 0:
+            along += np.pi
+        return along + float(rng.normal(0, turn * 0.3))
+
+    def settle(self, point: np.ndarray, offset: float) -> np.ndarray:
+        """`point` moved across the edge near it (within 4 px) onto its crest, then `offset` px off it: a
+        straight run leaves a curved edge, and without this the crack drifts away from what it follows."""
+        y, x = self._at(point)
+        if self.strength[y, x] < self.STEERING:
+            return point
+        tangent = float(self.tangent[y, x])
+        normal = np.array([-np.sin(tangent), np.cos(tangent)], np.float32)
+        candidates = point + np.arange(-4, 5, dtype=np.float32)[:, None] * normal
+        crest = candidates[int(np.argmax([self.strength[self._at(c)] for c in candidates]))]
+        return (crest + normal * offset).astype(np.float32)
+
+
+def edge_crack_path(rng: np.random.Generator, field: EdgeField, length: float, segment: Range,
+                    turn: float) -> np.ndarray:
+    """Points of a crack that starts on one of the photo's strong edges and runs along it while there is one."""
+    start, heading = field.start(rng)
+    offset = rng.uniform(-2.0, 2.0)  # beside the edge or on it, the same all along
+    points = [field.settle(start, offset)]
+    travelled = 0.0
+    while travelled < length:
+        run = _uniform(rng, segment)
+        heading = field.steer(points[-1], heading, rng, turn)
+        direction = np.array([np.cos(heading), np.sin(heading)], np.float32)
+        end = field.settle(points[-1] + direction * run, offset)
+        middle = (points[-1] + end) / 2 + np.array([-direction[1], direction[0]]) * rng.normal(0, 0.08 * run)
         points += [middle.astype(np.float32), end]
         travelled += run
     return np.stack(points)
@@ -484,13 +563,18 @@ class DamageSynthesizer:
         opacity = _uniform(rng, p.faint_crack_opacity if faint else p.crack_opacity)
         if faint:
             width = min(width, 2.0)
+        edges = EdgeField.of(image) if _happens(rng, p.p_edge_crack) else None
         for _ in range(_count(rng, p.network_cracks)):
-            if rng.random() < 0.5:
-                start, heading = _edge_start(rng, shape)
+            length = _uniform(rng, p.crack_length) * diagonal
+            if edges is not None and rng.random() < 0.7:
+                trunk = edge_crack_path(rng, edges, length * 0.5, p.edge_crack_segment, p.crack_turn)
+                heading = float(np.arctan2(*(trunk[-1] - trunk[0])[::-1]))
             else:
-                start, heading = np.asarray(_random_point(rng, shape), np.float32), rng.uniform(0, 2 * np.pi)
-            trunk = crack_path(rng, start, heading, _uniform(rng, p.crack_length) * diagonal, p.crack_segment,
-                               p.crack_turn)
+                if rng.random() < 0.5:
+                    start, heading = _edge_start(rng, shape)
+                else:
+                    start, heading = np.asarray(_random_point(rng, shape), np.float32), rng.uniform(0, 2 * np.pi)
+                trunk = crack_path(rng, start, heading, length, p.crack_segment, p.crack_turn)
             _uneven_stroke(alpha, trunk, width, opacity, rng)
             if rng.random() < 0.5:
                 _flakes(alpha, trunk, width, opacity, rng)

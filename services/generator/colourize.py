@@ -29,11 +29,10 @@ and spread over the rest:
    agreed. A person whose face
    was not found gets a warm low chroma, as a hand-tinted print: guessing
    clothes there paints faces blue; so does what beside the found heads, at
-   their height, is not theirs (a head the analyser missed), and the body's
-   smooth parts whose grey is near the skin's but not near enough to be sure
-   (lit arms and legs, or pale clothes). Chroma fades towards black and white, as
-   real colours do, and clothes dyes fade sooner near the print's own white
-   (a shirt that is near white in grey was white, not pink).
+   their height, is not theirs (a head the analyser missed, a raised arm).
+   Chroma fades towards black and white, as real colours do, and clothes dyes
+   fade sooner near the print's own white (a shirt that is near white in grey
+   was white, not pink).
 3. **Spreading** (Levin, Lischinski & Weiss 2004, "Colorization using
    optimization"): the palette is imposed on the confident interior of each
    region (eroded), and every other pixel takes the weighted mean of its
@@ -85,9 +84,6 @@ PARSED = {
 
 #: Bare skin beyond the head comes in pieces at least this share of the parsed skin's area: a hand's.
 MIN_BARE_SHARE = 0.1
-#: Smooth body pixels within this many robust deviations of the parsed skin's lightness (but not within split_body's
-#: 1.5) may be skin or pale clothes: they take PERSON_AB, not a dye.
-UNSURE_SKIN = 4.0
 #: CIELAB (a, b) of skin: the range a candidate draws its skin from, and how far candidates may differ.
 SKIN_AB = (13.0, 17.0)
 SKIN_SPREAD = (1.5, 2.0)
@@ -265,25 +261,16 @@ def split_body(regions: np.ndarray, lightness: np.ndarray, texture: np.ndarray, 
                head_high: np.ndarray) -> None:
     """The rest of each person, beyond the parsed heads: bare arms, hands and chests look like the face's skin
     in grey, clothes mostly do not. Each pixel goes to whichever of the two lightness distributions (the
-    parsed skin's and clothes') it is nearer to, in standard deviations; near the skin's but not near enough to
-    be sure, it takes a person's warm tint (PERSON); at head height (`head_high`, rows) and nearer the parsed
-    hair's, it is hair; clearly neither stays free for the solve to fill from its neighbours."""
+    parsed skin's and clothes') it is nearer to, in standard deviations; at head height (`head_high`, rows) and
+    nearer the parsed hair's, it is hair; clearly neither stays free for the solve to fill from its neighbours."""
     rest = (regions == UNKNOWN) & people
     skin = lightness[regions == SKIN]
     if skin.size < 20:
         regions[rest] = PERSON
         return
-    # Texture at the solve size rises beside every edge, and a thin lit arm is all edge: each pixel is judged by
-    # the smoothest around it (a knit is textured all over and stays so).
-    surface = cv2.erode(texture, np.ones((5, 5), np.uint8))
-    smooth = surface <= max(1.5 * float(np.median(texture[regions == SKIN])), 2.0)
+    cloth = lightness[regions == CLOTH]
+    smooth = texture <= max(1.5 * float(np.median(texture[regions == SKIN])), 2.0)
     to_skin = np.where(smooth, distance_to(skin, lightness), np.inf)
-    # What the clothes look like, without what the parser called clothes but has the face's smooth tones (a bare
-    # chest under a low neckline): counted, it made lit arms and legs "clothes", and dyed them green. When all of it
-    # has the skin's tones, the parse is all there is to go on.
-    parsed = regions == CLOTH
-    unlike_skin = parsed & ~(to_skin < 1.5)
-    cloth = lightness[unlike_skin if np.count_nonzero(unlike_skin) >= 20 else parsed]
     to_cloth = distance_to(cloth, lightness) if cloth.size >= 20 else np.full(lightness.shape, 2.0, np.float32)
     hair = lightness[regions == HAIR]
     to_hair = distance_to(hair, lightness) if hair.size >= 20 else np.full(lightness.shape, np.inf, np.float32)
@@ -295,10 +282,6 @@ def split_body(regions: np.ndarray, lightness: np.ndarray, texture: np.ndarray, 
     large = stats[:, cv2.CC_STAT_AREA] >= MIN_BARE_SHARE * skin.size
     large[0] = False
     regions[large[components]] = SKIN
-    # Smooth and near the skin's tones, but not near enough to be sure: arms and legs lit more brightly than the
-    # face, or a pale dress. A dye there painted arms green; a person's warm, low chroma suits either.
-    unsure = rest & (regions == UNKNOWN) & (to_skin < UNSURE_SKIN) & (to_skin < to_cloth)
-    regions[unsure] = PERSON
     # At head height (`head_high`, rows), hair falls beyond the parse, and so does the hair of a head the analyser
     # missed: left free, it took the colour of the sofa beside it (green hair), and split as clothes a dye (purple
     # hair). Lower down, a dark shirt has the hair's tones as often as long hair does.

@@ -275,29 +275,6 @@ def test_the_skin_behind_spectacles_takes_the_faces_colour():
     assert np.linalg.norm(solved[22:28, 18:42], axis=-1).max() < 1
 
 
-def test_arms_lit_brighter_than_the_face_take_no_dye():
-    """A bare arm lit more brightly than the face, beyond the parse and beside a dark parsed dress: smooth, near
-    the skin's tones but not near enough to be sure, so it takes a person's warm tint in every candidate, never a
-    dye (lit arms and legs were green on a group photo)."""
-    rng = np.random.default_rng(5)
-    lightness = np.full((80, 80), 90.0, np.float32)
-    label = np.full((80, 80), parsing.Label.BACKGROUND, np.uint8)
-    label[5:30, 20:50] = parsing.Label.SKIN
-    lightness[5:30, 20:50] = 50.0 + rng.normal(0, 1.0, (25, 30))
-    label[30:45, 20:50] = parsing.Label.CLOTH
-    lightness[30:80, 20:50] = 20.0 + rng.normal(0, 1.0, (50, 30))  # a dark dress, parsed under the chin
-    lightness[35:75, 52:60] = 60.0  # the lit arm beside it
-    person = np.zeros((80, 80), np.float32)
-    person[5:, 20:62] = 1.0
-    regions, owners = colourize.region_map(lightness, [label], person, portrait=True)
-    assert not (regions[38:72, 54:58] == colourize.CLOTH).any()
-    for seed in range(4):
-        palette = colourize.Palette.draw(seed, common_pb2.GENDER_UNSPECIFIED, None)
-        arm = colourize.colour_planes(lightness, regions, owners, True, palette)[40:70, 54:58].reshape(-1, 2)
-        assert (arm > 2).all(), (seed, arm.min(axis=0))  # warm: red and yellow, whatever the candidate
-    assert (regions[60:75, 25:45] == colourize.CLOTH).all()  # the dress below keeps its dye
-
-
 def test_a_head_the_analyser_missed_takes_no_dye_and_its_clothes_below_do():
     """Two people, one face found: beside the found head, at its height, the other head (its face paler than the
     found one) is neither clothes nor dyed; below the chins, the other person's clothes are."""

@@ -62,17 +62,18 @@ def test_lettering_is_part_of_the_clean_photo_and_never_labelled() -> None:
 
 
 
+#: Crack networks of two cracks on an otherwise untouched colour photo.
+ONLY_CRACKS = DamageParams(p_crack_network=1.0, network_cracks=(2, 2), p_scratches=0.0, p_spots=0.0, p_specks=0.0,
+                           p_blotch=0.0, p_tear=0.0, p_grayscale=0.0, p_global_fade=0.0, p_local_fade=0.0,
+                           p_optics_blur=0.0, p_grain=0.0, p_noise=0.0, p_jpeg=0.0, p_scan_blur=0.0, p_halftone=0.0)
+
+
 def test_edge_cracks_run_along_the_photos_own_edges() -> None:
     """A disc's rim is the photo's only edge: cracks told to follow edges lie along it, free ones do not."""
     yy, xx = np.mgrid[0:256, 0:256]
     radius = np.hypot(yy - 128, xx - 128)
     disc = np.repeat(np.where(radius < 70, 60, 190).astype(np.uint8)[..., None], 3, axis=2)
     near_rim = np.abs(radius - 70) <= 4
-    only_cracks = DamageParams(p_crack_network=1.0, network_cracks=(2, 2), p_scratches=0.0, p_spots=0.0,
-                               p_specks=0.0, p_blotch=0.0, p_tear=0.0, p_grayscale=0.0, p_global_fade=0.0,
-                               p_local_fade=0.0, p_optics_blur=0.0, p_grain=0.0, p_noise=0.0, p_jpeg=0.0,
-                               p_scan_blur=0.0, p_halftone=0.0)
-
     def share_on_rim(params: DamageParams) -> float:
         shares = []
         for seed in range(6):
@@ -80,9 +81,26 @@ def test_edge_cracks_run_along_the_photos_own_edges() -> None:
             shares.append(near_rim[label].mean() if label.any() else 0.0)
         return float(np.mean(shares))
 
-    free, along = share_on_rim(only_cracks), share_on_rim(replace(only_cracks, p_edge_crack=1.0))
+    free, along = share_on_rim(ONLY_CRACKS), share_on_rim(replace(ONLY_CRACKS, p_edge_crack=1.0))
     assert along > 0.3 and along > 2.5 * free, (along, free)
 
+
+
+def test_crossing_cracks_cross_the_photos_dark_thin_features() -> None:
+    """A short dark bar (a brow) is the photo's only dark feature: every crack told to cross one passes over it,
+    while free cracks seldom do."""
+    brow = np.full((256, 256, 3), 170, np.uint8)
+    brow[120:126, 100:160] = 60
+    on_brow = np.zeros((256, 256), bool)
+    on_brow[118:128, 98:162] = True
+    one_crack = replace(ONLY_CRACKS, network_cracks=(1, 1))
+
+    def crossed(params: DamageParams) -> int:
+        labels = [DamageSynthesizer(params)(brow, np.random.default_rng(seed)).masks[common_pb2.SCRATCH] > 0
+                  for seed in range(10)]
+        return sum(bool(label[on_brow].any()) for label in labels)
+
+    assert crossed(replace(one_crack, p_dark_crossing=1.0)) >= 5 and crossed(one_crack) <= 3
 
 #: Labelled pixels per type (DAMAGE_TYPES order) of six REAL_SCAN samples of PHOTO, seeds 0-5, as the recipe drew
 #: them when the detector's recorded figures were measured (phase 10 and before).

@@ -18,6 +18,7 @@ import numpy as np
 from services.detector.engine import DAMAGE_TYPES
 from training.common import gcompris_photos, sources
 from training.detector.synthetic_damage import (
+    CROSSING_SCAN,
     EDGED_SCAN,
     FAINT_SCAN,
     LETTERED_SCAN,
@@ -52,9 +53,10 @@ WITH_GCOMPRIS = frozenset({"broad"})
 PORTRAITS = sources.PORTRAITS + tuple(photo for photo in sources.EXTRA if photo.path.endswith("grace_hopper.jpg"))
 #: Damage recipes by name: "default" reproduces the recorded models' data, "real" is REAL_SCAN, "lettered"
 #: REAL_SCAN over photos that sometimes carry lettering of their own, "faint" that with a third of the crack
-#: networks faint, "edged" that with some networks opening along the photo's own edges.
+#: networks faint, "edged" that with some networks opening along the photo's own edges, "crossing" that with
+#: some cracks crossing the photo's dark thin features.
 DAMAGE = {"default": DamageParams(), "real": REAL_SCAN, "lettered": LETTERED_SCAN, "faint": FAINT_SCAN,
-          "edged": EDGED_SCAN}
+          "edged": EDGED_SCAN, "crossing": CROSSING_SCAN}
 
 
 @dataclass

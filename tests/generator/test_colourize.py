@@ -196,6 +196,34 @@ def test_a_knit_vest_of_the_faces_grey_is_not_taken_for_bare_skin():
     assert (regions[45:75, 50:65] == colourize.SKIN).mean() > 0.9
 
 
+def test_a_white_shirt_under_a_dark_vest_stays_white_in_its_shadows_and_a_knit_stays_one_garment():
+    """Old portraits dress a white shirt under a dark vest: the shirt's shaded sleeve (L 62, too dark for the dye
+    to fade) is the shirt's, not dyed with the vest; a knit of light and dark stitches is one dyed garment."""
+    rng = np.random.default_rng(5)
+    label = np.full((80, 80), parsing.Label.BACKGROUND, np.uint8)
+    label[5:30, 25:55] = parsing.Label.SKIN
+    label[30:80, 5:75] = parsing.Label.CLOTH
+    person = np.zeros((80, 80), np.float32)
+    person[5:, 5:75] = 1.0
+    palette = colourize.Palette.draw(2, common_pb2.GENDER_UNSPECIFIED, None)
+
+    def dyed(lightness: np.ndarray) -> np.ndarray:
+        regions, owners = colourize.region_map(lightness, [label], person, portrait=True)
+        _, values, _ = colourize.imposed_colour(regions, owners, lightness, palette)
+        return np.linalg.norm(values, axis=2)
+
+    lightness = np.full((80, 80), 50.0, np.float32)
+    lightness[5:30, 25:55] = 70.0
+    lightness[30:80, 5:75] = 86.0 + rng.normal(0, 1.0, (50, 70))  # the shirt, lit
+    lightness[30:80, 5:15] = 62.0 + rng.normal(0, 1.0, (50, 10))  # its sleeve, in shadow
+    lightness[40:80, 20:60] = 30.0 + rng.normal(0, 2.0, (40, 40))  # the vest
+    chroma = dyed(lightness)
+    assert chroma[45:75, 7:13].max() < 1.0 and chroma[50:70, 25:55].mean() > 0.6 * np.linalg.norm(palette.cloth(0))
+    knit = lightness.copy()
+    knit[30:80, 5:75] = np.where(rng.random((50, 70)) < 0.5, 40.0, 75.0)  # stitches, finer than the solve sees
+    assert dyed(knit)[40:75, 10:70].mean() > 0.4 * np.linalg.norm(palette.cloth(0))
+
+
 @pytest.mark.parametrize("colour", [common_pb2.RED, common_pb2.BLOND, common_pb2.BROWN])
 def test_dark_hair_asked_for_a_colour_shows_it_and_keeps_its_strands_in_order(colour):
     """Near-black hair cannot show red at its own lightness (sRGB has no such colour): its tones are lifted

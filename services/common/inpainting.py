@@ -7,7 +7,9 @@ photo's own patches (services/common/exemplar.py), which carry its grain and
 edges into them where diffusion leaves a smear. The diffusion fill then takes
 the grain of the intact pixels around it (`regrain`), so a filled speck or
 crack on a grainy scan does not read as a smooth blot or line; specks are
-grown a pixel further, past the dark halo a scanner's sharpening rings them with."""
+grown a pixel further, past the dark halo a scanner's sharpening rings them with,
+and every mask takes in the rim of the crack's own brightness (or darkness) that
+the detector left beside it (`with_rims`)."""
 
 from __future__ import annotations
 
@@ -28,6 +30,16 @@ GROW = 1
 #: fill that starts from the halo turns the speck into a grey blot on the skin.
 SPECK_AREA = 120
 SPECK_GROW = 1
+#: A crack's rim: pixels within RIM of its mask that still stand out from the intact ground around them (the
+#: mean over RIM_WINDOW of what lies beyond the rim), the way the crack does, by RIM_CONTRAST levels,
+#: RIM_SHARE of the crack's own difference A wide crack's chipped, soft-edged sides outlive a mask a pixel or
+#: two narrower, and a fill that starts from them draws a grey ghost of the crack (a real sepia scan's curtain).
+RIM = 2
+RIM_WINDOW = 15
+RIM_CONTRAST = 16.0
+RIM_SHARE = 0.3
+#: ... and by this many times the intact pixels' own spread about the ground there: texture is no rim.
+RIM_TEXTURE = 2.0
 #: Inpainting radius, full-resolution pixels.
 INPAINT_RADIUS = 3
 #: The damage a fill replaces; fading is restored, not filled.
@@ -76,11 +88,16 @@ def fill_damage(rgb: np.ndarray, damage: np.ndarray) -> np.ndarray:
     if not mask.any():
         return rgb
     mask = grown_for_fill(mask)
-    filled = cv2.inpaint(np.ascontiguousarray(rgb), mask, INPAINT_RADIUS, cv2.INPAINT_NS)
     found = holes(mask)
     diffused = mask.copy()
     for rows, cols, inside in found:
         diffused[rows, cols][inside] = 0
+    # Cracks, not the corners a grown hole leaves beside its exemplar fill.
+    beside_holes = cv2.dilate(mask - diffused, np.ones((3, 3), np.uint8))
+    rims = with_rims(rgb, mask, diffused & (1 - beside_holes))
+    mask |= rims
+    diffused |= rims
+    filled = cv2.inpaint(np.ascontiguousarray(rgb), mask, INPAINT_RADIUS, cv2.INPAINT_NS)
     regrain(filled, rgb, mask, diffused)
     for hole in found:
         cancellation.check()
@@ -98,6 +115,44 @@ def grown_for_fill(mask: np.ndarray) -> np.ndarray:
     speck_pixels = np.isin(labels, specks).astype(np.uint8)
     ring = np.ones((2 * SPECK_GROW + 1, 2 * SPECK_GROW + 1), np.uint8)
     return np.maximum(mask, cv2.dilate(speck_pixels, ring))
+
+
+def with_rims(rgb: np.ndarray, mask: np.ndarray, thin: np.ndarray) -> np.ndarray:
+    """uint8 0/1: the pixels within RIM of the `thin` damage (uint8 0/1, part of `mask`: a hole's edge is the
+    exemplar fill's) that stand out from the intact ground the way the masked pixels beside them do: each
+    pixel's colour difference from the ground, taken along the crack's own (brighter and paler beside a
+    paper-white crack on a sepia print, darker beside a dirt-filled one). Strip by strip, so a 4096x4096 scan
+    holds a few float bands at a time."""
+    band = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * RIM + 1, 2 * RIM + 1))
+    reach = np.maximum(cv2.dilate(thin, band), mask)
+    out = np.zeros_like(mask)
+    margin = RIM_WINDOW // 2 + RIM
+    window, ring = (RIM_WINDOW, RIM_WINDOW), (2 * RIM + 1, 2 * RIM + 1)
+    for rows in strips(mask.shape[0]):
+        columns = np.flatnonzero(((reach[rows] > 0) & (mask[rows] == 0)).any(axis=0))
+        if not len(columns):
+            continue
+        # Only the columns the rims touch, with the ground around them.
+        cols = slice(max(0, columns[0] - margin), min(mask.shape[1], columns[-1] + margin + 1))
+        near = (reach[rows, cols] > 0) & (mask[rows, cols] == 0)
+        context = slice(max(0, rows.start - margin), min(mask.shape[0], rows.stop + margin))
+        own = slice(rows.start - context.start, rows.stop - context.start)
+        colour = rgb[context, cols].astype(np.float32)
+        intact = (reach[context, cols] == 0).astype(np.float32)
+        measured = cv2.blur(intact, window)
+        ground = cv2.blur(colour * intact[..., None], window) / np.maximum(measured, 1e-3)[..., None]
+        standing = colour - ground
+        # How far the intact pixels there lie from their ground: on gravel or foam a pixel as far off is texture.
+        texture = np.sqrt(cv2.blur((standing ** 2).sum(axis=2) * intact, window) / np.maximum(measured, 1e-3))
+        inside = mask[context, cols].astype(np.float32)
+        crack = cv2.blur(standing * inside[..., None], ring) / np.maximum(cv2.blur(inside, ring), 1e-3)[..., None]
+        strength = np.linalg.norm(crack[own], axis=2)
+        along = (standing[own] * crack[own]).sum(axis=2) / np.maximum(strength, 1e-3)
+        # With no ground measured there is nothing to stand out from.
+        floor = np.maximum(np.maximum(RIM_CONTRAST, RIM_SHARE * strength), RIM_TEXTURE * texture[own])
+        rim = near & (measured[own] > 0.05) & (along > floor)
+        out[rows, cols][rim] = 1
+    return out
 
 
 def regrain(filled: np.ndarray, rgb: np.ndarray, damage: np.ndarray, where: np.ndarray) -> None:

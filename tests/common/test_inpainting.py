@@ -5,7 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from services.common.inpainting import HOLE_PIXELS, fill_damage, grown_for_fill, holes
+from services.common.inpainting import HOLE_PIXELS, fill_damage, grown_for_fill, holes, with_rims
 
 
 def stripes(height: int, width: int) -> np.ndarray:
@@ -81,6 +81,27 @@ def test_a_speck_is_grown_past_its_halo_and_a_crack_is_not():
     assert grown[8:15, 8:15].all() and not grown[7, 7]  # 1 pixel, then 1 more for a speck
     row = int(np.flatnonzero(mask[:, 30])[0])
     assert grown[row - 1:row + 2, 30].all() and not grown[row - 2, 30] and not grown[row + 2, 30]  # 1 only
+
+
+def test_a_cracks_pale_rim_beyond_its_mask_is_filled_and_a_dark_edge_beside_it_is_kept():
+    """A wide crack on a sepia print: the detector's mask holds its white core, its chipped sides stay pale
+    a pixel or two beyond it. Filled from them, the crack came back as a grey ghost; the rim is filled too.
+    Beside it a dark line of the photo (differing the other way) is not the crack's and stays."""
+    sepia = np.array([90, 70, 40], np.float32)
+    photo = np.tile(sepia, (60, 80, 1))
+    photo[36:38, :] = sepia * 0.4  # a dark line of the photo below the crack
+    damaged = photo.copy()
+    damaged[28:31, :] = (235, 230, 215)  # the crack's paper-white core: the mask
+    damaged[26:28, :] = damaged[31:33, :] = (160, 145, 115)  # its pale sides, unmasked
+    mask = np.zeros((60, 80), np.uint8)
+    mask[28:31, :] = 255
+    damaged = damaged.astype(np.uint8)
+    grown = grown_for_fill((mask >= 128).astype(np.uint8))
+    grown |= with_rims(damaged, grown, grown)
+    assert grown[26:33, 10:70].all() and not grown[36:38, 10:70].any()
+    filled = fill_damage(damaged, mask).astype(np.float32)
+    assert np.abs(filled[25:34, 10:70] - sepia).max() < 12
+    assert np.abs(filled[36:38, 10:70] - sepia * 0.4).max() < 2
 
 
 def test_a_torn_corner_and_a_hole_larger_than_the_budget_are_filled_with_texture():

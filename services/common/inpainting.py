@@ -108,7 +108,7 @@ def fill_damage(rgb: np.ndarray, damage: np.ndarray) -> np.ndarray:
 def grown_for_fill(mask: np.ndarray) -> np.ndarray:
     """`mask` (uint8 0/1) grown by GROW, and its specks by SPECK_GROW more."""
     mask = cv2.dilate(mask, np.ones((2 * GROW + 1, 2 * GROW + 1), np.uint8))
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    _, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
     specks = np.flatnonzero(stats[1:, cv2.CC_STAT_AREA] <= SPECK_AREA) + 1
     if not len(specks):
         return mask

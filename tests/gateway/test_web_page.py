@@ -44,10 +44,14 @@ def test_upload_two_photos_and_see_their_candidates(gateway, tmp_path: Path):
         assert page.locator(".candidate img").first.evaluate("i => i.naturalWidth") == 720  # 360 upscaled x2
         assert page.locator(".comparison .slider").count() == 2
         assert "scratch" in page.locator(".damage").first.inner_text()
+        overlay = page.locator(".comparison .overlay").first
+        assert not overlay.is_visible()  # the repair is shown when asked for, and hidden again
         page.locator(".comparison input[type=checkbox]").first.check()
-        assert page.locator(".comparison .overlay").first.is_visible()
+        assert overlay.is_visible()
         page.locator(".comparison .opacity").first.fill("40")
-        assert page.locator(".comparison .overlay").first.evaluate("i => i.style.opacity") == "0.4"
+        assert overlay.evaluate("i => i.style.opacity") == "0.4"
+        page.locator(".comparison input[type=checkbox]").first.uncheck()
+        assert not overlay.is_visible()
         assert "scratch" in page.locator(".legend").first.inner_text()
         # No raw seeds or meaningless scores in what a person reads.
         assert "seed" not in page.locator(".candidate figcaption").first.inner_text()

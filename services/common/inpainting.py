@@ -40,6 +40,8 @@ RIM_CONTRAST = 16.0
 RIM_SHARE = 0.3
 #: ... and by this many times the intact pixels' own spread about the ground there: texture is no rim.
 RIM_TEXTURE = 2.0
+#: Columns of the blocks the rims are looked for in (rows: a strip's); blocks without damage are skipped.
+RIM_BLOCK = 256
 #: Inpainting radius, full-resolution pixels.
 INPAINT_RADIUS = 3
 #: The damage a fill replaces; fading is restored, not filled.
@@ -121,38 +123,45 @@ def with_rims(rgb: np.ndarray, mask: np.ndarray, thin: np.ndarray) -> np.ndarray
     """uint8 0/1: the pixels within RIM of the `thin` damage (uint8 0/1, part of `mask`: a hole's edge is the
     exemplar fill's) that stand out from the intact ground the way the masked pixels beside them do: each
     pixel's colour difference from the ground, taken along the crack's own (brighter and paler beside a
-    paper-white crack on a sepia print, darker beside a dirt-filled one). Strip by strip, so a 4096x4096 scan
-    holds a few float bands at a time."""
+    paper-white crack on a sepia print, darker beside a dirt-filled one). Block by block, and only where
+    there is damage, so a 4096x4096 scan holds a few small float planes at a time."""
     band = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * RIM + 1, 2 * RIM + 1))
     reach = np.maximum(cv2.dilate(thin, band), mask)
+    near = (reach > 0) & (mask == 0)
     out = np.zeros_like(mask)
-    margin = RIM_WINDOW // 2 + RIM
-    window, ring = (RIM_WINDOW, RIM_WINDOW), (2 * RIM + 1, 2 * RIM + 1)
-    for rows in strips(mask.shape[0]):
-        columns = np.flatnonzero(((reach[rows] > 0) & (mask[rows] == 0)).any(axis=0))
-        if not len(columns):
-            continue
-        # Only the columns the rims touch, with the ground around them.
-        cols = slice(max(0, columns[0] - margin), min(mask.shape[1], columns[-1] + margin + 1))
-        near = (reach[rows, cols] > 0) & (mask[rows, cols] == 0)
-        context = slice(max(0, rows.start - margin), min(mask.shape[0], rows.stop + margin))
-        own = slice(rows.start - context.start, rows.stop - context.start)
-        colour = rgb[context, cols].astype(np.float32)
-        intact = (reach[context, cols] == 0).astype(np.float32)
-        measured = cv2.blur(intact, window)
-        ground = cv2.blur(colour * intact[..., None], window) / np.maximum(measured, 1e-3)[..., None]
-        standing = colour - ground
-        # How far the intact pixels there lie from their ground: on gravel or foam a pixel as far off is texture.
-        texture = np.sqrt(cv2.blur((standing ** 2).sum(axis=2) * intact, window) / np.maximum(measured, 1e-3))
-        inside = mask[context, cols].astype(np.float32)
-        crack = cv2.blur(standing * inside[..., None], ring) / np.maximum(cv2.blur(inside, ring), 1e-3)[..., None]
-        strength = np.linalg.norm(crack[own], axis=2)
-        along = (standing[own] * crack[own]).sum(axis=2) / np.maximum(strength, 1e-3)
-        # With no ground measured there is nothing to stand out from.
-        floor = np.maximum(np.maximum(RIM_CONTRAST, RIM_SHARE * strength), RIM_TEXTURE * texture[own])
-        rim = near & (measured[own] > 0.05) & (along > floor)
-        out[rows, cols][rim] = 1
+    height, width = mask.shape
+    for rows in strips(height):
+        for left in range(0, width, RIM_BLOCK):
+            block = (rows, slice(left, min(left + RIM_BLOCK, width)))
+            if near[block].any():
+                out[block] = near[block] & _standing_out(rgb, mask, reach, block)
     return out
+
+
+def _standing_out(rgb: np.ndarray, mask: np.ndarray, reach: np.ndarray, block: tuple[slice, slice]) -> np.ndarray:
+    """bool over `block`: the pixels that differ from the intact ground (what lies beyond `reach`) along the
+    difference of the masked pixels beside them, by more than RIM_CONTRAST, RIM_SHARE of that and RIM_TEXTURE
+    times the ground's own spread."""
+    margin = RIM_WINDOW // 2 + RIM
+    rows, cols = block
+    around = tuple(slice(max(0, part.start - margin), min(side, part.stop + margin))
+                   for part, side in zip(block, mask.shape))
+    own = tuple(slice(part.start - wide.start, part.stop - wide.start) for part, wide in zip(block, around))
+    window, ring = (RIM_WINDOW, RIM_WINDOW), (2 * RIM + 1, 2 * RIM + 1)
+    colour = rgb[around].astype(np.float32)
+    intact = (reach[around] == 0).astype(np.float32)
+    measured = np.maximum(cv2.blur(intact, window), 1e-3)
+    ground = cv2.blur(colour * intact[..., None], window) / measured[..., None]
+    standing = colour - ground
+    # How far the intact pixels there lie from their ground: on gravel or foam a pixel as far off is texture.
+    texture = np.sqrt(cv2.blur((standing ** 2).sum(axis=2) * intact, window) / measured)[own]
+    inside = mask[around].astype(np.float32)
+    crack = (cv2.blur(standing * inside[..., None], ring) / np.maximum(cv2.blur(inside, ring), 1e-3)[..., None])[own]
+    strength = np.linalg.norm(crack, axis=2)
+    along = (standing[own] * crack).sum(axis=2) / np.maximum(strength, 1e-3)
+    floor = np.maximum(np.maximum(RIM_CONTRAST, RIM_SHARE * strength), RIM_TEXTURE * texture)
+    # With no ground measured there is nothing to stand out from.
+    return (measured[own] > 0.05) & (along > floor)
 
 
 def regrain(filled: np.ndarray, rgb: np.ndarray, damage: np.ndarray, where: np.ndarray) -> None:

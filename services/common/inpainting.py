@@ -143,7 +143,6 @@ def _standing_out(rgb: np.ndarray, mask: np.ndarray, reach: np.ndarray, block: t
     difference of the masked pixels beside them, by more than RIM_CONTRAST, RIM_SHARE of that and RIM_TEXTURE
     times the ground's own spread."""
     margin = RIM_WINDOW // 2 + RIM
-    rows, cols = block
     around = tuple(slice(max(0, part.start - margin), min(side, part.stop + margin))
                    for part, side in zip(block, mask.shape))
     own = tuple(slice(part.start - wide.start, part.stop - wide.start) for part, wide in zip(block, around))

@@ -8,8 +8,8 @@ edges into them where diffusion leaves a smear. The diffusion fill then takes
 the grain of the intact pixels around it (`regrain`), so a filled speck or
 crack on a grainy scan does not read as a smooth blot or line; specks are
 grown a pixel further, past the dark halo a scanner's sharpening rings them with,
-and every mask takes in the rim of the crack's own brightness (or darkness) that
-the detector left beside it (`with_rims`)."""
+and every crack takes in the rim of its own brightness (or darkness) that the
+detector left beside it (`with_rims`)."""
 
 from __future__ import annotations
 
@@ -31,9 +31,10 @@ GROW = 1
 SPECK_AREA = 120
 SPECK_GROW = 1
 #: A crack's rim: pixels within RIM of its mask that still stand out from the intact ground around them (the
-#: mean over RIM_WINDOW of what lies beyond the rim), the way the crack does, by RIM_CONTRAST levels,
-#: RIM_SHARE of the crack's own difference A wide crack's chipped, soft-edged sides outlive a mask a pixel or
-#: two narrower, and a fill that starts from them draws a grey ghost of the crack (a real sepia scan's curtain).
+#: mean over RIM_WINDOW of what lies beyond the rim) the way the crack does, by RIM_CONTRAST levels and
+#: RIM_SHARE of the crack's own difference at least. A wide crack's chipped, soft-edged sides outlive a mask a
+#: pixel or two narrower, and a fill that starts from them draws a grey ghost of the crack (a real sepia scan's
+#: curtain).
 RIM = 2
 RIM_WINDOW = 15
 RIM_CONTRAST = 16.0

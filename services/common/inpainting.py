@@ -150,18 +150,24 @@ def _standing_out(rgb: np.ndarray, mask: np.ndarray, reach: np.ndarray, block: t
     window, ring = (RIM_WINDOW, RIM_WINDOW), (2 * RIM + 1, 2 * RIM + 1)
     colour = rgb[around].astype(np.float32)
     intact = (reach[around] == 0).astype(np.float32)
-    measured = np.maximum(cv2.blur(intact, window), 1e-3)
-    ground = cv2.blur(colour * intact[..., None], window) / measured[..., None]
-    standing = colour - ground
+    standing = colour - masked_mean(colour, intact, window)
     # How far the intact pixels there lie from their ground: on gravel or foam a pixel as far off is texture.
-    texture = np.sqrt(cv2.blur((standing ** 2).sum(axis=2) * intact, window) / measured)[own]
-    inside = mask[around].astype(np.float32)
-    crack = (cv2.blur(standing * inside[..., None], ring) / np.maximum(cv2.blur(inside, ring), 1e-3)[..., None])[own]
+    texture = np.sqrt(masked_mean((standing ** 2).sum(axis=2), intact, window))[own]
+    crack = masked_mean(standing, mask[around].astype(np.float32), ring)[own]
     strength = np.linalg.norm(crack, axis=2)
     along = (standing[own] * crack).sum(axis=2) / np.maximum(strength, 1e-3)
     floor = np.maximum(np.maximum(RIM_CONTRAST, RIM_SHARE * strength), RIM_TEXTURE * texture)
     # With no ground measured there is nothing to stand out from.
-    return (measured[own] > 0.05) & (along > floor)
+    return (cv2.blur(intact, window)[own] > 0.05) & (along > floor)
+
+
+def masked_mean(values: np.ndarray, weights: np.ndarray, window: tuple[int, int]) -> np.ndarray:
+    """The mean of `values` (H x W, or H x W x C) over each window, every pixel counted by its weight (H x W,
+    0..1): a box filter that leaves out what is masked."""
+    total = np.maximum(cv2.blur(weights, window), 1e-3)
+    if values.ndim == 3:
+        return cv2.blur(values * weights[..., None], window) / total[..., None]
+    return cv2.blur(values * weights, window) / total
 
 
 def regrain(filled: np.ndarray, rgb: np.ndarray, damage: np.ndarray, where: np.ndarray) -> None:
@@ -188,7 +194,7 @@ def regrain(filled: np.ndarray, rgb: np.ndarray, damage: np.ndarray, where: np.n
         cols = slice(max(0, columns[0] - GRAIN_REACH), min(filled.shape[1], columns[-1] + GRAIN_REACH + 1))
         high, margin = high_pass(rgb[:, cols], rows, GRAIN_REACH)
         intact = (damage[margin, cols] == 0).astype(np.float32)
-        energy = cv2.blur(high * high * intact, (reach, reach)) / np.maximum(cv2.blur(intact, (reach, reach)), 1e-3)
+        energy = masked_mean(high * high, intact, (reach, reach))
         own = slice(rows.start - margin.start, rows.stop - margin.start)
         local = np.minimum(np.sqrt(np.maximum(energy[own], 0.0)), ceiling)
         ys = np.arange(rows.start, rows.stop) % GRAIN_TILE

@@ -61,7 +61,6 @@ def test_lettering_is_part_of_the_clean_photo_and_never_labelled() -> None:
     assert not any(mask.any() for mask in sample.masks.values())
 
 
-
 #: Crack networks of two cracks on an otherwise untouched colour photo.
 ONLY_CRACKS = DamageParams(p_crack_network=1.0, network_cracks=(2, 2), p_scratches=0.0, p_spots=0.0, p_specks=0.0,
                            p_blotch=0.0, p_tear=0.0, p_grayscale=0.0, p_global_fade=0.0, p_local_fade=0.0,
@@ -74,6 +73,7 @@ def test_edge_cracks_run_along_the_photos_own_edges() -> None:
     radius = np.hypot(yy - 128, xx - 128)
     disc = np.repeat(np.where(radius < 70, 60, 190).astype(np.uint8)[..., None], 3, axis=2)
     near_rim = np.abs(radius - 70) <= 4
+
     def share_on_rim(params: DamageParams) -> float:
         shares = []
         for seed in range(6):
@@ -83,7 +83,6 @@ def test_edge_cracks_run_along_the_photos_own_edges() -> None:
 
     free, along = share_on_rim(ONLY_CRACKS), share_on_rim(replace(ONLY_CRACKS, p_edge_crack=1.0))
     assert along > 0.3 and along > 2.5 * free, (along, free)
-
 
 
 def test_crossing_cracks_cross_the_photos_dark_thin_features() -> None:
@@ -101,6 +100,7 @@ def test_crossing_cracks_cross_the_photos_dark_thin_features() -> None:
         return sum(bool(label[on_brow].any()) for label in labels)
 
     assert crossed(replace(one_crack, p_dark_crossing=1.0)) >= 5 and crossed(one_crack) <= 3
+
 
 #: Labelled pixels per type (DAMAGE_TYPES order) of six REAL_SCAN samples of PHOTO, seeds 0-5, as the recipe drew
 #: them when the detector's recorded figures were measured (phase 10 and before).

@@ -27,6 +27,7 @@ Run: python -m training.common.colour_photos --dir var/colour-photos   (once)
 from __future__ import annotations
 
 import argparse
+import hashlib
 import time
 from pathlib import Path
 
@@ -36,12 +37,15 @@ from PIL import Image
 from revive.v1 import common_pb2
 
 from bench.generator_bench import colourfulness
+from services.common.config import MIB
 from services.common.runtime import RuntimeOptions
 from services.generator.colourize import HAIR_COLOURS
 from services.generator.engine import RestorationInput
 from services.generator.engines.learned import LearnedGenerator
+from services.generator.photo_cache import PhotoCache
 from services.generator.planes import rgb_to_lab
 from services.generator.scoring import ScoredEngine
+from services.generator.settings import GeneratorSettings
 from services.vision import parsing
 from training.colour_prior.dataset import VALIDATION_REGISTRY
 from training.common import colour_photos, sources
@@ -70,17 +74,22 @@ def grey_of(rgb: np.ndarray) -> np.ndarray:
 
 
 class Colourizer:
-    """The service's path: the learned engine, faces found once, every candidate keeping their texture."""
+    """The service's path: the learned engine, a photo's analyses kept between its candidates as the service's
+    photo cache keeps them (so the time per candidate is the service's), every candidate keeping the faces'
+    texture."""
 
     def __init__(self, models_dir: Path, threads: int) -> None:
         options = RuntimeOptions(providers=("cpu",), threads=threads)
         self.learned = LearnedGenerator(models_dir=models_dir, options=options)
-        self.engine = ScoredEngine(self.learned, self.learned.analyzer)
+        self.engine = ScoredEngine(self.learned, self.learned.analyzer,
+                                   PhotoCache(GeneratorSettings.photo_cache_mb * MIB))
 
     def __call__(self, grey: np.ndarray, seed: int, **options: object) -> np.ndarray:
-        request = RestorationInput(grey, {}, common_pb2.DamageReport(is_grayscale=True),
-                                   common_pb2.RestoreOptions(colorize=common_pb2.COLORIZE_ON, **options))
-        guard = self.engine.face_guard(request, self.engine.scorer(request))
+        restore = common_pb2.RestoreOptions(colorize=common_pb2.COLORIZE_ON, **options)
+        key = hashlib.blake2b(grey.tobytes() + restore.SerializeToString(deterministic=True)).digest()
+        request = self.engine.photos.get(key, lambda: RestorationInput(
+            grey, {}, common_pb2.DamageReport(is_grayscale=True), restore))
+        guard = self.engine.face_guard(request)
         return self.engine.generate(request, seed, guard.keep_texture if guard else None)
 
     def regions(self, grey: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

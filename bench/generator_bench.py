@@ -181,7 +181,7 @@ def faces(engines: dict, photos: list[np.ndarray], analyzer, seeds: tuple[int, .
         report = common_pb2.DamageReport(is_grayscale=sample.grayscale, faces=[reference])
         req = RestorationInput(sample.damaged, sample.masks, report, common_pb2.RestoreOptions())
         for name, engine in engines.items():
-            scorer = CandidateScorer(analyzer, photo, report, req.options)
+            scorer = CandidateScorer(analyzer, list(report.faces), req.options)
             per_engine[name].append([scorer.score(engine.generate(req, s)).identity_similarity for s in seeds])
     different = [similarity(a, b) for (_, a), (_, b) in itertools.combinations(everyone, 2)]
     scores = [s for rows in per_engine.values() for row in rows for s in row]
@@ -221,7 +221,7 @@ def options_agreement(engine: LearnedGenerator, photos: list[np.ndarray], analyz
         unasked = engine.generate(RestorationInput(grey, {}, report, common_pb2.RestoreOptions()), 0)
         for gender, years in REQUESTS:
             options = common_pb2.RestoreOptions(gender=gender, age=years)
-            scorer = CandidateScorer(analyzer, grey, report, options)
+            scorer = CandidateScorer(analyzer, list(report.faces), options)
             images = [engine.generate(RestorationInput(grey, {}, report, options), seed) for seed in range(seeds)]
             candidates = [scorer.score(image) for image in images]
             best = max(candidates, key=lambda s: s.overall)

@@ -122,7 +122,7 @@ def main() -> None:
                 request = RestorationInput(sample.damaged, detection.masks, report,
                                            common_pb2.RestoreOptions(colorize=common_pb2.COLORIZE_OFF))
                 scorer = generator.scorer(request)
-                guard = generator.face_guard(request, scorer)
+                guard = generator.face_guard(request)
                 restored = generator.generate(request, 1, guard.keep_texture if guard else None)
                 if guard and not scorer.keeps_identity(scorer.score(restored)):
                     restored = guard.refill(restored)

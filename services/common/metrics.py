@@ -51,6 +51,11 @@ INFERENCE_SECONDS = Histogram(
     ["model", "provider"],
     buckets=LATENCY_BUCKETS,
 )
+GENERATOR_PHOTO_CACHE = Counter(
+    "revive_generator_photo_cache_total",
+    "Generate calls whose photo was already prepared on this replica (hit) or was prepared anew (miss).",
+    ["result"],
+)
 MODEL_INFO = Gauge(
     "revive_model_loaded_info",
     "Models loaded by this process (value 1), with the provider that really runs them.",

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from functools import cached_property
-from typing import Callable, Protocol
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 import numpy as np
 from revive.v1 import common_pb2
 
 from services.common.engines import Engine
 from services.common.inpainting import damage_union, fill_damage
+
+if TYPE_CHECKING:
+    from services.vision.faces.analyzer import FaceAnalyzer
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -21,6 +27,10 @@ class RestorationInput:
     masks: dict[int, np.ndarray]
     report: common_pb2.DamageReport
     options: common_pb2.RestoreOptions
+    #: What was worked out once for this photo, by name (see `once`); the lock makes concurrent
+    #: candidates of one photo wait for a single computation instead of repeating it.
+    _derived: dict[str, object] = field(default_factory=dict, init=False, repr=False, compare=False)
+    _lock: threading.RLock = field(default_factory=threading.RLock, init=False, repr=False, compare=False)
 
     def should_colorize(self) -> bool:
         """Auto colourizes black-and-white photos only; ON/OFF force it."""
@@ -34,10 +44,32 @@ class RestorationInput:
         """The union (max) of the scratch, tear and stain masks, HxW uint8; zeros when none was sent."""
         return damage_union(self.masks, self.rgb.shape[:2])
 
-    @cached_property
+    def once(self, name: str, compute: Callable[[], T]) -> T:
+        """`compute()`, run the first time `name` is asked for this photo and kept for every later candidate.
+
+        Why: every candidate of a photo needs the same analyses (its faces, their
+        regions, the person mask, the filled photo), and they cost more than the
+        candidate itself; the service keeps a photo's input between calls
+        (`photo_cache`), so they are computed once per photo, not once per seed.
+        """
+        with self._lock:
+            if name not in self._derived:
+                self._derived[name] = compute()
+            return self._derived[name]  # type: ignore[return-value]
+
+    @property
     def filled(self) -> np.ndarray:
-        """The photo with its damage filled at full resolution, made once however many candidates use it."""
-        return fill_damage(self.rgb, self.damage_mask())
+        """The photo with its damage filled at full resolution."""
+        return self.once("filled", lambda: fill_damage(self.rgb, self.damage_mask()))
+
+    def faces(self, analyzer: FaceAnalyzer) -> list[common_pb2.Face]:
+        """The photo's faces: the detector's when it sent them, else found here."""
+        return self.once("faces", lambda: list(self.report.faces) or analyzer.analyze(self.rgb))
+
+    def nbytes(self) -> int:
+        """Memory the photo holds, its full-resolution derivatives included (what a cache budgets)."""
+        images = [self.rgb, *self.masks.values(), *(v for v in self._derived.values() if isinstance(v, np.ndarray))]
+        return sum(image.nbytes for image in images)
 
 
 #: A step the service applies to every restored candidate (the faces keeping their own texture).

@@ -22,10 +22,11 @@ import math
 import numpy as np
 from revive.v1 import common_pb2
 
-from services.common.config import ServiceConfig
+from services.common.config import MIB, ServiceConfig
 from services.common.engines import EngineFactory, runtime_options
 from services.generator import face_guard
 from services.generator.engine import CandidateStep, GeneratorEngine, RestorationInput
+from services.generator.photo_cache import PhotoCache
 from services.vision.faces.analyzer import FaceAnalyzer, shared_face_analyzer, similarity
 from services.vision.faces.geometry import iou
 
@@ -83,14 +84,14 @@ def combine(scores: common_pb2.CandidateScores) -> float:
 
 
 class CandidateScorer:
-    """Scores candidates of one photo; built once per request (it holds the input's face)."""
+    """Scores candidates of one photo; built once per photo (it holds the input's face)."""
 
-    def __init__(self, analyzer: FaceAnalyzer, rgb: np.ndarray, report: common_pb2.DamageReport,
+    def __init__(self, analyzer: FaceAnalyzer, faces: list[common_pb2.Face],
                  options: common_pb2.RestoreOptions) -> None:
         self._analyzer = analyzer
         self._options = options
         #: The photo's faces (the detector's, or found here), whose texture every candidate keeps.
-        self.faces = list(report.faces) or analyzer.analyze(rgb)
+        self.faces = faces
         self.reference = main_face(self.faces)
 
     def keeps_identity(self, scores: common_pb2.CandidateScores) -> bool:
@@ -119,11 +120,13 @@ class CandidateScorer:
 class ScoredEngine:
     """A generator engine plus the face analyser that scores its candidates (any engine, Telea too)."""
 
-    def __init__(self, engine: GeneratorEngine, analyzer: FaceAnalyzer) -> None:
+    def __init__(self, engine: GeneratorEngine, analyzer: FaceAnalyzer, photos: PhotoCache | None = None) -> None:
         self.engine = engine
         self.analyzer = analyzer
         self.name = engine.name
         self.provider = engine.provider
+        #: The photos this engine's candidates were recently made of, with what was worked out for them.
+        self.photos = photos if photos is not None else PhotoCache(0)
 
     def warm_up(self) -> None:
         self.engine.warm_up()
@@ -132,21 +135,25 @@ class ScoredEngine:
     def generate(self, request: RestorationInput, seed: int, keep_faces: CandidateStep | None = None) -> np.ndarray:
         return self.engine.generate(request, seed, keep_faces)
 
-    def face_guard(self, request: RestorationInput, scorer: CandidateScorer) -> face_guard.FaceGuard | None:
-        """What every candidate of this request goes through (its faces keep their texture; refilled when the
-        person is lost): the photo with only its damage filled, made once per request. None without faces."""
-        if not scorer.faces:
+    def face_guard(self, request: RestorationInput) -> face_guard.FaceGuard | None:
+        """What every candidate of this photo goes through (its faces keep their texture; refilled when the
+        person is lost): the photo with only its damage filled, made once per photo. None without faces."""
+        faces = request.faces(self.analyzer)
+        if not faces:
             return None
-        return face_guard.FaceGuard(request.filled, scorer.faces)
+        return request.once("face_guard", lambda: face_guard.FaceGuard(request.filled, faces))
 
     def scorer(self, request: RestorationInput) -> CandidateScorer:
-        return CandidateScorer(self.analyzer, request.rgb, request.report, request.options)
+        return request.once("scorer", lambda: CandidateScorer(self.analyzer, request.faces(self.analyzer),
+                                                              request.options))
 
 
 def scored(factory: EngineFactory[GeneratorEngine]) -> EngineFactory[ScoredEngine]:
     """An engine factory whose engines come wrapped in ScoredEngine, sharing one analyser per process."""
 
     def build(config: ServiceConfig) -> ScoredEngine:
-        return ScoredEngine(factory(config), shared_face_analyzer(config.models_dir, runtime_options(config)))
+        budget = config.settings.photo_cache_mb * MIB
+        return ScoredEngine(factory(config), shared_face_analyzer(config.models_dir, runtime_options(config)),
+                            PhotoCache(budget))
 
     return build

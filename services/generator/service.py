@@ -15,7 +15,9 @@ from services.common.server import ServiceDefinition
 from services.generator.engine import RestorationInput
 from services.generator.engines.learned import LearnedGenerator
 from services.generator.engines.telea import TeleaGenerator
+from services.generator.photo_cache import photo_key
 from services.generator.scoring import ScoredEngine, scored
+from services.generator.settings import GeneratorSettings
 
 #: Seeds one call may ask for: the gateway's candidates plus the re-ranking surplus.
 MAX_SEEDS = 2 * MAX_CANDIDATES
@@ -44,9 +46,9 @@ class GeneratorServicer(generator_pb2_grpc.GeneratorServicer):
         validate_options(request.options)
         if not 1 <= len(request.seeds) <= MAX_SEEDS:
             raise InvalidInput(f"seeds: give between 1 and {MAX_SEEDS}, got {len(request.seeds)}")
-        restoration = restoration_input(request)
+        restoration = engine.photos.get(photo_key(request), lambda: restoration_input(request))
         scorer = engine.scorer(restoration)
-        guard = engine.face_guard(restoration, scorer)
+        guard = engine.face_guard(restoration)
         for seed in request.seeds:
             if not context.is_active():
                 return
@@ -70,6 +72,7 @@ DEFINITION = ServiceDefinition(
     default_metrics_port=9102,
     # Every engine's candidates carry face scores; the first engine is the default.
     engines={"learned": scored(LearnedGenerator), "telea": scored(TeleaGenerator)},
+    settings=GeneratorSettings,
     add_servicer=lambda server, engines: generator_pb2_grpc.add_GeneratorServicer_to_server(
         GeneratorServicer(engines), server
     ),

@@ -47,7 +47,7 @@ def test_a_candidate_that_lost_the_person_is_refilled_and_then_keeps_it(engine):
     photo = cv2.resize(cv2.cvtColor(cv2.imread(str(FACES / "sample6.jpg")), cv2.COLOR_BGR2RGB), (640, 480),
                        interpolation=cv2.INTER_AREA)
     request = RestorationInput(photo, {}, common_pb2.DamageReport(), common_pb2.RestoreOptions())
-    scorer = CandidateScorer(engine.analyzer, photo, request.report, request.options)
+    scorer = CandidateScorer(engine.analyzer, request.faces(engine.analyzer), request.options)
     guard = FaceGuard(photo, scorer.faces)
     # Someone else's face, as far as the analyser can tell: each face window smeared flat.
     lost = photo.copy()

@@ -127,16 +127,22 @@ class LearnedGenerator:
         if colorize:
             return self.colourize(restored, request, seed, strength)
         if request.options.hair_color != common_pb2.HAIR_COLOR_UNSPECIFIED:
-            faces = list(request.report.faces) or self.analyzer.analyze(request.rgb)
-            person = self.segmenter.probability(restored) if faces else None
+            faces = request.faces(self.analyzer)
+            person = self.people(request) if faces else None
             restored = hair.recolour(restored, faces, request.options.hair_color, neutral, person)
         return restored
 
+    def people(self, request: RestorationInput) -> np.ndarray:
+        """The person probability (`PersonSegmenter.probability`) of the photo with its damage filled: what
+        every candidate shows, so it is worked out once per photo."""
+        return request.once("people", lambda: self.segmenter.probability(request.filled))
+
     def colourize(self, grey: np.ndarray, request: RestorationInput, seed: int, strength: float) -> np.ndarray:
         """Colour for the restored grey photo: a palette per region, drawn from `seed`, spread over the photo."""
-        faces = list(request.report.faces) or self.analyzer.analyze(request.rgb)
+        faces = request.faces(self.analyzer)
         # Regions of the photo as it came: the same whatever the candidate.
-        labels = self.parser.parse_faces(request.rgb, faces, colourize.HEAD_ZOOM) if faces else []
+        labels = request.once("head_labels", lambda: self.parser.parse_faces(request.rgb, faces, colourize.HEAD_ZOOM)
+                              if faces else [])
         photo_area = grey.shape[0] * grey.shape[1]
         portrait = any(face.box.width * face.box.height > PORTRAIT_FACE_SHARE * photo_area for face in faces)
         size = colourize.solve_size(*grey.shape[:2])
@@ -145,12 +151,13 @@ class LearnedGenerator:
         palette = colourize.Palette.draw(seed, options.gender, float(options.age) if options.HasField("age") else None)
         # A scene's colour comes from what it shows; a portrait's backdrop is a palette's, different per candidate.
         scene = None if portrait else self.scene.predict(lightness, scene_colour.candidate_tilt(seed))
-        people = self.segmenter.probability(grey)
+        people = self.people(request)
         regions, owners = colourize.region_map(lightness, labels, people, portrait)
         ab = colourize.colour_planes(lightness, regions, owners, portrait, palette, scene)
         coloured = compose.chroma_onto(grey, ab, strength / DEFAULT_STRENGTH)
         if not labels or options.hair_color == common_pb2.HAIR_COLOR_UNSPECIFIED:
             return coloured
-        close = self.parser.parse_faces(request.rgb, faces)  # the hair's edge at the parser's full resolution
+        # The hair's edge at the parser's full resolution.
+        close = request.once("close_labels", lambda: self.parser.parse_faces(request.rgb, faces))
         hair = colourize.photo_hair(close, labels, person.whole(people, grey.shape[:2]))
         return colourize.tint_hair(coloured, hair, options.hair_color)

@@ -208,7 +208,7 @@ def region_map(lightness: np.ndarray, labels: list[np.ndarray], person: np.ndarr
         # turned wall around the head).
         regions[(small == parsing.Label.BACKGROUND) & ~people & (regions != SKY)] = BACKGROUND
         owners[small == parsing.Label.CLOTH] = index
-    parsed_cloth = regions == CLOTH
+    parsed_cloth, parsed_skin = regions == CLOTH, regions == SKIN
     # Clothes hang below the chins; beside the parsed heads, at head height, is mostly another head the analyser
     # missed (a profile, a face turned down, a blond head) or a raised arm.
     chins = [float(np.percentile(face[:, 0], 95)) for face in faces if len(face)]
@@ -218,9 +218,11 @@ def region_map(lightness: np.ndarray, labels: list[np.ndarray], person: np.ndarr
     # warm, low chroma instead.
     regions[head_high & (regions == CLOTH) & ~parsed_cloth] = PERSON
     # Spectacles are seen through: the parse calls the eyes and the skin behind the lenses glasses, and imposed
-    # grey they were grey goggles on a warm face. What is as light as the skin is left free to take the colour
-    # around it; dark lenses (sunglasses), rims and pupils stay grey.
-    skin = lightness[regions == SKIN]
+    # grey they were grey goggles on a warm face. What is as light as the face's skin is left free to take the
+    # colour around it; dark lenses (sunglasses), rims and pupils stay grey. The face's skin, not the bare skin
+    # found beyond it: a lit cardigan taken for bare arms made the skin seem lighter than the shaded sockets
+    # behind a real boy's lenses, and they stayed grey.
+    skin = lightness[parsed_skin]
     if skin.size >= 20:
         seen_through = distance_to(skin, lightness) < 2.5
         for small in smalls:

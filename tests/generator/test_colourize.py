@@ -303,6 +303,24 @@ def test_the_skin_behind_spectacles_takes_the_faces_colour():
     assert np.linalg.norm(solved[22:28, 18:42], axis=-1).max() < 1
 
 
+def test_shaded_sockets_behind_spectacles_are_judged_against_the_face_not_a_lit_chest():
+    """A face lit from one side spreads its skin's greys wide, and the sockets behind the lenses lie in its
+    shade; a lit bare chest far larger than the face, counted as skin too, would narrow the skin to its own
+    light grey and leave the sockets grey goggles (a real boy's portrait)."""
+    lightness = np.full((100, 60), 20.0, np.float32)
+    label = np.full((100, 60), parsing.Label.BACKGROUND, np.uint8)
+    label[5:45, 10:50] = parsing.Label.SKIN
+    lightness[5:45, 10:30], lightness[5:45, 30:50] = 40.0, 80.0  # the shaded and the lit cheek
+    label[15:25, 15:45] = parsing.Label.GLASSES
+    lightness[15:25, 15:45] = 45.0  # sockets in the shade of the brows
+    lightness[45:100, 5:55] = 80.0  # an open shirt: a lit bare chest
+    person = np.zeros((100, 60), np.float32)
+    person[5:, 5:55] = 1.0
+    regions, _ = colourize.region_map(lightness, [label], person, portrait=True)
+    assert (regions[55:95, 10:50] == colourize.SKIN).mean() > 0.9
+    assert not (regions[16:24, 16:44] == colourize.NEUTRAL).any()
+
+
 def test_a_head_the_analyser_missed_takes_no_dye_and_its_clothes_below_do():
     """Two people, one face found: beside the found head, at its height, the other head (its face paler than the
     found one) is neither clothes nor dyed; below the chins, the other person's clothes are."""

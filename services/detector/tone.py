@@ -8,24 +8,31 @@ autochrome's, however faded or muted. So the verdict removes, per lightness
 level, the photo's mean chroma (its tint), and measures what chroma is left:
 the median distance (in Cr/Cb levels) after a blur that takes out grain and
 JPEG colour noise. The median, because stains and foxing colour small parts
-of many black-and-white prints.
+of many black-and-white prints; and only over the intact pixels, when the
+engine has found the damage: a brown stain, a rusty foxing spot or the bare
+paper of a tear is the print's damage, not its colour, and where they cover
+more of it than the median can ignore they made a sepia print colour.
 
 The verdict point was chosen on labelled synthetic prints, never on the
 held-out or the real photos (`python -m training.detector.tone_calibration`
 prints the table): black-and-white and sepia crops of the training photos,
 with the real-scan damage recipe (stains and foxing included), against the
-colour ones. Below TINT_RESIDUAL_GREY (1.5) 99% of the colour crops are
-still called colour: doubtful photos are called colour, so `colorize=auto`
-keeps a photo's own colours when in doubt and never paints over them.
+colour ones, judged as the learned engine judges them (its damage left out).
+Below TINT_RESIDUAL_GREY (1.5) 99% of the colour crops are still called
+colour: doubtful photos are called colour, so `colorize=auto` keeps a
+photo's own colours when in doubt and never paints over them.
 """
 
 from __future__ import annotations
 
 import cv2
 import numpy as np
+from revive.v1 import common_pb2
 
 from services.common.resize import shrink_to
 
+#: The damage types whose pixels are left out of the judgement.
+LOCAL_DAMAGE = (common_pb2.SCRATCH, common_pb2.TEAR, common_pb2.STAIN)
 #: Long side the photo is judged at: enough for regions of colour, cheap at 4096x4096.
 SIDE = 512
 #: Lightness levels the tint is taken over (YCrCb's Y in 16-level bins).
@@ -34,18 +41,37 @@ BINS = 16
 TINT_RESIDUAL_GREY = 1.5
 #: Residual span over which the score goes from 1 (surely grey) to 0 (surely colour).
 SCORE_SPAN = 1.0
+#: Pixels (at SIDE) the damage is grown by before it is left out: the blur and JPEG spread its colour.
+DAMAGE_MARGIN = 2
+#: Least share of the photo judged: past this much damage its colour is judged on all of it.
+MIN_INTACT = 0.2
 
 
-def tint_residual(rgb: np.ndarray) -> float:
-    """Median chroma left once the lightness-dependent tint is removed, in Cr/Cb levels."""
+def tint_residual(rgb: np.ndarray, damage: np.ndarray | None = None) -> float:
+    """Median chroma left once the lightness-dependent tint is removed, in Cr/Cb levels, over the pixels
+    outside `damage` (H x W, nonzero where the photo is damaged) when it is given."""
     small = cv2.GaussianBlur(shrink_to(rgb, SIDE), (0, 0), 1.5)
     ycc = cv2.cvtColor(small, cv2.COLOR_RGB2YCrCb).astype(np.float32).reshape(-1, 3)
+    if damage is not None:
+        shrunk = cv2.resize((damage > 0).astype(np.uint8), (small.shape[1], small.shape[0]),
+                            interpolation=cv2.INTER_AREA) > 0
+        side = 2 * DAMAGE_MARGIN + 1
+        intact = ~cv2.dilate(shrunk.astype(np.uint8), np.ones((side, side), np.uint8)).astype(bool).reshape(-1)
+        if intact.mean() >= MIN_INTACT:
+            ycc = ycc[intact]
     bins = np.clip((ycc[:, 0] * (BINS / 256)).astype(int), 0, BINS - 1)
     counts = np.maximum(np.bincount(bins, minlength=BINS), 1)
     left = [channel - (np.bincount(bins, channel, BINS) / counts)[bins] for channel in (ycc[:, 1], ycc[:, 2])]
     return float(np.median(np.hypot(*left)))
 
 
-def grayscale_score(rgb: np.ndarray) -> float:
-    """1 for a surely black-and-white (or toned) photo, 0 for a surely colour one; >= 0.5 is the verdict."""
-    return float(np.clip(0.5 - (tint_residual(rgb) - TINT_RESIDUAL_GREY) / SCORE_SPAN, 0.0, 1.0))
+def grayscale_score(rgb: np.ndarray, damage: np.ndarray | None = None) -> float:
+    """1 for a surely black-and-white (or toned) photo, 0 for a surely colour one; >= 0.5 is the verdict.
+    `damage` (H x W, nonzero where damaged) is left out of the judgement."""
+    residual = tint_residual(rgb, damage)
+    return float(np.clip(0.5 - (residual - TINT_RESIDUAL_GREY) / SCORE_SPAN, 0.0, 1.0))
+
+
+def local_damage(masks: dict[int, np.ndarray]) -> np.ndarray:
+    """Where a detection's scratches, tears and stains lie (fading is the print's tone, judged with it)."""
+    return np.maximum.reduce([masks[kind] for kind in LOCAL_DAMAGE])

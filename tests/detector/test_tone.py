@@ -42,3 +42,25 @@ def test_colour_stays_colour_even_faded_or_hand_coloured():
         cv2.ellipse(mask, (cx, cy), (width // 5, height // 8), 0, 0, 360, 1.0, -1)
         painted = painted * (1 - 0.5 * mask[..., None]) + np.array(colour, np.float32) * 0.5 * mask[..., None]
     assert grayscale_score(painted.astype(np.uint8)) < 0.5
+
+
+def test_a_sepia_print_under_brown_stains_is_judged_on_what_is_intact():
+    """Stains and foxing colour a black-and-white print: spread over much of it they outvote the median, and
+    the print seemed colour. Left out where the detector found them, the print is the toned one it is; a
+    colour photo stays colour whatever is left out, and past MIN_INTACT of damage all of it is judged."""
+    photo = portrait(480, 600)
+    stained = toned(photo).astype(np.float32)
+    damage = np.zeros(photo.shape[:2], np.uint8)
+    rng = np.random.default_rng(4)
+    for _ in range(60):
+        centre = (int(rng.integers(0, photo.shape[1])), int(rng.integers(0, photo.shape[0])))
+        cv2.circle(damage, centre, int(rng.integers(15, 35)), 255, -1)
+    tint = np.array([150, 95, 40], np.float32) * (1 + rng.random((photo.shape[0], photo.shape[1], 1)) * 0.4)
+    stain = (damage > 0)[..., None]
+    stained = np.where(stain, stained * 0.4 + tint * 0.6, stained).astype(np.uint8)
+    assert 0.25 < stain.mean() < 0.5
+    assert grayscale_score(stained) < 0.5
+    assert grayscale_score(stained, damage) >= 0.5
+    assert grayscale_score(photo, damage) < 0.5
+    everywhere = np.full(photo.shape[:2], 255, np.uint8)
+    assert grayscale_score(stained, everywhere) == grayscale_score(stained)

@@ -3,9 +3,11 @@
 Crops of the training photos, half made black-and-white or sepia by the
 real-scan damage recipe (with its stains and foxing, which colour parts of
 many black-and-white prints), half left in colour; a colour crop of a photo
-that is grey already is no colour example and is skipped. Prints the residual
-chroma's percentiles for both and how many of each every candidate threshold
-calls right. Never run on the held-out or the real photos.
+that is grey already is no colour example and is skipped. Each is judged as
+the learned detector judges a photo: over the pixels outside the damage it
+found (`--models-dir`'s model). Prints the residual chroma's percentiles for
+both, judged so and over the whole crop, and how many of each every candidate
+threshold calls right. Never run on the held-out or the real photos.
 
 python -m training.detector.tone_calibration [--samples 300]
 """
@@ -17,8 +19,12 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
-from services.detector.tone import TINT_RESIDUAL_GREY, tint_residual
+from services.common.config import ServiceConfig
+from services.detector.engines.unet import UNetDetector
+from services.detector.service import DEFINITION
+from services.detector.tone import TINT_RESIDUAL_GREY, local_damage, tint_residual
 from training.common import sources
 from training.detector.dataset import PHOTO_SETS, random_crop
 from training.detector.synthetic_damage import REAL_SCAN, DamageSynthesizer
@@ -31,25 +37,32 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--samples", type=int, default=300)
     parser.add_argument("--data-dir", default=str(sources.DEFAULT_DIR))
+    parser.add_argument("--models-dir", default=str(ServiceConfig.models_dir), help="the detector model whose damage is left out")
+    parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
+    detector = UNetDetector(DEFINITION.parse(["--models-dir", args.models_dir, "--threads", str(args.threads),
+                                              "--providers", "cpu"]))
     photos = sources.load_all(PHOTO_SETS["wide"], Path(args.data_dir))
     synthesizers = {grey: DamageSynthesizer(replace(REAL_SCAN, p_grayscale=float(grey))) for grey in (True, False)}
-    residuals: dict[bool, list[float]] = {True: [], False: []}
-    for index in range(args.samples):
+    residuals: dict[str, dict[bool, list[float]]] = {how: {True: [], False: []} for how in ("intact", "whole")}
+    for index in tqdm(range(args.samples), desc="prints", unit="print"):
         rng = np.random.default_rng([5, index])
         crop = random_crop(photos[index % len(photos)], 384, rng)
         grey = index % 2 == 0
         if not grey and tint_residual(crop) < GREY_ALREADY:
             continue
-        residuals[grey].append(tint_residual(synthesizers[grey](crop, rng).damaged))
-    grey, colour = np.array(residuals[True]), np.array(residuals[False])
-    print(f"{len(grey)} black-and-white and {len(colour)} colour crops; residual chroma (Cr/Cb levels)")
-    print("black-and-white percentiles 50/90/99:", np.percentile(grey, [50, 90, 99]).round(2))
-    print("colour percentiles 1/5/10/50:        ", np.percentile(colour, [1, 5, 10, 50]).round(2))
-    print("threshold  black-and-white called so  colour called colour")
-    for threshold in (1.0, 1.25, 1.5, 2.0, 2.5, 3.0):
-        mark = "  <- services/detector/tone.py" if threshold == TINT_RESIDUAL_GREY else ""
-        print(f"{threshold:9.2f}  {np.mean(grey < threshold):24.3f}  {np.mean(colour >= threshold):20.3f}{mark}")
+        damaged = synthesizers[grey](crop, rng).damaged
+        residuals["intact"][grey].append(tint_residual(damaged, local_damage(detector.detect(damaged).masks)))
+        residuals["whole"][grey].append(tint_residual(damaged))
+    for how, label in (("intact", "outside the damage found (as served)"), ("whole", "over the whole crop")):
+        grey, colour = np.array(residuals[how][True]), np.array(residuals[how][False])
+        print(f"\n{len(grey)} black-and-white and {len(colour)} colour crops; residual chroma (Cr/Cb levels) {label}")
+        print("black-and-white percentiles 50/90/99:", np.percentile(grey, [50, 90, 99]).round(2))
+        print("colour percentiles 1/5/10/50:        ", np.percentile(colour, [1, 5, 10, 50]).round(2))
+        print("threshold  black-and-white called so  colour called colour")
+        for threshold in (1.0, 1.25, 1.5, 2.0, 2.5, 3.0):
+            mark = "  <- services/detector/tone.py" if threshold == TINT_RESIDUAL_GREY else ""
+            print(f"{threshold:9.2f}  {np.mean(grey < threshold):24.3f}  {np.mean(colour >= threshold):20.3f}{mark}")
 
 
 if __name__ == "__main__":

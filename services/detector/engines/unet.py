@@ -29,7 +29,7 @@ from services.common.resize import shrink_to
 from services.common.runtime import OnnxModel, RuntimeOptions
 from services.detector.engine import DAMAGE_TYPES, Detection
 from services.detector.settings import MULTIPLE, DetectorSettings
-from services.detector.tone import grayscale_score
+from services.detector.tone import grayscale_score, local_damage
 
 MODEL_FILE = Path("detector") / "damage_unet.onnx"
 #: Longer side of the downscaled photo the whole-photo scores are computed on.
@@ -199,10 +199,11 @@ class UNetDetector:
             masks = tiled_masks(rgb, predict, tiling.tile, tiling.overlap, tiling.batch)
         masks[0] = grown(masks[0], tiling.grow_from)
         fading, _ = self.scores(rgb)
+        found = {kind: masks[index] for index, kind in enumerate(DAMAGE_TYPES)}
         return Detection(
-            masks={kind: masks[index] for index, kind in enumerate(DAMAGE_TYPES)},
+            masks=found,
             fading_score=fading,
             # The tint test, not the network's score head: that head calls muted colour photos (autochromes,
             # hand-coloured prints) black-and-white, and colourizing then paints over their own colours.
-            grayscale_score=grayscale_score(rgb),
+            grayscale_score=grayscale_score(rgb, local_damage(found)),
         )

@@ -18,7 +18,7 @@ import math
 import secrets
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Coroutine, Iterable, Iterator
 
 import grpc
@@ -79,12 +79,13 @@ def damage_summary(report: common_pb2.DamageReport, width: int, height: int, mas
     )
 
 
-def damage_overlay(report: common_pb2.DamageReport) -> np.ndarray | None:
-    """RGBA: each kind of local damage found (and so repaired) in its colour, transparent elsewhere.
+def damage_overlay(damage: Iterable[common_pb2.DamageMask]) -> np.ndarray | None:
+    """RGBA: each kind of local damage in `damage` (the detector's masks, or what a candidate repaired) in its
+    colour, transparent elsewhere.
 
     Tears are painted last, so where kinds overlap the largest repair shows.
     """
-    masks = [(m.type, from_proto(m.mask, channels=(1,))) for m in report.masks
+    masks = [(m.type, from_proto(m.mask, channels=(1,))) for m in damage
              if m.type in LOCAL_DAMAGE and m.HasField("mask")]
     if not masks:
         return None
@@ -119,6 +120,8 @@ class Generated:
     scores: common_pb2.CandidateScores
     image: common_pb2.Image
     identity_doubtful: bool = False
+    #: What its fill replaced, per kind of damage (the generator's PNG masks).
+    repaired: list[common_pb2.DamageMask] = field(default_factory=list)
 
     def result(self, url: str) -> gateway_pb2.CandidateResult:
         """What is announced: where it is stored, and the image's shape without its bytes (gRPC callers get
@@ -265,11 +268,8 @@ class Pipeline:
         with stage("detect", photo=photo.index, width=width, height=height):
             report = (await self._upstreams.detect(await asyncio.to_thread(messages.detect_request, image),
                                                    deadline)).report
-        mask_url = ""
-        overlay = await asyncio.to_thread(damage_overlay, report)
-        if overlay is not None:
-            png = await asyncio.to_thread(encode_png, overlay)
-            mask_url = await asyncio.to_thread(self._store.write, request_id, photo.index, "mask.png", png)
+        # What was found, shown while the candidates are made; replaced by what was repaired once they are.
+        mask_url = await self._store_overlay(request_id, photo.index, report.masks, "mask.png")
         progress(gateway_pb2.DETECT, 1.0)
         event(damage=damage_summary(report, width, height, mask_url, original_url))
 
@@ -281,7 +281,20 @@ class Pipeline:
         del image
         kept = await self._generate_and_rank(base, seeds, count, deadline, progress)
         del base
+        repaired_url = await self._store_overlay(request_id, photo.index, kept[0].repaired if kept else [],
+                                                 "repaired.png")
+        if repaired_url:
+            event(damage=damage_summary(report, width, height, repaired_url, original_url))
         await self._finish(request_id, photo, kept, seeds, factor, deadline, event, progress)
+
+    async def _store_overlay(self, request_id: str, photo: int, damage: Iterable[common_pb2.DamageMask],
+                             name: str) -> str:
+        """The URL of the overlay of `damage` stored as `name`; "" when there is nothing to show."""
+        overlay = await asyncio.to_thread(damage_overlay, damage)
+        if overlay is None:
+            return ""
+        png = await asyncio.to_thread(encode_png, overlay)
+        return await asyncio.to_thread(self._store.write, request_id, photo, name, png)
 
     async def _generate_and_rank(self, base: bytes, seeds: list[int], count: int, deadline: float,
                                  progress: Callable[[int, float], None]) -> list[Generated]:
@@ -294,7 +307,8 @@ class Pipeline:
             with stage("generate", seed=seed):
                 request = await asyncio.to_thread(messages.with_seed, base, seed)
                 answer = await self._upstreams.generate_one(request, deadline)
-            generated.append(Generated(seed, answer.scores, rgb_png(answer.image, "generator")))
+            generated.append(Generated(seed, answer.scores, rgb_png(answer.image, "generator"),
+                                       repaired=list(answer.repaired)))
             metrics.GENERATED.inc()
             progress(gateway_pb2.GENERATE, len(generated) / planned)
 

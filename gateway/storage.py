@@ -1,9 +1,10 @@
 """Result images on local disk (the embedded default; a volume in Kubernetes).
 
 Layout: <results_dir>/<request id>/<photo index>/<name>: mask.png (the damage
-overlay), original.jpg (the "before" preview) and candidate-<seed>.png. Names are made
-here and checked on the way back in, so a URL can never reach outside the
-results directory.
+found), repaired.png (what the best candidate's fill replaced), original.jpg
+(the "before" preview) and candidate-<seed>.png. Names are made here and
+checked on the way back in, so a URL can never reach outside the results
+directory.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import secrets
 from pathlib import Path
 
 _REQUEST_ID = re.compile(r"^[0-9a-f]{32}$")
-_NAME = re.compile(r"^(mask\.png|original\.jpg|candidate-\d{1,20}\.png)$")
+_NAME = re.compile(r"^(mask\.png|repaired\.png|original\.jpg|candidate-\d{1,20}\.png)$")
 
 
 def new_request_id() -> str:

@@ -11,7 +11,7 @@ import numpy as np
 from revive.v1 import common_pb2
 
 from services.common.engines import Engine
-from services.common.inpainting import damage_union, fill_damage
+from services.common.inpainting import FillRegion, damage_union, fill_damage, fill_region
 
 if TYPE_CHECKING:
     from services.vision.faces.analyzer import FaceAnalyzer
@@ -58,9 +58,14 @@ class RestorationInput:
             return self._derived[name]  # type: ignore[return-value]
 
     @property
+    def fill_region(self) -> FillRegion | None:
+        """What the full-resolution fill replaces (the damage grown, the cracks' rims); None without damage."""
+        return self.once("fill_region", lambda: fill_region(self.rgb, self.damage_mask()))
+
+    @property
     def filled(self) -> np.ndarray:
         """The photo with its damage filled at full resolution."""
-        return self.once("filled", lambda: fill_damage(self.rgb, self.damage_mask()))
+        return self.once("filled", lambda: fill_damage(self.rgb, self.damage_mask(), self.fill_region))
 
     def faces(self, analyzer: FaceAnalyzer) -> list[common_pb2.Face]:
         """The photo's faces: the detector's when it sent them, else found here."""
@@ -83,3 +88,7 @@ class GeneratorEngine(Engine, Protocol):
         `keep_faces` is applied to the restored photo before the requested hair colour, which comes last so
         that it changes the hair and nothing else.
         """
+
+    def repaired(self, request: RestorationInput, seed: int) -> np.ndarray:
+        """HxW uint8, 255 where the candidate of `seed` had its damage filled (what the user is shown as
+        repaired), 0 elsewhere."""

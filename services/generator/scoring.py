@@ -135,6 +135,9 @@ class ScoredEngine:
     def generate(self, request: RestorationInput, seed: int, keep_faces: CandidateStep | None = None) -> np.ndarray:
         return self.engine.generate(request, seed, keep_faces)
 
+    def repaired(self, request: RestorationInput, seed: int) -> np.ndarray:
+        return self.engine.repaired(request, seed)
+
     def face_guard(self, request: RestorationInput) -> face_guard.FaceGuard | None:
         """What every candidate of this photo goes through (its faces keep their texture; refilled when the
         person is lost): the photo with only its damage filled, made once per photo. None without faces."""

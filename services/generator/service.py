@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 
 import grpc
-from revive.v1 import generator_pb2, generator_pb2_grpc
+import numpy as np
+from revive.v1 import common_pb2, generator_pb2, generator_pb2_grpc
 
 from services.common.engines import EngineSet
 from services.common.errors import InvalidInput
@@ -16,6 +18,7 @@ from services.generator.engine import RestorationInput
 from services.generator.engines.learned import LearnedGenerator
 from services.generator.engines.telea import TeleaGenerator
 from services.generator.photo_cache import photo_key
+from services.generator.repaired import repaired_masks
 from services.generator.scoring import ScoredEngine, scored
 from services.generator.settings import GeneratorSettings
 
@@ -62,7 +65,15 @@ class GeneratorServicer(generator_pb2_grpc.GeneratorServicer):
                 image=to_proto(restored, request.output_encoding or RAW),
                 scores=scores,
                 engine=engine.name,
+                repaired=repaired_of(restoration, engine.repaired(restoration, seed)),
             )
+
+
+def repaired_of(restoration: RestorationInput, repaired: np.ndarray) -> list[common_pb2.DamageMask]:
+    """The per-type masks of what was filled, encoded once per photo and fill (most engines fill every seed's
+    candidate alike)."""
+    digest = hashlib.blake2b(repaired.tobytes(), digest_size=16).hexdigest()
+    return restoration.once(f"repaired:{digest}", lambda: repaired_masks(repaired, restoration.masks))
 
 
 DEFINITION = ServiceDefinition(

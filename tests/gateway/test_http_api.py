@@ -39,11 +39,15 @@ def test_restores_a_damaged_photo_into_distinct_candidates(gateway):
     images = [fetch_image(gateway.url, c["url"]) for c in photo["candidates"]]
     assert all(image.shape == (1200, 960, 3) for image in images)
     assert len({image.tobytes() for image in images}) == 3
+    # The overlay shows what the best candidate's fill replaced: the scratches found, in their colour, with
+    # the pixels the fill grew them by; transparent elsewhere.
+    assert photo["damage"]["mask_url"].endswith("/repaired.png")
     overlay = fetch_image(gateway.url, photo["damage"]["mask_url"])
     assert overlay.shape == (600, 480, 4)
-    # Scratches in their colour where they were found, transparent elsewhere.
-    found = overlay[..., 3] == 255
-    assert 0 < found.mean() < 0.5 and (overlay[found][:, :3] == (255, 59, 48)).all(axis=1).mean() > 0.9
+    repaired = overlay[..., 3] == 255
+    assert 0 < repaired.mean() < 0.5 and (overlay[repaired][:, :3] == (255, 59, 48)).all(axis=1).mean() > 0.9
+    found = fetch_image(gateway.url, photo["damage"]["mask_url"].replace("/repaired.png", "/mask.png"))[..., 3] == 255
+    assert (repaired | ~found).all() and repaired.sum() > 1.5 * found.sum()
 
 
 def scraped(url: str, name: str) -> float:

@@ -132,6 +132,13 @@ class LearnedGenerator:
             restored = hair.recolour(restored, faces, request.options.hair_color, neutral, person)
         return restored
 
+    def repaired(self, request: RestorationInput, seed: int) -> np.ndarray:
+        """The full-resolution fill's region, the same for every seed."""
+        region = request.fill_region
+        if region is None:
+            return np.zeros(request.rgb.shape[:2], np.uint8)
+        return region.mask * np.uint8(255)
+
     def people(self, request: RestorationInput) -> np.ndarray:
         """The person probability (`PersonSegmenter.probability`) of the photo with its damage filled: what
         every candidate shows, so it is worked out once per photo."""

@@ -22,10 +22,15 @@ from services.generator.engine import CandidateStep, RestorationInput
 DEFAULT_STRENGTH = 0.8
 
 
+def fill_region(mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """uint8 0/1: the damage (`mask` >= 128) grown by the 1 or 2 pixels the seed's generator draws first."""
+    return cv2.dilate((mask >= 128).astype(np.uint8), np.ones((3, 3), np.uint8), iterations=int(rng.integers(1, 3)))
+
+
 def inpaint(rgb: np.ndarray, mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     if not mask.any():
         return rgb
-    grown = cv2.dilate((mask >= 128).astype(np.uint8), np.ones((3, 3), np.uint8), iterations=int(rng.integers(1, 3)))
+    grown = fill_region(mask, rng)
     method = cv2.INPAINT_TELEA if rng.random() < 0.75 else cv2.INPAINT_NS
     return cv2.inpaint(np.ascontiguousarray(rgb), grown, float(rng.integers(3, 8)), method)
 
@@ -72,3 +77,7 @@ class TeleaGenerator:
             curves = tone_curves(filled, rng, strength, neutral=request.report.is_grayscale)
             restored = cv2.LUT(filled, curves.reshape(256, 1, 3))
         return keep_faces(restored) if keep_faces else restored
+
+    def repaired(self, request: RestorationInput, seed: int) -> np.ndarray:
+        """What `generate` fills for `seed`: its first draw grows the damage (see `inpaint`)."""
+        return fill_region(request.damage_mask(), np.random.default_rng(seed)) * np.uint8(255)

@@ -50,7 +50,7 @@ def downscale(pixels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return cv2.resize(pixels, (size[1], size[0]), interpolation=cv2.INTER_AREA)
 
 
-def compose(guide: np.ndarray, prediction_lab: np.ndarray, strength: float = 1.0, neutral: bool = False,
+def compose(guide: np.ndarray, prediction_lab: np.ndarray | None, strength: float = 1.0, neutral: bool = False,
             where: np.ndarray | None = None) -> np.ndarray:
     """Full-resolution RGB uint8 from the damage-filled photo (`services.common.inpainting.fill_damage`) and the working-res prediction.
 
@@ -59,16 +59,21 @@ def compose(guide: np.ndarray, prediction_lab: np.ndarray, strength: float = 1.0
     `neutral` makes the result exactly grey. `where` (working resolution,
     0..1) limits the correction to where the detector found something to
     correct, so an intact photo, or an intact part of one, is left alone.
+    No prediction (None): nothing to correct anywhere, the guide passes
+    through (made grey if `neutral`), as a correction of zero amount would.
     """
-    size = prediction_lab.shape[:2]
-    coefficients = guided_coefficients(rgb_to_lab(downscale(guide, size)), prediction_lab, RADIUS, EPS)
+    coefficients = None
+    if prediction_lab is not None:
+        small = rgb_to_lab(downscale(guide, prediction_lab.shape[:2]))
+        coefficients = guided_coefficients(small, prediction_lab, RADIUS, EPS)
     out = np.empty_like(guide)
     for rows in strips(guide.shape[0]):
         lab = rgb_to_lab(guide[rows])
-        restored = apply_rows(lab, coefficients, rows, guide.shape[:2])
-        amount = strength if where is None else strength * upsample_rows(where[..., None], rows, guide.shape[:2])
-        restored = lab + amount * (restored - lab)
-        rgb = lab_to_rgb(restored)
+        if coefficients is not None:
+            restored = apply_rows(lab, coefficients, rows, guide.shape[:2])
+            amount = strength if where is None else strength * upsample_rows(where[..., None], rows, guide.shape[:2])
+            lab = lab + amount * (restored - lab)
+        rgb = lab_to_rgb(lab)
         # Exactly grey: Lab with zero chroma comes back with off-by-one channels.
         out[rows] = np.repeat(rgb[..., 1:2], 3, axis=2) if neutral else rgb
     return out

@@ -143,8 +143,13 @@ def test_large_photo_runs_the_network_at_working_resolution(engine):
     calls = []
     run = engine.model.run
     engine.model.run = lambda feeds: calls.append(feeds["planes"].shape) or run(feeds)
+    scratch = np.zeros((2400, 1600), np.uint8)
+    scratch[1200:1203, 100:1500] = 255
     try:
-        out = restore(engine, np.full((2400, 1600, 3), 90, np.uint8))
+        out = restore(engine, np.full((2400, 1600, 3), 90, np.uint8), {common_pb2.SCRATCH: scratch})
+        assert len(calls) == 1
+        restore(engine, np.full((2400, 1600, 3), 90, np.uint8))  # nothing to correct: the network is not run
+        assert len(calls) == 1
     finally:
         engine.model.run = run
     assert out.shape == (2400, 1600, 3)

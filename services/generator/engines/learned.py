@@ -92,7 +92,10 @@ class LearnedGenerator:
 
     def warm_up(self) -> None:
         rgb = np.full((48, 64, 3), 120, np.uint8)
-        self.generate(RestorationInput(rgb, {}, common_pb2.DamageReport(), common_pb2.RestoreOptions()), 0)
+        scratch = np.zeros((48, 64), np.uint8)
+        scratch[20:22, 8:56] = 255  # something to correct, so that the network runs too
+        self.generate(RestorationInput(rgb, {common_pb2.SCRATCH: scratch}, common_pb2.DamageReport(),
+                                       common_pb2.RestoreOptions()), 0)
 
     def predict(self, filled: np.ndarray, damage: np.ndarray, fading: np.ndarray, conditions: Conditions,
                 seed: int) -> np.ndarray:
@@ -119,8 +122,10 @@ class LearnedGenerator:
         strength = request.options.strength if request.options.HasField("strength") else DEFAULT_STRENGTH
         # The network restores tone (and fills large holes) where the detector found something to correct;
         # colour for a black-and-white photo comes from its regions (colourize.py), not from the network.
-        prediction = self.predict(filled, damage, fading, Conditions.of(False, request.options), seed)
-        where = correction_area(damage, fading, prediction.shape[:2])
+        where = correction_area(damage, fading, compose.working_size(*filled.shape[:2]))
+        # With nothing to correct (no damage, no fading) the network's tone would be applied nowhere.
+        prediction = (self.predict(filled, damage, fading, Conditions.of(False, request.options), seed)
+                      if where.any() else None)
         restored = compose.compose(filled, prediction, strength, neutral or colorize, where)
         if keep_faces:
             restored = keep_faces(restored)

@@ -72,9 +72,20 @@ class RestorationInput:
         return self.once("faces", lambda: list(self.report.faces) or analyzer.analyze(self.rgb))
 
     def nbytes(self) -> int:
-        """Memory the photo holds, its full-resolution derivatives included (what a cache budgets)."""
-        images = [self.rgb, *self.masks.values(), *(v for v in self._derived.values() if isinstance(v, np.ndarray))]
-        return sum(image.nbytes for image in images)
+        """Memory the photo holds, its derivatives included (what a cache budgets): their arrays, those of a
+        fill region and those in lists (the faces' label maps)."""
+        return sum(array_bytes(value) for value in (self.rgb, *self.masks.values(), *self._derived.values()))
+
+
+def array_bytes(value: object) -> int:
+    """Bytes of the arrays `value` is, or holds as a fill region or a list."""
+    if isinstance(value, np.ndarray):
+        return value.nbytes
+    if isinstance(value, FillRegion):
+        return value.mask.nbytes + value.diffused.nbytes
+    if isinstance(value, list):
+        return sum(array_bytes(item) for item in value)
+    return 0
 
 
 #: A step the service applies to every restored candidate (the faces keeping their own texture).

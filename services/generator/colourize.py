@@ -92,6 +92,8 @@ SKIN_AB = (17.0, 26.0)
 SKIN_SPREAD = (1.5, 2.0)
 LIPS_AB = (24.0, 14.0)
 EYES_AB = (1.0, 3.0)
+#: Share of a brow's colour that is its hair's; the rest is the skin's under it.
+BROW_HAIR = 0.5
 #: Hair from its mean lightness (L 0..100): (upper L, a, b).
 HAIR_BY_LIGHTNESS = ((22.0, 1.5, 3.0), (38.0, 5.0, 10.0), (58.0, 8.0, 17.0), (101.0, 4.0, 20.0))
 #: Dyes of clothes and hats, and walls and backdrops of portraits: each candidate draws one of each.
@@ -358,8 +360,11 @@ def imposed_colour(regions: np.ndarray, owners: np.ndarray, lightness: np.ndarra
     lightness takes the mean of what the network says over it."""
     hair = hair_ab(lightness, regions == HAIR)
     backdrop = palette.backdrop if portrait else tuple(SCENE_BACKDROP * value for value in palette.backdrop)
+    # A brow is a few solve pixels of hairs over skin: half of each. The hair's colour alone, faded, was grey
+    # between warm skin and read as blue brows.
+    brows = tuple(BROW_HAIR * h + (1 - BROW_HAIR) * k for h, k in zip(hair, palette.skin))
     colours = {BACKGROUND: backdrop, SKY: palette.sky, SKIN: palette.skin, LIPS: palette.lips, EYES: EYES_AB,
-               BROWS: (hair[0] * 0.6, hair[1] * 0.6), HAIR: hair, HAT: palette.hat,
+               BROWS: brows, HAIR: hair, HAT: palette.hat,
                NEUTRAL: (0.0, 0.0), PERSON: PERSON_AB}
     fixed = np.zeros(regions.shape, bool)
     ab = np.zeros((*regions.shape, 2), np.float32)

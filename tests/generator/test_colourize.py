@@ -321,6 +321,29 @@ def test_shaded_sockets_behind_spectacles_are_judged_against_the_face_not_a_lit_
     assert not (regions[16:24, 16:44] == colourize.NEUTRAL).any()
 
 
+def test_brows_are_hairs_over_skin_not_grey_between_warm_cheeks():
+    """At the solve's scale a brow is a few pixels of hairs over skin: its colour lies halfway between the
+    hair's and the skin's, as warm as skin is, not the faded hair grey that read as blue brows."""
+    lightness = np.full((60, 60), 65.0, np.float32)
+    label = np.full((60, 60), parsing.Label.BACKGROUND, np.uint8)
+    label[5:55, 5:55] = parsing.Label.SKIN
+    label[0:5, 5:55] = parsing.Label.HAIR
+    lightness[0:5, 5:55] = 20.0
+    label[18:22, 12:28] = label[18:22, 32:48] = parsing.Label.LEFT_BROW
+    lightness[18:22, 12:28] = lightness[18:22, 32:48] = 35.0
+    person = np.zeros((60, 60), np.float32)
+    person[:, 5:55] = 1.0
+    palette = colourize.Palette.draw(2, common_pb2.GENDER_UNSPECIFIED, None)
+    regions, owners = colourize.region_map(lightness, [label], person, portrait=True)
+    fixed, values, _ = colourize.imposed_colour(regions, owners, lightness, palette)
+    brow = values[19:21, 14:26].reshape(-1, 2).mean(axis=0)
+    hair = np.asarray(colourize.hair_ab(lightness, regions == colourize.HAIR))
+    fade = min(1.0, 35.0 / 25.0)
+    assert np.allclose(brow, fade * (colourize.BROW_HAIR * hair + (1 - colourize.BROW_HAIR) * np.asarray(palette.skin)),
+                       atol=0.5)
+    assert np.linalg.norm(brow) > 0.5 * np.linalg.norm(palette.skin)
+
+
 def test_a_head_the_analyser_missed_takes_no_dye_and_its_clothes_below_do():
     """Two people, one face found: beside the found head, at its height, the other head (its face paler than the
     found one) is neither clothes nor dyed; below the chins, the other person's clothes are."""

@@ -335,7 +335,7 @@ def test_brows_are_hairs_over_skin_not_grey_between_warm_cheeks():
     person[:, 5:55] = 1.0
     palette = colourize.Palette.draw(2, common_pb2.GENDER_UNSPECIFIED, None)
     regions, owners = colourize.region_map(lightness, [label], person, portrait=True)
-    fixed, values, _ = colourize.imposed_colour(regions, owners, lightness, palette)
+    _, values, _ = colourize.imposed_colour(regions, owners, lightness, palette)
     brow = values[19:21, 14:26].reshape(-1, 2).mean(axis=0)
     hair = np.asarray(colourize.hair_ab(lightness, regions == colourize.HAIR))
     fade = min(1.0, 35.0 / 25.0)

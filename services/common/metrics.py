@@ -56,6 +56,11 @@ GENERATOR_PHOTO_CACHE = Counter(
     "Generate calls whose photo was already prepared on this replica (hit) or was prepared anew (miss).",
     ["result"],
 )
+GENERATOR_PHOTO_CACHE_BYTES = Gauge(
+    "revive_generator_photo_cache_bytes",
+    "Memory the generator's kept photos hold (their images and full-size analyses), by engine.",
+    ["engine"],
+)
 MODEL_INFO = Gauge(
     "revive_model_loaded_info",
     "Models loaded by this process (value 1), with the provider that really runs them.",

@@ -73,19 +73,22 @@ class RestorationInput:
 
     def nbytes(self) -> int:
         """Memory the photo holds, its derivatives included (what a cache budgets): their arrays, those of a
-        fill region and those in lists (the faces' label maps)."""
-        return sum(array_bytes(value) for value in (self.rgb, *self.masks.values(), *self._derived.values()))
+        fill region and those in lists (the faces' label maps), each array once (an intact photo's "filled"
+        is the photo itself)."""
+        arrays = {id(array): array for value in (self.rgb, *self.masks.values(), *self._derived.values())
+                  for array in arrays_in(value)}
+        return sum(array.nbytes for array in arrays.values())
 
 
-def array_bytes(value: object) -> int:
-    """Bytes of the arrays `value` is, or holds as a fill region or a list."""
+def arrays_in(value: object) -> list[np.ndarray]:
+    """The arrays `value` is, or holds as a fill region or a list."""
     if isinstance(value, np.ndarray):
-        return value.nbytes
+        return [value]
     if isinstance(value, FillRegion):
-        return value.mask.nbytes + value.diffused.nbytes
+        return [value.mask, value.diffused]
     if isinstance(value, list):
-        return sum(array_bytes(item) for item in value)
-    return 0
+        return [array for item in value for array in arrays_in(item)]
+    return []
 
 
 #: A step the service applies to every restored candidate (the faces keeping their own texture).

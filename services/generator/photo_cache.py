@@ -18,7 +18,7 @@ from collections.abc import Callable
 
 from revive.v1 import generator_pb2
 
-from services.common.metrics import GENERATOR_PHOTO_CACHE
+from services.common.metrics import GENERATOR_PHOTO_CACHE, GENERATOR_PHOTO_CACHE_BYTES
 from services.generator.engine import RestorationInput
 
 
@@ -36,13 +36,16 @@ class PhotoCache:
     """Least recently used photos, evicted while their memory (images and full-size analyses) tops the budget.
 
     The photo being asked for always stays, even alone over budget: its
-    current candidates need it anyway. A budget of 0 keeps nothing.
+    current candidates need it anyway. A budget of 0 keeps nothing. What the
+    kept photos held at the last call is exported per engine
+    (`revive_generator_photo_cache_bytes`).
     """
 
-    def __init__(self, budget_bytes: int) -> None:
+    def __init__(self, budget_bytes: int, engine: str = "") -> None:
         self.budget_bytes = budget_bytes
         self._photos: OrderedDict[bytes, RestorationInput] = OrderedDict()
         self._lock = threading.Lock()
+        self._held = GENERATOR_PHOTO_CACHE_BYTES.labels(engine)
 
     def get(self, key: bytes, build: Callable[[], RestorationInput]) -> RestorationInput:
         """The photo kept under `key`, or `build()`'s (decoded and checked outside the lock), now kept."""
@@ -50,6 +53,7 @@ class PhotoCache:
             photo = self._photos.get(key)
             if photo is not None:
                 self._photos.move_to_end(key)
+                self._evict(keep=key)  # its analyses may have grown since
         if photo is not None:
             GENERATOR_PHOTO_CACHE.labels("hit").inc()
             return photo
@@ -78,3 +82,4 @@ class PhotoCache:
             if key != keep:
                 total -= sizes[key]
                 del self._photos[key]
+        self._held.set(total)

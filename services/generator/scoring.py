@@ -155,8 +155,8 @@ def scored(factory: EngineFactory[GeneratorEngine]) -> EngineFactory[ScoredEngin
     """An engine factory whose engines come wrapped in ScoredEngine, sharing one analyser per process."""
 
     def build(config: ServiceConfig) -> ScoredEngine:
-        budget = config.settings.photo_cache_mb * MIB
-        return ScoredEngine(factory(config), shared_face_analyzer(config.models_dir, runtime_options(config)),
-                            PhotoCache(budget))
+        engine = factory(config)
+        return ScoredEngine(engine, shared_face_analyzer(config.models_dir, runtime_options(config)),
+                            PhotoCache(config.settings.photo_cache_mb * MIB, engine.name))
 
     return build

@@ -51,7 +51,9 @@ def test_the_least_recently_used_photo_goes_first_and_the_one_asked_for_always_s
 def test_a_photos_analyses_count_against_the_budget_and_a_zero_budget_keeps_nothing():
     photo = photo_of(100)
     photo.once("person", lambda: np.zeros((100, 100, 3), np.uint8))
-    photo.once("labels", lambda: [np.zeros((50, 50), np.uint8)] * 2)
+    labels = np.zeros((50, 50), np.uint8)
+    photo.once("labels", lambda: [labels, np.zeros((50, 50), np.uint8)])
+    photo.once("again", lambda: labels)  # one array is counted once
     assert photo.nbytes() == 65_000
     cache = PhotoCache(budget_bytes=50_000)
     cache.get(b"analysed", lambda: photo)
@@ -70,13 +72,16 @@ def server() -> Iterator[ServiceServer]:
 
 
 def cache_counts(metrics_port: int) -> dict[str, float]:
-    """revive_generator_photo_cache_total by result, scraped from the service's /metrics."""
+    """revive_generator_photo_cache_total by result, and the learned engine's bytes held, scraped from the
+    service's /metrics."""
     text = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).read().decode()
-    counts = {"hit": 0.0, "miss": 0.0}
+    counts = {"hit": 0.0, "miss": 0.0, "bytes": 0.0}
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
             if sample.name == "revive_generator_photo_cache_total":
                 counts[sample.labels["result"]] = sample.value
+            if sample.name == "revive_generator_photo_cache_bytes" and sample.labels["engine"] == "learned":
+                counts["bytes"] = sample.value
     return counts
 
 
@@ -98,6 +103,7 @@ def test_one_seed_per_call_prepares_the_photo_once_and_gives_the_same_candidates
     both = generate(server, grey, [1, 2])
     after = cache_counts(server.metrics_port)
     assert after["miss"] - before["miss"] == 1 and after["hit"] - before["hit"] == 2
+    assert after["bytes"] > grey.nbytes  # the photo and what was worked out for it
     # Prepared anew (the first call) or kept (the last), a seed gives the same candidate.
     assert np.array_equal(first, both[0]) and np.array_equal(second, both[1])
     assert not np.array_equal(first, second)

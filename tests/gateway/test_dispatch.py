@@ -37,8 +37,8 @@ def small_generator():
     server.stop(0)
 
 
-def photos(count: int) -> list[tuple[str, bytes]]:
-    return [(f"p{index}.jpg", encode(portrait(96, 80, seed=index))) for index in range(count)]
+def photos(count: int, width: int = 96, height: int = 80) -> list[tuple[str, bytes]]:
+    return [(f"p{index}.jpg", encode(portrait(width, height, seed=index))) for index in range(count)]
 
 
 def test_ten_photos_of_eight_candidates_on_one_small_replica_all_finish(detector, upscaler, small_generator, tmp_path):
@@ -62,7 +62,10 @@ def test_two_gateways_filling_one_replica_lose_no_photo(detector, upscaler, smal
                 for index in range(2)]
     try:
         with ThreadPoolExecutor(2) as pool:
-            replies = list(pool.map(lambda gateway: restore(gateway.url, photos(6), candidates=4, seed=3), gateways))
+            # Photos large enough that a call lasts (the replica keeps a photo's preparation between its calls,
+            # and tiny ones came and went too fast for the two gateways to overlap every time).
+            replies = list(pool.map(lambda gateway: restore(gateway.url, photos(6, 480, 400), candidates=4, seed=3),
+                                    gateways))
         for reply in replies:
             assert reply.status_code == 200, reply.text
             assert [len(photo["candidates"]) for photo in reply.json()["photos"]] == [4] * 6

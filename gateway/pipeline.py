@@ -35,6 +35,7 @@ from gateway.upstreams import UpstreamError, Upstreams
 from services.common.config import MIB
 from services.common.errors import InvalidInput
 from services.common.imaging import MAX_SIDE, PNG, encode_jpeg, encode_png, from_proto
+from services.common.inpainting import BY_EXTENT
 from services.common.options import UPSCALE_FACTORS
 from services.common.tracing import tracer
 
@@ -90,8 +91,7 @@ def damage_overlay(damage: Iterable[common_pb2.DamageMask]) -> np.ndarray | None
     if not masks:
         return None
     overlay = np.zeros(masks[0][1].shape + (4,), np.uint8)
-    paint_order = (common_pb2.STAIN, common_pb2.SCRATCH, common_pb2.TEAR)
-    for kind, mask in sorted(masks, key=lambda found: paint_order.index(found[0])):
+    for kind, mask in sorted(masks, key=lambda found: BY_EXTENT.index(found[0])):
         where = mask >= 128
         overlay[where] = (*OVERLAY_COLOURS[kind], 255)
     return overlay

@@ -48,6 +48,8 @@ RIM_BLOCK = 256
 INPAINT_RADIUS = 3
 #: The damage a fill replaces; fading is restored, not filled.
 LOCAL_DAMAGE = (common_pb2.SCRATCH, common_pb2.TEAR, common_pb2.STAIN)
+#: The same from the smallest repair to the largest: where kinds meet (shown, or told apart), the later wins.
+BY_EXTENT = (common_pb2.STAIN, common_pb2.SCRATCH, common_pb2.TEAR)
 #: Damage at least this wide somewhere (full-resolution pixels) is a hole, filled from exemplars.
 HOLE_WIDTH = 9
 #: Film grain: the photo's high-pass (what a Gaussian of this sigma takes out), measured on intact pixels.

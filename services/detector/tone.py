@@ -27,12 +27,9 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
-from revive.v1 import common_pb2
 
 from services.common.resize import shrink_to
 
-#: The damage types whose pixels are left out of the judgement.
-LOCAL_DAMAGE = (common_pb2.SCRATCH, common_pb2.TEAR, common_pb2.STAIN)
 #: Long side the photo is judged at: enough for regions of colour, cheap at 4096x4096.
 SIDE = 512
 #: Lightness levels the tint is taken over (YCrCb's Y in 16-level bins).
@@ -70,8 +67,3 @@ def grayscale_score(rgb: np.ndarray, damage: np.ndarray | None = None) -> float:
     `damage` (H x W, nonzero where damaged) is left out of the judgement."""
     residual = tint_residual(rgb, damage)
     return float(np.clip(0.5 - (residual - TINT_RESIDUAL_GREY) / SCORE_SPAN, 0.0, 1.0))
-
-
-def local_damage(masks: dict[int, np.ndarray]) -> np.ndarray:
-    """Where a detection's scratches, tears and stains lie (fading is the print's tone, judged with it)."""
-    return np.maximum.reduce([masks[kind] for kind in LOCAL_DAMAGE])

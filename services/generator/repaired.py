@@ -15,12 +15,10 @@ import numpy as np
 from revive.v1 import common_pb2
 
 from services.common.imaging import to_proto
-from services.common.inpainting import GROW, RIM, SPECK_GROW
+from services.common.inpainting import BY_EXTENT, GROW, RIM, SPECK_GROW
 
 #: The farthest a fill reaches beyond the detector's mask (full-resolution pixels).
 REACH = GROW + SPECK_GROW + RIM
-#: Later kinds win where their reaches overlap.
-PAINT_ORDER = (common_pb2.STAIN, common_pb2.SCRATCH, common_pb2.TEAR)
 
 
 def by_type(repaired: np.ndarray, masks: dict[int, np.ndarray]) -> dict[int, np.ndarray]:
@@ -28,7 +26,7 @@ def by_type(repaired: np.ndarray, masks: dict[int, np.ndarray]) -> dict[int, np.
     filled = repaired >= 128
     owner = np.zeros(repaired.shape, np.uint8)
     reach = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * REACH + 1, 2 * REACH + 1))
-    present = [kind for kind in PAINT_ORDER if kind in masks and (masks[kind] >= 128).any()]
+    present = [kind for kind in BY_EXTENT if kind in masks and (masks[kind] >= 128).any()]
     for kind in present:
         owner[cv2.dilate((masks[kind] >= 128).astype(np.uint8), reach) > 0] = kind
     return {kind: np.where(filled & (owner == kind), 255, 0).astype(np.uint8) for kind in present}

@@ -22,9 +22,10 @@ import numpy as np
 from tqdm import tqdm
 
 from services.common.config import ServiceConfig
+from services.common.inpainting import damage_union
 from services.detector.engines.unet import UNetDetector
 from services.detector.service import DEFINITION
-from services.detector.tone import TINT_RESIDUAL_GREY, local_damage, tint_residual
+from services.detector.tone import TINT_RESIDUAL_GREY, tint_residual
 from training.common import sources
 from training.detector.dataset import PHOTO_SETS, random_crop
 from training.detector.synthetic_damage import REAL_SCAN, DamageSynthesizer
@@ -52,7 +53,8 @@ def main() -> None:
         if not grey and tint_residual(crop) < GREY_ALREADY:
             continue
         damaged = synthesizers[grey](crop, rng).damaged
-        residuals["intact"][grey].append(tint_residual(damaged, local_damage(detector.detect(damaged).masks)))
+        found = damage_union(detector.detect(damaged).masks, damaged.shape[:2])
+        residuals["intact"][grey].append(tint_residual(damaged, found))
         residuals["whole"][grey].append(tint_residual(damaged))
     for how, label in (("intact", "outside the damage found (as served)"), ("whole", "over the whole crop")):
         grey, colour = np.array(residuals[how][True]), np.array(residuals[how][False])

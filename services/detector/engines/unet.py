@@ -25,11 +25,12 @@ from services.common import cancellation
 from services.common.batching import DynamicBatcher
 from services.common.config import ServiceConfig
 from services.common.engines import engine_settings, runtime_options
+from services.common.inpainting import damage_union
 from services.common.resize import shrink_to
 from services.common.runtime import OnnxModel, RuntimeOptions
 from services.detector.engine import DAMAGE_TYPES, Detection
 from services.detector.settings import MULTIPLE, DetectorSettings
-from services.detector.tone import grayscale_score, local_damage
+from services.detector.tone import grayscale_score
 
 MODEL_FILE = Path("detector") / "damage_unet.onnx"
 #: Longer side of the downscaled photo the whole-photo scores are computed on.
@@ -205,5 +206,6 @@ class UNetDetector:
             fading_score=fading,
             # The tint test, not the network's score head: that head calls muted colour photos (autochromes,
             # hand-coloured prints) black-and-white, and colourizing then paints over their own colours.
-            grayscale_score=grayscale_score(rgb, local_damage(found)),
+            # Scratches, tears and stains are left out of it: fading is the print's tone, judged with it.
+            grayscale_score=grayscale_score(rgb, damage_union(found, rgb.shape[:2])),
         )

@@ -75,7 +75,10 @@ class RestorationInput:
         """Memory the photo holds, its derivatives included (what a cache budgets): their arrays, those of a
         fill region and those in lists (the faces' label maps), each array once (an intact photo's "filled"
         is the photo itself)."""
-        arrays = {id(array): array for value in (self.rgb, *self.masks.values(), *self._derived.values())
+        # A copy, taken whole under the GIL: another candidate of the photo may be adding to it meanwhile, and
+        # the cache reads this without the photo's lock (held through long fills).
+        derived = self._derived.copy()
+        arrays = {id(array): array for value in (self.rgb, *self.masks.values(), *derived.values())
                   for array in arrays_in(value)}
         return sum(array.nbytes for array in arrays.values())
 

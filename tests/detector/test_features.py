@@ -32,6 +32,21 @@ def test_specks_on_an_eye_are_spared_and_cracks_across_it_are_kept():
     crack = np.zeros(photo.shape[:2], np.uint8)
     cv2.line(crack, (int(eye[0]) - 60, int(eye[1]) - 8), (int(eye[0]) + 60, int(eye[1]) + 8), 255, 2)
     assert np.array_equal(spare_features(crack, features), crack)  # long and thin: damage, repaired
+    # A crack network, as real prints crack: branches spanning the photo, one of them across the eye. As a
+    # whole it is as wide as it is long; the stretch across the eye is still a crack.
+    network = np.zeros(photo.shape[:2], np.uint8)
+    height, width = photo.shape[:2]
+    cv2.line(network, (0, int(eye[1]) + 4), (width - 1, int(eye[1]) - 4), 255, 3)
+    cv2.line(network, (int(eye[0]) + 30, 0), (int(eye[0]) - 20, height - 1), 255, 3)
+    cv2.line(network, (0, 0), (int(eye[0]) + 30, int(eye[1]) + 60), 255, 2)
+    on_eye = (network >= 128) & (features > 0)
+    assert on_eye.sum() > 20
+    assert np.array_equal(spare_features(network, features), network)
+    with_speck = network.copy()
+    cv2.circle(with_speck, (int(eye[0]), int(eye[1]) - 14), 4, 255, -1)  # apart from the crack, on the eye
+    spared = spare_features(with_speck, features)
+    assert spared[int(eye[1]) - 14, int(eye[0])] < 128
+    assert np.array_equal(spared >= 128, (network >= 128) | ((with_speck >= 128) & (features == 0)))
     far = np.zeros(photo.shape[:2], np.uint8)
     cv2.circle(far, (5, 5), 3, 255, -1)  # a speck away from any face stays damage
     assert np.array_equal(spare_features(far, features), far)

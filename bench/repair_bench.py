@@ -3,7 +3,8 @@
 Held-out photos only (the detector's held-out set and the held-out face
 photos), damaged by the real-scan recipe (crack networks, hairlines, foxing,
 tears; training/detector/synthetic_damage.py: REAL_SCAN) with fixed seeds.
-Printed side by side, per detector engine feeding the default generator:
+Printed side by side, per detector engine feeding the default generator, both as the
+services run them (faces analysed, their features spared, the faces passed on):
 - Y-PSNR inside the true damage: the damaged input, Revive, and plain Telea
   inpainting given the true mask (what a perfect detector buys); goal: Revive
   within 2 dB of Telea-with-the-truth;
@@ -14,8 +15,10 @@ Printed side by side, per detector engine feeding the default generator:
   not find the face again (a faint face in a grainy crop); goal: >= 0.95.
   Beside it, per face, the same for the damaged input and for Telea given
   the true mask (the scan's grain, blur and tone stay in every one of them,
-  so they bound what a repair can reach), and in brackets the identity the
-  API reports with the candidate: against the photo it was made from.
+  so they bound what a repair can reach), of a flat grey patch (chance: the
+  embedding puts a blank at 0.82-0.93 from a face, as it puts another
+  person), and in brackets the identity the API reports with the
+  candidate: against the photo it was made from.
 
 `--photos tuning` runs the same on training photos, to look at and tune on; `--dump DIR` writes each crop
 damaged | restored | clean.
@@ -37,10 +40,12 @@ from bench.generator_bench import FACE_PHOTOS, psnr, ssim_map
 from services.common.runtime import RuntimeOptions
 from services.detector.engines.classical import ClassicalDetector
 from services.detector.engines.unet import UNetDetector
+from services.detector.face_aware import FaceAwareDetector
 from services.detector.service import DEFINITION as DETECTOR
 from services.generator.engine import RestorationInput
 from services.generator.engines.learned import LearnedGenerator
 from services.generator.scoring import ScoredEngine, main_face, matching_face
+from services.vision import parsing
 from services.vision.faces.analyzer import FaceAnalyzer, shared_face_analyzer, similarity
 from training.common import sources
 from training.detector.dataset import random_crop
@@ -54,8 +59,8 @@ HELD_OUT_FACES = [path for path in FACE_PHOTOS if path.stem in ("sample1", "samp
 
 def identity_in_place(analyzer: FaceAnalyzer, reference: common_pb2.Face, rgb: np.ndarray) -> float:
     """Similarity of the face of `rgb` at the clean face's landmarks to the clean face (0 when unmeasurable)."""
-    embedding = analyzer.embedding_at(rgb, reference)
-    return similarity(reference, embedding) if embedding is not None else 0.0
+    face = analyzer.face_at(rgb, reference)
+    return similarity(reference, face) if face is not None else 0.0
 
 
 def luma(rgb: np.ndarray) -> np.ndarray:
@@ -92,9 +97,12 @@ def main() -> None:
     args = parser.parse_args()
     flags = ["--threads", str(args.threads), "--providers", "cpu"]
     config = DETECTOR.parse(flags + (["--models-dir", str(args.models_dir)] if args.models_dir else []))
-    detectors = {"classical": ClassicalDetector(config), "unet": UNetDetector(config)}
     options = RuntimeOptions(providers=("cpu",), threads=args.threads)
     analyzer = shared_face_analyzer(DETECTOR.parse(flags).models_dir, options)
+    # As the service runs them: faces analysed and their own features spared.
+    face_parser = parsing.shared_face_parser(DETECTOR.parse(flags).models_dir, options)
+    detectors = {name: FaceAwareDetector(engine, analyzer, face_parser)
+                 for name, engine in (("classical", ClassicalDetector(config)), ("unet", UNetDetector(config)))}
     # As the service runs it: the learned engine, and every candidate keeping its faces' own texture.
     generator = ScoredEngine(LearnedGenerator(models_dir=DETECTOR.parse(flags).models_dir, options=options),
                              analyzer)
@@ -123,11 +131,13 @@ def main() -> None:
             if reference is not None:
                 input_identities.append(identity_in_place(analyzer, reference, sample.damaged))
                 telea_rows[-1]["identity"] = identity_in_place(analyzer, reference, telea)
+                # Chance: a flat grey patch measured at the same place (the embedding puts it near any face).
+                telea_rows[-1]["blank"] = identity_in_place(analyzer, reference, np.full_like(telea, 128))
             cells = []
             for detector_name, detector in detectors.items():
-                detection = detector.detect(sample.damaged)
+                detection = detector.detect(sample.damaged, analyze_faces=True)
                 report = common_pb2.DamageReport(is_grayscale=detection.is_grayscale,
-                                                 fading_score=detection.fading_score)
+                                                 fading_score=detection.fading_score, faces=detection.faces)
                 request = RestorationInput(sample.damaged, detection.masks, report,
                                            common_pb2.RestoreOptions(colorize=common_pb2.COLORIZE_OFF))
                 scorer = generator.scorer(request)
@@ -142,8 +152,8 @@ def main() -> None:
                 if reference is not None:
                     face = matching_face(reference, analyzer.analyze(restored))
                     # A face the analyser cannot find again is measured where the clean photo has it.
-                    embedding = face.embedding if face is not None else analyzer.embedding_at(restored, reference)
-                    row["identity"] = similarity(reference, embedding) if embedding is not None else 0.0
+                    row["identity"] = (similarity(reference, face) if face is not None
+                                       else identity_in_place(analyzer, reference, restored))
                     row["refound"] = face is not None
                 if reported is not None:
                     # A face the analyser no longer finds is "not found", as the API says it, not a similarity.
@@ -157,7 +167,8 @@ def main() -> None:
                 if "reported" in row:
                     identity += " (not found)" if row["reported"] is None else f" ({row['reported']:.3f})"
                 cells.append(f" {row['psnr']:14.2f} {row['ssim']:12.4f}{identity}")
-            faces = (f"   identity: input {input_identities[-1]:.3f}, telea|truth {telea_rows[-1]['identity']:.3f}"
+            faces = (f"   identity: input {input_identities[-1]:.3f}, telea|truth {telea_rows[-1]['identity']:.3f}, "
+                     f"flat grey {telea_rows[-1]['blank']:.3f}"
                      if reference is not None else "")
             print(f"{name[:18] + f' #{index}':24} {telea_rows[-1]['input']:7.2f} {telea_rows[-1]['telea']:12.2f}"
                   + "".join(cells) + f" {input_ssim:11.4f}" + faces, flush=True)
@@ -180,9 +191,13 @@ def main() -> None:
               f"as reported against the input photo, min {min(reported, default=float('nan')):.3f} over "
               f"{len(reported)} faces, {lost} not found again")
     telea_identities = [r["identity"] for r in telea_rows if "identity" in r]
+    blanks = [r["blank"] for r in telea_rows if "blank" in r]
     print(f"  identity measured in place, min: the damaged input {min(input_identities, default=float('nan')):.3f}, "
           f"Telea given the true mask {min(telea_identities, default=float('nan')):.3f} "
           "(scan grain and blur are not damage: they stay)")
+    if blanks:
+        print(f"  a flat grey patch measured in place: {min(blanks):.3f}-{max(blanks):.3f} (what an in-place "
+              "figure is worth: the embedding puts a blank near every face)")
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ from PIL import Image
 from revive.v1 import common_pb2
 
 from services.common.runtime import RuntimeOptions
-from services.vision.faces.analyzer import FaceAnalyzer, similarity
+from services.vision.faces.analyzer import FaceAnalyzer, box_of, similarity
 from training.faces.compare import TOLERANCES, compare_image, failures, summarise
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -22,10 +22,6 @@ OPTIONS = RuntimeOptions(providers=("cpu",), threads=1)
 
 def photo(name: str) -> np.ndarray:
     return np.asarray(Image.open(PHOTOS / f"{name}.jpg").convert("RGB"))
-
-
-def box_of(face: common_pb2.Face) -> np.ndarray:
-    return np.array([face.box.x, face.box.y, face.box.width, face.box.height])
 
 
 @pytest.fixture(scope="module")
@@ -155,14 +151,17 @@ def test_a_face_filling_the_frame_is_found_on_a_wider_canvas(analyzer: FaceAnaly
     assert similarity(found[0], face) > 0.9
 
 
-def test_embedding_at_measures_a_face_in_place_in_another_version_of_the_photo(analyzer, group) -> None:
+def test_face_at_measures_a_face_in_place_in_another_version_of_the_photo(analyzer, group) -> None:
     pixels = photo("sample1")
     for face in group:
-        assert similarity(face, analyzer.embedding_at(pixels, face)) > 0.999  # the same pixels, the same crop
+        again = analyzer.face_at(pixels, face)
+        assert similarity(face, again) > 0.999  # the same pixels, the same crop
+        assert np.array_equal(box_of(again), box_of(face)) and again.gender == face.gender
+        assert abs(again.age - face.age) < 1e-3
     # Grain the detector may no longer see through still shows the same person, measured where she was;
     # the person beside her is someone else.
     grainy = np.clip(pixels + np.random.default_rng(0).normal(0, 25, pixels.shape), 0, 255).astype(np.uint8)
     first, second = group[0], group[1]
-    measured = analyzer.embedding_at(grainy, first)
+    measured = analyzer.face_at(grainy, first)
     assert similarity(first, measured) > similarity(second, measured)
-    assert analyzer.embedding_at(pixels, common_pb2.Face()) is None  # no landmarks, nothing to measure
+    assert analyzer.face_at(pixels, common_pb2.Face()) is None  # no landmarks, nothing to measure

@@ -11,9 +11,11 @@ import pytest
 from revive.v1 import common_pb2, generator_pb2, generator_pb2_grpc
 
 from services.common.imaging import from_proto, to_proto
+from services.common.runtime import RuntimeOptions
 from services.common.server import ServiceServer
-from services.generator.scoring import IDENTITY_THRESHOLD, combine
+from services.generator.scoring import IDENTITY_THRESHOLD, CandidateScorer, combine
 from services.generator.service import DEFINITION
+from services.vision.faces.analyzer import shared_face_analyzer
 from tests.cluster import channel, start_service
 from tests.photos import scratched
 
@@ -53,6 +55,40 @@ def test_candidates_carry_identity_gender_and_age_scores(server, group_photo, en
         assert 0.0 <= scores.gender_agreement <= 1.0 and 0.0 <= scores.age_agreement <= 1.0
         assert 0.0 < scores.overall <= 1.0
         assert scores.overall == pytest.approx(combine(scores))
+
+
+def faded(photo: np.ndarray) -> np.ndarray:
+    """A print faded to a fifth of its contrast and toned sepia: the face detector finds no face in it."""
+    return np.clip((200 + (photo.astype(np.float32) - 200) * 0.2) * np.array([1.0, 0.93, 0.8]), 0, 255).astype(np.uint8)
+
+
+def test_a_faint_face_is_looked_for_again_and_a_lost_one_is_not_found():
+    """A face too faint for the analyser as it is is found with its contrast stretched, and checked; where the
+    face is gone (a blank patch, which measured in place would still score about as another person does),
+    the candidate's face is "not found"."""
+    photo = cv2.resize(cv2.cvtColor(cv2.imread(str(FACES / "sample1.jpg")), cv2.COLOR_BGR2RGB), (960, 640),
+                       interpolation=cv2.INTER_AREA)
+    analyzer = shared_face_analyzer(DEFINITION.parse([]).models_dir, RuntimeOptions(providers=("cpu",)))
+    scorer = CandidateScorer(analyzer, analyzer.analyze(photo), common_pb2.RestoreOptions())
+    faint = faded(photo)
+    assert analyzer.analyze(faint) == []
+    scores = scorer.score(faint)
+    assert scores.face_found and scores.identity_similarity >= IDENTITY_THRESHOLD and scorer.keeps_identity(scores)
+    lost = scorer.score(np.full_like(photo, 200))
+    assert not lost.face_found and not lost.HasField("identity_similarity") and not scorer.keeps_identity(lost)
+
+
+def test_candidates_of_a_faded_print_keep_their_faces_checked(server):
+    """Over gRPC, with the faces the detector reported (found on its second look): every candidate of a faded
+    group photo has its main face measured and still the same person."""
+    photo = cv2.resize(cv2.cvtColor(cv2.imread(str(FACES / "sample1.jpg")), cv2.COLOR_BGR2RGB), (960, 640),
+                       interpolation=cv2.INTER_AREA)
+    analyzer = shared_face_analyzer(DEFINITION.parse([]).models_dir, RuntimeOptions(providers=("cpu",)))
+    report = common_pb2.DamageReport(faces=analyzer.analyze(photo), fading_score=0.9, is_grayscale=True)
+    request = generator_pb2.GenerateRequest(image=to_proto(faded(photo)), damage=report, seeds=[1, 2],
+                                            options=common_pb2.RestoreOptions(colorize=common_pb2.COLORIZE_OFF))
+    for candidate in generator_pb2_grpc.GeneratorStub(channel(server.port)).Generate(request, timeout=60):
+        assert candidate.scores.face_found and candidate.scores.identity_similarity >= IDENTITY_THRESHOLD
 
 
 def test_unrequested_options_and_faceless_photos_are_not_scored(server):

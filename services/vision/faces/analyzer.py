@@ -22,8 +22,8 @@ from __future__ import annotations
 
 import functools
 import logging
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import cv2
 import numpy as np
@@ -45,10 +45,12 @@ FRAME_FILLING = 0.25
 #: Photos narrower than this hold no face the detector could find (its smallest are ~20 px).
 MIN_PHOTO_SIDE = 8
 IOU_THRESHOLD = 0.4
+#: Percentiles of each channel that `stretched` makes black and white.
+STRETCH = (0.5, 99.5)
 
 
 @functools.cache
-def shared_face_analyzer(models_dir: Path, options: RuntimeOptions) -> "FaceAnalyzer":
+def shared_face_analyzer(models_dir: Path, options: RuntimeOptions) -> FaceAnalyzer:
     """One FaceAnalyzer per process and models directory, however many engines use it."""
     return FaceAnalyzer(Path(models_dir) / "faces", options)
 
@@ -64,6 +66,33 @@ def similarity(a: common_pb2.Face | Sequence[float], b: common_pb2.Face | Sequen
         raise ValueError("face has no embedding")
     left, right = (v / np.linalg.norm(v) for v in vectors)
     return float(left @ right)
+
+
+def stretched(rgb: np.ndarray) -> np.ndarray:
+    """`rgb` with each channel stretched so its STRETCH percentiles become black and white.
+
+    Fading and a sepia tone flatten old prints' faces below what the detector finds (on damaged crops of the
+    tuning portraits it found 14 of 51 faces); stretched, they show again.
+    """
+    pixels = rgb.astype(np.float32)
+    low, high = np.percentile(pixels, STRETCH, axis=(0, 1))
+    return np.clip((pixels - low) / np.maximum(high - low, 1.0) * 255.0 + 0.5, 0, 255).astype(np.uint8)
+
+
+def with_traits(face: common_pb2.Face, traits: tuple[float, float, np.ndarray] | None) -> common_pb2.Face:
+    """`face` given its (age, P(male), unit embedding), as FaceAnalyzer._traits measures them (None: unmeasured)."""
+    if traits is not None:
+        age, male, embedding = traits
+        face.age = age
+        face.gender = common_pb2.MALE if male > 0.5 else common_pb2.FEMALE
+        face.gender_confidence = max(male, 1.0 - male)
+        face.embedding.extend(embedding.tolist())
+    return face
+
+
+def box_of(face: common_pb2.Face) -> np.ndarray:
+    """The face's box as a float (x, y, width, height) array, as geometry's functions take it."""
+    return np.array([face.box.x, face.box.y, face.box.width, face.box.height], np.float64)
 
 
 def transformed(face: common_pb2.Face, factor: float = 1.0, dx: float = 0.0, dy: float = 0.0) -> common_pb2.Face:
@@ -112,17 +141,20 @@ class FaceAnalyzer:
         #: What really runs the networks (the detector's provider stands for all four).
         self.provider = self.detector.provider
 
-    def detect(self, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Face boxes (x, y, w, h in photo pixels, [K, 4]) and scores [K], best first."""
+    def detect(self, pixels: np.ndarray, score_threshold: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Face boxes (x, y, w, h in photo pixels, [K, 4]) and scores [K], best first, scoring at least
+        `score_threshold` (None: the analyser's own)."""
         height, width = pixels.shape[:2]
         batch = square_resize(pixels, DETECTOR_INPUT, center=False)[None]
         (grid,) = self.detector.run({"image": batch})
-        boxes, scores = geometry.decode_grid(grid[0], width, height, DETECTOR_INPUT, self.score_threshold)
+        threshold = self.score_threshold if score_threshold is None else score_threshold
+        boxes, scores = geometry.decode_grid(grid[0], width, height, DETECTOR_INPUT, threshold)
         keep = geometry.non_max_suppression(boxes, scores, IOU_THRESHOLD)
         return boxes[keep], scores[keep]
 
-    def analyze(self, rgb: np.ndarray) -> list[common_pb2.Face]:
-        """All faces in an HxWx3 uint8 RGB photo (HxW grey is accepted), best detection first."""
+    def analyze(self, rgb: np.ndarray, score_threshold: float | None = None) -> list[common_pb2.Face]:
+        """All faces in an HxWx3 uint8 RGB photo (HxW grey is accepted), best detection first; a lower
+        `score_threshold` than the analyser's own finds faint faces, and more that are not faces."""
         if rgb.ndim == 2:
             rgb = np.repeat(rgb[:, :, None], 3, axis=2)
         if rgb.ndim != 3 or rgb.shape[2] != 3:
@@ -130,18 +162,18 @@ class FaceAnalyzer:
         height, width = rgb.shape[:2]
         if min(height, width) < MIN_PHOTO_SIDE:
             return []
-        faces = self._analyze(rgb)
+        faces = self._analyze(rgb, score_threshold)
         if faces or not self.frame_filling:
             return faces
         top, left = height // 2, width // 2
         canvas = cv2.copyMakeBorder(rgb, top, top, left, left, cv2.BORDER_REPLICATE)
-        found = (moved(face, -left, -top, width, height) for face in self._analyze(canvas))
+        found = (moved(face, -left, -top, width, height) for face in self._analyze(canvas, score_threshold))
         # Only what the first search could not have seen: a face filling much of the frame.
         return [face for face in found if face and face.box.width * face.box.height >= FRAME_FILLING * width * height]
 
-    def _analyze(self, rgb: np.ndarray) -> list[common_pb2.Face]:
+    def _analyze(self, rgb: np.ndarray, score_threshold: float | None = None) -> list[common_pb2.Face]:
         height, width = rgb.shape[:2]
-        boxes, scores = self.detect(rgb)
+        boxes, scores = self.detect(rgb, score_threshold)
         crops = [Crop.clipped(*box, width, height) for box in boxes]
         found = [i for i, crop in enumerate(crops) if not crop.empty]
         if not found:
@@ -160,26 +192,22 @@ class FaceAnalyzer:
                 score=float(score),
                 landmarks=[common_pb2.Point(x=x, y=y) for x, y in points],
             )
-            if traits is not None:
-                age, male, embedding = traits
-                face.age = age
-                face.gender = common_pb2.MALE if male > 0.5 else common_pb2.FEMALE
-                face.gender_confidence = max(male, 1.0 - male)
-                face.embedding.extend(embedding.tolist())
-            faces.append(face)
+            faces.append(with_traits(face, traits))
         log.debug("faces analysed", extra={"faces": len(faces), "width": width, "height": height})
         return faces
 
-    def embedding_at(self, rgb: np.ndarray, face: common_pb2.Face) -> np.ndarray | None:
-        """The identity embedding of whatever `rgb` shows where `face`'s landmarks lie (found in another
-        version of the photo), or None where that crop misses the photo.
+    def face_at(self, rgb: np.ndarray, face: common_pb2.Face) -> common_pb2.Face | None:
+        """`face`'s box and landmarks (found in another version of the photo) with the age, gender and identity
+        of whatever `rgb` shows there, or None where that crop misses the photo.
 
         Identity is a property of the pixels at a known place: a restored face the detector fails to find
         again (heavy grain, a faint group face) is still measured, and measured against the same crop.
         """
         points = np.array([(point.x, point.y) for point in face.landmarks], np.float32)
         traits = self._traits(rgb, [points]) if len(points) else [None]
-        return None if traits[0] is None else traits[0][2]
+        if traits[0] is None:
+            return None
+        return with_traits(common_pb2.Face(box=face.box, landmarks=face.landmarks), traits[0])
 
     def _traits(self, rgb: np.ndarray, landmarks: list[np.ndarray]) -> list[tuple[float, float, np.ndarray] | None]:
         """Per face (age, P(male), unit embedding), or None where a landmark-based crop misses the photo."""

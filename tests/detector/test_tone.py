@@ -3,12 +3,20 @@ faded, muted or hand-applied, so that colorize=auto never paints over a photo's 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import cv2
 import numpy as np
+import pytest
+from PIL import Image
 
+from services.detector.engines.unet import UNetDetector
+from services.detector.service import DEFINITION as DETECTOR
 from services.detector.tone import grayscale_score
 from tests.photos import portrait
 from training.detector.synthetic_damage import DamageSynthesizer
+
+REAL = Path(__file__).resolve().parents[2].parent / "shared" / "real-photos"
 
 
 def grey(rgb: np.ndarray) -> np.ndarray:
@@ -64,3 +72,32 @@ def test_a_sepia_print_under_brown_stains_is_judged_on_what_is_intact():
     assert grayscale_score(photo, damage) < 0.5
     everywhere = np.full(photo.shape[:2], 255, np.uint8)
     assert grayscale_score(stained, everywhere) == grayscale_score(stained)
+
+
+def test_an_autochrome_whose_colour_is_a_quarter_of_it_is_colour():
+    """A garden whose foliage is one green tint from shadow to highlight, and a woman's dress, faded to a little
+    bluer than the foliage, over a quarter of the photo, in the lightness the foliage also has: by the median pixel the photo is one
+    tint, and `auto` painted over its colours (a real autochrome was judged so)."""
+    rng = np.random.default_rng(7)
+    height, width = 600, 480
+    shade = cv2.GaussianBlur(rng.random((height, width)).astype(np.float32), (0, 0), 6)
+    lightness = 40 + 140 * (shade - shade.min()) / (shade.max() - shade.min())
+    foliage = np.stack([lightness * 0.92, lightness, lightness * 0.7], axis=2)
+    dress = np.zeros((height, width), bool)
+    dress[int(height * 0.35):, int(width * 0.3):int(width * 0.8)] = True
+    assert 0.25 < dress.mean() < 0.35
+    blue = np.stack([lightness * 0.92, lightness * 1.0, lightness * 0.74], axis=2)  # faded: a little bluer
+    photo = np.clip(np.where(dress[..., None], blue, foliage), 0, 255).astype(np.uint8)
+    assert grayscale_score(photo) < 0.5
+    assert grayscale_score(np.clip(foliage, 0, 255).astype(np.uint8)) >= 0.5  # the foliage alone: one tint
+
+
+@pytest.mark.skipif(not (REAL / "old_b.png").exists(), reason="needs ../shared/real-photos")
+def test_real_scans_an_autochrome_is_colour_and_a_cracked_print_black_and_white():
+    """The verdict as the learned engine serves it (its damage left out), on two real scans it was never
+    tuned on: the autochrome `old_b` keeps its colours, the cracked black-and-white boy is colourized."""
+    detector = UNetDetector(DETECTOR.parse(["--threads", "2", "--providers", "cpu"]))
+    autochrome = np.asarray(Image.open(REAL / "old_b.png").convert("RGB"))
+    cracked = np.asarray(Image.open(REAL / "old_w_scratch_b.png").convert("RGB"))
+    assert not detector.detect(autochrome).is_grayscale
+    assert detector.detect(cracked).is_grayscale

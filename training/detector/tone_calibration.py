@@ -1,23 +1,31 @@
 """Where the black-and-white verdict should sit (services/detector/tone.py), from labelled synthetic prints.
 
-Crops of the training photos, half made black-and-white or sepia by the
+Crops of the training photos made into four kinds of print, then aged by the
 real-scan damage recipe (with its stains and foxing, which colour parts of
-many black-and-white prints), half left in colour; a colour crop of a photo
-that is grey already is no colour example and is skipped. Each is judged as
-the learned detector judges a photo: over the pixels outside the damage it
-found (`--models-dir`'s model). Prints the residual chroma's percentiles for
-both, judged so and over the whole crop, and how many of each every candidate
-threshold calls right. Never run on the held-out or the real photos.
+many black-and-white prints):
+- black-and-white: grey or toned sepia (the recipe's own greyscale step);
+- colour: left as they are;
+- early colour: an autochrome's or a faded colour print's colour, its chroma
+  muted to a quarter to three fifths and given a warm or green cast;
+- hand-coloured: a grey print with colour painted on a few broad regions.
+A colour crop of a photo that is grey already is no colour example and is
+skipped. Each is judged as the learned detector judges a photo: over the
+pixels outside the damage it found (`--models-dir`'s model). For each
+percentile of the pixels' residual chroma the verdict could be taken at,
+prints how each kind spreads and how many of each every candidate threshold
+calls right. Never run on the held-out or the real photos.
 
-python -m training.detector.tone_calibration [--samples 300]
+python -m training.detector.tone_calibration [--samples 400]
 """
 
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
+import cv2
 import numpy as np
 from tqdm import tqdm
 
@@ -25,18 +33,54 @@ from services.common.config import ServiceConfig
 from services.common.inpainting import damage_union
 from services.detector.engines.unet import UNetDetector
 from services.detector.service import DEFINITION
-from services.detector.tone import TINT_RESIDUAL_GREY, tint_residual
+from services.detector.tone import RESIDUAL_PERCENTILE, TINT_RESIDUAL_GREY, residual_chroma, tint_residual
 from training.common import sources
 from training.detector.dataset import PHOTO_SETS, random_crop
 from training.detector.synthetic_damage import REAL_SCAN, DamageSynthesizer
 
 #: Below this residual a photo is grey whatever its label says (moon.png, camera.png).
 GREY_ALREADY = 1.0
+#: Percentiles of the residual chroma compared, and the thresholds tried at each.
+PERCENTILES = (50, 75, 90)
+THRESHOLDS = (1.0, 1.25, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 5.0)
+KINDS = ("black-and-white", "colour", "early colour", "hand-coloured")
+
+
+def _lab(rgb: np.ndarray) -> np.ndarray:
+    return cv2.cvtColor(rgb.astype(np.float32) / 255.0, cv2.COLOR_RGB2Lab)
+
+
+def _rgb(lab: np.ndarray) -> np.ndarray:
+    return np.clip(cv2.cvtColor(lab, cv2.COLOR_Lab2RGB) * 255.0 + 0.5, 0, 255).astype(np.uint8)
+
+
+def early_colour(crop: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """An autochrome or a faded colour print: the crop's chroma muted to 25-60% under a warm or green cast."""
+    lab = _lab(crop)
+    lab[..., 1:] *= rng.uniform(0.25, 0.6)
+    lab[..., 1] += rng.uniform(-5.0, 4.0)
+    lab[..., 2] += rng.uniform(0.0, 12.0)
+    return _rgb(lab)
+
+
+def hand_coloured(crop: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A grey print with two or three broad regions painted, each its own hue at a low chroma."""
+    lab = _lab(crop)
+    lab[..., 1:] = 0.0
+    height, width = crop.shape[:2]
+    for _ in range(rng.integers(2, 4)):
+        field = cv2.resize(rng.standard_normal((4, 4)).astype(np.float32), (width, height),
+                           interpolation=cv2.INTER_CUBIC)
+        region = cv2.GaussianBlur((field > np.quantile(field, rng.uniform(0.6, 0.85))).astype(np.float32), (0, 0), 3)
+        hue, chroma = rng.uniform(0, 2 * np.pi), rng.uniform(8.0, 20.0)
+        lab[..., 1] += region * chroma * np.cos(hue)
+        lab[..., 2] += region * chroma * np.sin(hue)
+    return _rgb(lab)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--samples", type=int, default=300)
+    parser.add_argument("--samples", type=int, default=400)
     parser.add_argument("--data-dir", default=str(sources.DEFAULT_DIR))
     parser.add_argument("--models-dir", default=str(ServiceConfig.models_dir), help="the detector model whose damage is left out")
     parser.add_argument("--threads", type=int, default=2)
@@ -44,27 +88,37 @@ def main() -> None:
     detector = UNetDetector(DEFINITION.parse(["--models-dir", args.models_dir, "--threads", str(args.threads),
                                               "--providers", "cpu"]))
     photos = sources.load_all(PHOTO_SETS["wide"], Path(args.data_dir))
-    synthesizers = {grey: DamageSynthesizer(replace(REAL_SCAN, p_grayscale=float(grey))) for grey in (True, False)}
-    residuals: dict[str, dict[bool, list[float]]] = {how: {True: [], False: []} for how in ("intact", "whole")}
+    grey_print = DamageSynthesizer(replace(REAL_SCAN, p_grayscale=1.0))
+    colour_print = DamageSynthesizer(replace(REAL_SCAN, p_grayscale=0.0))
+    makers: dict[str, Callable[[np.ndarray, np.random.Generator], np.ndarray] | None] = {
+        "black-and-white": None, "colour": None, "early colour": early_colour, "hand-coloured": hand_coloured}
+    judged: dict[str, list[np.ndarray]] = {kind: [] for kind in KINDS}
     for index in tqdm(range(args.samples), desc="prints", unit="print"):
         rng = np.random.default_rng([5, index])
         crop = random_crop(photos[index % len(photos)], 384, rng)
-        grey = index % 2 == 0
-        if not grey and tint_residual(crop) < GREY_ALREADY:
+        kind = KINDS[index % len(KINDS)]
+        if kind in ("colour", "early colour") and tint_residual(crop) < GREY_ALREADY:
             continue
-        damaged = synthesizers[grey](crop, rng).damaged
+        make = makers[kind]
+        print_ = make(crop, rng) if make else crop
+        damaged = (grey_print if kind == "black-and-white" else colour_print)(print_, rng).damaged
         found = damage_union(detector.detect(damaged).masks, damaged.shape[:2])
-        residuals["intact"][grey].append(tint_residual(damaged, found))
-        residuals["whole"][grey].append(tint_residual(damaged))
-    for how, label in (("intact", "outside the damage found (as served)"), ("whole", "over the whole crop")):
-        grey, colour = np.array(residuals[how][True]), np.array(residuals[how][False])
-        print(f"\n{len(grey)} black-and-white and {len(colour)} colour crops; residual chroma (Cr/Cb levels) {label}")
-        print("black-and-white percentiles 50/90/99:", np.percentile(grey, [50, 90, 99]).round(2))
-        print("colour percentiles 1/5/10/50:        ", np.percentile(colour, [1, 5, 10, 50]).round(2))
-        print("threshold  black-and-white called so  colour called colour")
-        for threshold in (1.0, 1.25, 1.5, 2.0, 2.5, 3.0):
-            mark = "  <- services/detector/tone.py" if threshold == TINT_RESIDUAL_GREY else ""
-            print(f"{threshold:9.2f}  {np.mean(grey < threshold):24.3f}  {np.mean(colour >= threshold):20.3f}{mark}")
+        judged[kind].append(np.percentile(residual_chroma(damaged, found), PERCENTILES))
+    for column, percentile in enumerate(PERCENTILES):
+        print(f"\nThe {percentile}th percentile of the residual chroma (Cr/Cb levels), outside the damage found"
+              f" (as served); " + ", ".join(f"{len(judged[kind])} {kind}" for kind in KINDS))
+        for kind in KINDS:
+            values = np.array([row[column] for row in judged[kind]])
+            print(f"  {kind:16} percentiles 1/10/50/90/99: {np.percentile(values, [1, 10, 50, 90, 99]).round(2)}")
+        print("  threshold  " + "  ".join(f"{kind:>16}" for kind in KINDS) + "   (share called right)")
+        for threshold in THRESHOLDS:
+            right = []
+            for kind in KINDS:
+                values = np.array([row[column] for row in judged[kind]])
+                right.append(np.mean(values < threshold) if kind == "black-and-white" else np.mean(values >= threshold))
+            served = percentile == RESIDUAL_PERCENTILE and threshold == TINT_RESIDUAL_GREY
+            print(f"  {threshold:9.2f}  " + "  ".join(f"{value:16.3f}" for value in right)
+                  + ("  <- services/detector/tone.py" if served else ""))
 
 
 if __name__ == "__main__":

@@ -33,15 +33,15 @@ from services.common.config import ServiceConfig
 from services.common.inpainting import damage_union
 from services.detector.engines.unet import UNetDetector
 from services.detector.service import DEFINITION
-from services.detector.tone import RESIDUAL_PERCENTILE, TINT_RESIDUAL_GREY, residual_chroma, tint_residual
+from services.detector.tone import grayscale_score, residual_chroma, tint_residual
 from training.common import sources
 from training.detector.dataset import PHOTO_SETS, random_crop
 from training.detector.synthetic_damage import REAL_SCAN, DamageSynthesizer
 
 #: Below this residual a photo is grey whatever its label says (moon.png, camera.png).
 GREY_ALREADY = 1.0
-#: Percentiles of the residual chroma compared, and the thresholds tried at each.
-PERCENTILES = (50, 75, 90)
+#: Judgements compared: (pixels judged, percentile of their residual chroma); the thresholds tried at each.
+JUDGEMENTS = (("intact", 50), ("intact", 75), ("intact", 90), ("whole", 50), ("whole", 75))
 THRESHOLDS = (1.0, 1.25, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 5.0)
 KINDS = ("black-and-white", "colour", "early colour", "hand-coloured")
 
@@ -92,7 +92,8 @@ def main() -> None:
     colour_print = DamageSynthesizer(replace(REAL_SCAN, p_grayscale=0.0))
     makers: dict[str, Callable[[np.ndarray, np.random.Generator], np.ndarray] | None] = {
         "black-and-white": None, "colour": None, "early colour": early_colour, "hand-coloured": hand_coloured}
-    judged: dict[str, list[np.ndarray]] = {kind: [] for kind in KINDS}
+    judged: dict[str, list[list[float]]] = {kind: [] for kind in KINDS}
+    served: dict[str, list[bool]] = {kind: [] for kind in KINDS}
     for index in tqdm(range(args.samples), desc="prints", unit="print"):
         rng = np.random.default_rng([5, index])
         crop = random_crop(photos[index % len(photos)], 384, rng)
@@ -103,10 +104,16 @@ def main() -> None:
         print_ = make(crop, rng) if make else crop
         damaged = (grey_print if kind == "black-and-white" else colour_print)(print_, rng).damaged
         found = damage_union(detector.detect(damaged).masks, damaged.shape[:2])
-        judged[kind].append(np.percentile(residual_chroma(damaged, found), PERCENTILES))
-    for column, percentile in enumerate(PERCENTILES):
-        print(f"\nThe {percentile}th percentile of the residual chroma (Cr/Cb levels), outside the damage found"
-              f" (as served); " + ", ".join(f"{len(judged[kind])} {kind}" for kind in KINDS))
+        residuals = {"intact": residual_chroma(damaged, found), "whole": residual_chroma(damaged)}
+        judged[kind].append([float(np.percentile(residuals[pixels], q)) for pixels, q in JUDGEMENTS])
+        served[kind].append(grayscale_score(damaged, found) >= 0.5)
+    print("\n" + ", ".join(f"{len(judged[kind])} {kind}" for kind in KINDS) + " prints; called right by the served "
+          "verdict (services/detector/tone.py): " + ", ".join(
+              f"{kind} {np.mean(served[kind]) if kind == 'black-and-white' else 1 - np.mean(served[kind]):.2f}"
+              for kind in KINDS))
+    for column, (pixels, percentile) in enumerate(JUDGEMENTS):
+        print(f"\nThe {percentile}th percentile of the residual chroma (Cr/Cb levels) over the "
+              + ("pixels outside the damage found" if pixels == "intact" else "whole print"))
         for kind in KINDS:
             values = np.array([row[column] for row in judged[kind]])
             print(f"  {kind:16} percentiles 1/10/50/90/99: {np.percentile(values, [1, 10, 50, 90, 99]).round(2)}")
@@ -116,9 +123,7 @@ def main() -> None:
             for kind in KINDS:
                 values = np.array([row[column] for row in judged[kind]])
                 right.append(np.mean(values < threshold) if kind == "black-and-white" else np.mean(values >= threshold))
-            served = percentile == RESIDUAL_PERCENTILE and threshold == TINT_RESIDUAL_GREY
-            print(f"  {threshold:9.2f}  " + "  ".join(f"{value:16.3f}" for value in right)
-                  + ("  <- services/detector/tone.py" if served else ""))
+            print(f"  {threshold:9.2f}  " + "  ".join(f"{value:16.3f}" for value in right))
 
 
 if __name__ == "__main__":

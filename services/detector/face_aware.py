@@ -93,7 +93,8 @@ def second_look(rgb: np.ndarray, detection: Detection) -> tuple[np.ndarray, floa
     if factor != 1.0:
         shrunk = cv2.resize(damage, small.shape[1::-1], interpolation=cv2.INTER_AREA)
         damage = (shrunk >= LOOK_DAMAGE).astype(np.uint8) * 255
-    return stretched(fill_damage(small, damage)), small.shape[0] / rgb.shape[0]
+    # The scale of the long side: a strip's short side rounds far from it (4096x30 shrinks to 1024x8).
+    return stretched(fill_damage(small, damage)), max(small.shape[:2]) / max(rgb.shape[:2])
 
 
 def merged(faces: list[common_pb2.Face], more: list[common_pb2.Face]) -> list[common_pb2.Face]:

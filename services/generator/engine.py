@@ -12,11 +12,15 @@ from revive.v1 import common_pb2
 
 from services.common.engines import Engine
 from services.common.inpainting import FillRegion, damage_union, fill_damage, fill_region
+from services.generator import compose
 
 if TYPE_CHECKING:
     from services.vision.faces.analyzer import FaceAnalyzer
 
 T = TypeVar("T")
+
+#: Tone restoration at full strength; `options.strength` scales it.
+DEFAULT_STRENGTH = 0.8
 
 
 @dataclass
@@ -66,6 +70,20 @@ class RestorationInput:
     def filled(self) -> np.ndarray:
         """The photo with its damage filled at full resolution."""
         return self.once("filled", lambda: fill_damage(self.rgb, self.damage_mask(), self.fill_region))
+
+    @property
+    def strength(self) -> float:
+        """How much of the restoration to apply, 0..1: the request's, or DEFAULT_STRENGTH."""
+        return self.options.strength if self.options.HasField("strength") else DEFAULT_STRENGTH
+
+    @property
+    def levelled(self) -> np.ndarray:
+        """The filled photo, with its lightness range restored when the detector calls it a faded print
+        (compose.restored_levels, by `strength`): what the learned engine restores and its candidates' faces
+        keep their texture from."""
+        if self.report.fading_score < compose.FADED_PRINT:
+            return self.filled
+        return self.once("levelled", lambda: compose.restored_levels(self.filled, self.strength))
 
     def faces(self, analyzer: FaceAnalyzer) -> list[common_pb2.Face]:
         """The photo's faces: the detector's when it sent them, else found here."""

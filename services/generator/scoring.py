@@ -149,7 +149,7 @@ class ScoredEngine:
         faces = request.faces(self.analyzer)
         if not faces:
             return None
-        return request.once("face_guard", lambda: face_guard.FaceGuard(request.filled, faces))
+        return request.once("face_guard", lambda: face_guard.FaceGuard(request.levelled, faces))
 
     def scorer(self, request: RestorationInput) -> CandidateScorer:
         return request.once("scorer", lambda: CandidateScorer(self.analyzer, request.faces(self.analyzer),

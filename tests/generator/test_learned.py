@@ -89,6 +89,29 @@ def test_strength_zero_keeps_the_photo(engine):
     assert np.abs(restore(engine, photo, strength=0.0).astype(int) - photo).max() <= 2
 
 
+def lightness_range(rgb: np.ndarray) -> float:
+    low, high = np.percentile(rgb_to_lab(rgb)[..., 0] * 100, compose.LEVELS_PERCENTILES)
+    return float(high - low)
+
+
+def test_a_faded_print_gets_its_range_back_and_a_flat_subject_keeps_its_own(engine):
+    """A print faded to a third of its contrast comes back with its lightness range, as far as `strength` asks;
+    the same pixels the detector does not call faded (a flat subject: fog, a wall) are not stretched."""
+    grey = cv2.cvtColor(portrait(360, 450), cv2.COLOR_RGB2GRAY).astype(np.float32)
+    faded = np.repeat(np.clip(200 + (grey - 200) * 0.3, 0, 255).astype(np.uint8)[..., None], 3, axis=2)
+    assert lightness_range(faded) < 0.6 * compose.LEVELS_RANGE
+
+    def restored(fading_score: float, **options: object) -> np.ndarray:
+        report = common_pb2.DamageReport(is_grayscale=True, fading_score=fading_score)
+        options.setdefault("colorize", common_pb2.COLORIZE_OFF)
+        return engine.generate(RestorationInput(faded, {}, report, common_pb2.RestoreOptions(**options)), 0)
+
+    assert lightness_range(restored(0.6, strength=1.0)) > 0.95 * compose.LEVELS_RANGE
+    assert lightness_range(faded) < lightness_range(restored(0.6, strength=0.5)) < 0.9 * compose.LEVELS_RANGE
+    assert np.abs(restored(0.6, strength=0.0).astype(int) - faded).max() <= 2
+    assert np.abs(restored(0.1).astype(int) - faded).max() <= 2
+
+
 def test_hair_colour_moves_the_hair_region(engine):
     photo = cv2.cvtColor(cv2.imread(str(FACES / "sample1.jpg")), cv2.COLOR_BGR2RGB)
     photo = cv2.resize(photo, (960, 640), interpolation=cv2.INTER_AREA)

@@ -29,10 +29,9 @@ from services.common.engines import runtime_options
 from services.common.runtime import OnnxModel, RuntimeOptions
 from services.common.tensorrt import profile_shapes, serving_cache_dir
 from services.generator import colourize, compose, hair
-from services.generator.engine import CandidateStep, RestorationInput
+from services.generator.engine import DEFAULT_STRENGTH, CandidateStep, RestorationInput
 
 # The same default as the baseline, so `strength` means the same whichever engine runs.
-from services.generator.engines.telea import DEFAULT_STRENGTH
 from services.generator.planes import (
     CHANNELS,
     LAB_SCALE,
@@ -118,8 +117,8 @@ class LearnedGenerator:
         fading = request.masks.get(common_pb2.FADING, np.zeros(damage.shape, np.uint8))
         colorize = request.should_colorize()
         neutral = not colorize and request.report.is_grayscale
-        filled = request.filled
-        strength = request.options.strength if request.options.HasField("strength") else DEFAULT_STRENGTH
+        filled = request.levelled
+        strength = request.strength
         # The network restores tone (and fills large holes) where the detector found something to correct;
         # colour for a black-and-white photo comes from its regions (colourize.py), not from the network.
         where = correction_area(damage, fading, compose.working_size(*filled.shape[:2]))
@@ -147,7 +146,7 @@ class LearnedGenerator:
     def people(self, request: RestorationInput) -> np.ndarray:
         """The person probability (`PersonSegmenter.probability`) of the photo with its damage filled: what
         every candidate shows, so it is worked out once per photo."""
-        return request.once("people", lambda: self.segmenter.probability(request.filled))
+        return request.once("people", lambda: self.segmenter.probability(request.levelled))
 
     def colourize(self, grey: np.ndarray, request: RestorationInput, seed: int, strength: float) -> np.ndarray:
         """Colour for the restored grey photo: a palette per region, drawn from `seed`, spread over the photo."""

@@ -18,9 +18,6 @@ from services.common.config import ServiceConfig
 from services.common.metrics import timed_inference
 from services.generator.engine import CandidateStep, RestorationInput
 
-#: Tone restoration at full strength; `options.strength` scales it.
-DEFAULT_STRENGTH = 0.8
-
 
 def fill_region(mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """uint8 0/1: the damage (`mask` >= 128) grown by the 1 or 2 pixels the seed's generator draws first."""
@@ -71,7 +68,7 @@ class TeleaGenerator:
 
     def generate(self, request: RestorationInput, seed: int, keep_faces: CandidateStep | None = None) -> np.ndarray:
         rng = np.random.default_rng(seed)
-        strength = request.options.strength if request.options.HasField("strength") else DEFAULT_STRENGTH
+        strength = request.strength
         with timed_inference(self.name, self.provider):
             filled = inpaint(request.rgb, request.damage_mask(), rng)
             curves = tone_curves(filled, rng, strength, neutral=request.report.is_grayscale)

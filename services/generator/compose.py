@@ -56,8 +56,8 @@ def restored_levels(rgb: np.ndarray, strength: float = 1.0) -> np.ndarray:
     anchored at the print's highlights (fading lifts the blacks towards the paper's white), kept inside
     0..100; on the tuning repair bench that anchor kept 15.66 dB inside the damage where centring on the
     mid-tone lost 0.14 dB (15.56 without levels). It grows continuously from nothing at
-    LEVELS_RANGE, so a print with its range is returned untouched. Only prints the detector calls faded
-    (FADED_PRINT) are stretched: a low-contrast subject is not a faded print.
+    LEVELS_RANGE, so a print with its range is returned untouched. Its caller (RestorationInput.levelled)
+    asks only for prints the detector calls faded (FADED_PRINT): a low-contrast subject is not a faded print.
     """
     small = downscale(rgb, working_size(*rgb.shape[:2]))
     lightness = rgb_to_lab(small)[..., 0] * LAB_SCALE[0]

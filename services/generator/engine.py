@@ -19,7 +19,8 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
-#: Tone restoration at full strength; `options.strength` scales it.
+#: Tone restoration when `options.strength` is absent, the same for every engine so that it means the same
+#: whichever runs.
 DEFAULT_STRENGTH = 0.8
 
 

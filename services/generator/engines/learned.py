@@ -30,8 +30,6 @@ from services.common.runtime import OnnxModel, RuntimeOptions
 from services.common.tensorrt import profile_shapes, serving_cache_dir
 from services.generator import colourize, compose, hair
 from services.generator.engine import DEFAULT_STRENGTH, CandidateStep, RestorationInput
-
-# The same default as the baseline, so `strength` means the same whichever engine runs.
 from services.generator.planes import (
     CHANNELS,
     LAB_SCALE,

@@ -87,10 +87,9 @@ def second_look(rgb: np.ndarray, detection: Detection) -> tuple[np.ndarray, floa
     photos show, and 26 with this look added. Faces missed go unprotected (their features filled as damage),
     unchecked (no identity) and uncoloured (no parse).
     """
-    factor = min(1.0, LOOK_SIDE / max(rgb.shape[:2]))
-    small = rgb if factor == 1.0 else shrink_to(rgb, LOOK_SIDE)
+    small = shrink_to(rgb, LOOK_SIDE)
     damage = (damage_union(detection.masks, rgb.shape[:2]) >= 128).astype(np.uint8) * 255
-    if factor != 1.0:
+    if small is not rgb:
         shrunk = cv2.resize(damage, small.shape[1::-1], interpolation=cv2.INTER_AREA)
         damage = (shrunk >= LOOK_DAMAGE).astype(np.uint8) * 255
     # The scale of the long side: a strip's short side rounds far from it (4096x30 shrinks to 1024x8).

@@ -48,6 +48,8 @@ from services.generator.planes import rgb_to_lab
 from services.generator.scoring import ScoredEngine
 from services.generator.settings import GeneratorSettings
 from services.vision import parsing
+from services.vision.faces.analyzer import box_of
+from services.vision.person import whole
 from training.colour_prior.dataset import VALIDATION_REGISTRY
 from training.common import colour_photos, sources
 
@@ -92,6 +94,11 @@ class Colourizer:
             grey, {}, common_pb2.DamageReport(is_grayscale=True), restore))
         guard = self.engine.face_guard(request)
         return self.engine.generate(request, seed, guard.keep_texture if guard else None)
+
+    def person(self, grey: np.ndarray) -> np.ndarray:
+        """H x W person probability, as the engine finds people: over the whole photo and around each face."""
+        boxes = [box_of(face) for face in self.learned.analyzer.analyze(grey)]
+        return whole(self.learned.segmenter.around_faces(grey, boxes), grey.shape[:2])
 
     def regions(self, grey: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(hair, skin, head) masks of every face the engine finds."""
@@ -148,7 +155,7 @@ def main() -> None:
             print(f"{Path(photo.path).name[:28]:28} {distance:11.1f} {grey_distance:12.1f} {colour_ratio:20.2f} "
                   f"{row['background']:12.1f} {row['skin']:6.1f}", flush=True)
             if kind == "portrait" and hair.sum() > 200:
-                person = colourize.learned.segmenter.mask(grey) >= 0.5  # long hair beyond the parse is the person's
+                person = colourize.person(grey) >= 0.5  # long hair beyond the parse is the person's
                 base = None
                 for colour, target in HAIR_COLOURS.items():
                     image = colourize(grey, SEEDS[0], hair_color=colour)

@@ -8,7 +8,8 @@ how close): ImageToTensorCalculator stretches the photo onto the tensor with a
 bilinear warp of the uint8 pixels (`stretch`), then scales them to 0..1;
 TensorsToSegmentationCalculator resizes the 256x256 probabilities back
 bilinearly. MediaPipe made the model for people near the camera (selfies,
-video calls); small figures in a wide shot are found less reliably.
+video calls); small figures in a wide shot are found less reliably, so
+`around_faces` also shows it a crop framed on each face found.
 """
 
 from __future__ import annotations
@@ -27,6 +28,9 @@ SIDE = 256
 #: OpenCV 4's warpPerspective (inside MediaPipe) walks the output in blocks of BLOCK columns and
 #: puts source positions on a grid of 1/SUBPIXEL pixel.
 BLOCK, SUBPIXEL = 64, 32
+#: A face's person crop (person_frame), in face widths either side of its centre and face heights above and below
+#: it: a head and shoulders and the body down to the knees of a sitter, as a selfie frames them.
+FRAME_SIDES, FRAME_ABOVE, FRAME_BELOW = 2.5, 0.75, 5.0
 #: The tensor's corners in the order MediaPipe lists them (cv::boxPoints of the photo's rectangle).
 TENSOR_CORNERS = np.array([[0, SIDE], [0, 0], [SIDE, 0], [SIDE, SIDE]], np.float32)
 
@@ -102,9 +106,49 @@ class PersonSegmenter:
         (probability,) = self.model.run({self.model.input_names[0]: network_input(rgb)})
         return probability[0, 0]
 
+    def around_faces(self, rgb: np.ndarray, boxes: list[np.ndarray]) -> np.ndarray:
+        """SIDE x SIDE like `probability`: the most of the whole photo's and of a crop's around each face
+        (`boxes`: float x, y, width, height in `rgb`'s pixels).
+
+        The network was made for one person near the camera: on a group photo it finds the nearest sitters and
+        loses the rest (three of five women on the tuning stairs), whose arms then took the wall's colour. A
+        crop framed on each found face, as a selfie would frame it, shows it one person near the camera again.
+        """
+        combined = self.probability(rgb)
+        height, width = rgb.shape[:2]
+        # The photo's grid cell centres, in photo pixels, as `whole` lays the grid onto the photo.
+        grid_rows = (np.arange(SIDE) + 0.5) * (height / SIDE)
+        grid_cols = (np.arange(SIDE) + 0.5) * (width / SIDE)
+        for box in boxes:
+            top, bottom, left, right = person_frame(box, height, width)
+            if bottom - top < 8 or right - left < 8 or (top, bottom, left, right) == (0, height, 0, width):
+                continue  # too small to say anything, or the whole photo again
+            crop = self.probability(np.ascontiguousarray(rgb[top:bottom, left:right]))
+            # Each grid cell inside the crop reads the crop's grid bilinearly; cells outside it keep the photo's.
+            rows = (grid_rows - top) * (SIDE / (bottom - top)) - 0.5
+            cols = (grid_cols - left) * (SIDE / (right - left)) - 0.5
+            inside = ((grid_rows >= top) & (grid_rows < bottom))[:, None] & ((grid_cols >= left) & (grid_cols < right))
+            map_cols, map_rows = np.meshgrid(cols.astype(np.float32), rows.astype(np.float32))
+            seen = cv2.remap(crop, map_cols, map_rows, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+            combined = np.where(inside, np.maximum(combined, seen), combined)
+        return combined
+
     def mask(self, rgb: np.ndarray) -> np.ndarray:
         """H x W float32 0..1: the probability that each pixel of `rgb` (uint8 RGB) shows a person."""
         return whole(self.probability(rgb), rgb.shape[:2])
+
+
+def person_frame(box: np.ndarray, height: int, width: int) -> tuple[int, int, int, int]:
+    """(top, bottom, left, right): the crop that frames the person of a face `box` (x, y, width, height) in a photo
+    of `height` x `width`, as a selfie does: FRAME_SIDES face widths either side of the face's centre, FRAME_ABOVE
+    face heights above its top and FRAME_BELOW below it, cut to the photo."""
+    x, y, face_width, face_height = (float(value) for value in box)
+    centre = x + face_width / 2
+    top = max(0, int(y - FRAME_ABOVE * face_height))
+    bottom = min(height, int(np.ceil(y + (1 + FRAME_BELOW) * face_height)))
+    left = max(0, int(centre - FRAME_SIDES * face_width))
+    right = min(width, int(np.ceil(centre + FRAME_SIDES * face_width)))
+    return top, bottom, left, right
 
 
 def whole(probability: np.ndarray, size: tuple[int, int]) -> np.ndarray:

@@ -15,8 +15,8 @@ from services.common.runtime import RuntimeOptions
 from services.generator import hair
 from services.generator.engine import RestorationInput
 from services.generator.engines.learned import LearnedGenerator
-from services.vision.faces.analyzer import FaceAnalyzer
-from services.vision.person import MODEL_FILE, SIDE, PersonSegmenter, stretch
+from services.vision.faces.analyzer import FaceAnalyzer, box_of
+from services.vision.person import MODEL_FILE, SIDE, PersonSegmenter, stretch, whole
 from tests.photos import portrait
 
 MODELS = Path(__file__).resolve().parents[2] / "models"
@@ -122,7 +122,28 @@ def test_learned_engine_recolours_within_the_person_mask(photo, faces):
     plain = restore(common_pb2.HAIR_COLOR_UNSPECIFIED)
     blond = changed(plain, restore(common_pb2.BLOND))
     # The engine's mask is taken on its restoration before the hair colour: `plain`.
-    background = (engine.segmenter.mask(plain) < BACKGROUND) & head_windows(faces, photo.shape)
+    mask = whole(engine.segmenter.around_faces(plain, [box_of(face) for face in faces]), photo.shape[:2])
+    background = (mask < BACKGROUND) & head_windows(faces, photo.shape)
     assert background.sum() > 10_000
     assert blond[background].max() <= 3
     assert (blond > 10).sum() > 10_000
+
+
+def test_a_small_figure_beside_a_large_one_is_found_around_its_face(segmenter):
+    """The network was made for one person near the camera: beside a large group, a second, smaller copy of a
+    photo is lost to it (MediaPipe's own result), and found in the crop framed on each of its faces; the empty
+    wall above stays empty."""
+    rgb = cv2.cvtColor(cv2.imread(str(FACES / "sample6.jpg")), cv2.COLOR_BGR2RGB)
+    small = cv2.resize(rgb, (rgb.shape[1] // 2, rgb.shape[0] // 2), interpolation=cv2.INTER_AREA)
+    canvas = np.full((rgb.shape[0], rgb.shape[1] + small.shape[1] + 40, 3), 128, np.uint8)
+    canvas[:, :rgb.shape[1]] = rgb
+    figure = slice(rgb.shape[0] - small.shape[0], None), slice(rgb.shape[1] + 20, rgb.shape[1] + 20 + small.shape[1])
+    canvas[figure] = small
+    faces = FaceAnalyzer(MODELS / "faces", OPTIONS).analyze(canvas)
+    alone = whole(segmenter.probability(canvas), canvas.shape[:2])
+    framed = whole(segmenter.around_faces(canvas, [box_of(face) for face in faces]), canvas.shape[:2])
+    assert (alone[figure] > 0.5).mean() < 0.05
+    assert (framed[figure] > 0.5).mean() > 0.15
+    assert np.all(framed >= alone - 1e-6)  # the crops add people; they never take one away
+    wall = slice(0, rgb.shape[0] - small.shape[0]), slice(rgb.shape[1], None)
+    assert (framed[wall] > 0.5).mean() < 0.01

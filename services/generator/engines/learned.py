@@ -40,7 +40,7 @@ from services.generator.planes import (
     rgb_to_lab,
 )
 from services.vision import parsing, person, scene_colour
-from services.vision.faces.analyzer import shared_face_analyzer
+from services.vision.faces.analyzer import box_of, shared_face_analyzer
 
 MODEL_FILE = Path("generator") / "restoration.onnx"
 #: The network's input, and the TensorRT optimisation profile over the working resolutions it
@@ -142,9 +142,10 @@ class LearnedGenerator:
         return region.mask * np.uint8(255)
 
     def people(self, request: RestorationInput) -> np.ndarray:
-        """The person probability (`PersonSegmenter.probability`) of the photo with its damage filled: what
-        every candidate shows, so it is worked out once per photo."""
-        return request.once("people", lambda: self.segmenter.probability(request.levelled))
+        """The person probability (`PersonSegmenter.around_faces`: the whole photo's and each found face's) of the
+        photo with its damage filled: what every candidate shows, so it is worked out once per photo."""
+        return request.once("people", lambda: self.segmenter.around_faces(
+            request.levelled, [box_of(face) for face in request.faces(self.analyzer)]))
 
     def colourize(self, grey: np.ndarray, request: RestorationInput, seed: int, strength: float) -> np.ndarray:
         """Colour for the restored grey photo: a palette per region, drawn from `seed`, spread over the photo."""

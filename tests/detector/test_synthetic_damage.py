@@ -4,12 +4,19 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import cv2
 import numpy as np
 from revive.v1 import common_pb2
 
 from services.detector.engine import DAMAGE_TYPES
 from tests.photos import portrait
-from training.detector.synthetic_damage import REAL_SCAN, DamageParams, DamageSynthesizer
+from training.detector.synthetic_damage import (
+    FIBRED_SCAN,
+    LETTERED_SCAN,
+    REAL_SCAN,
+    DamageParams,
+    DamageSynthesizer,
+)
 
 PHOTO = portrait(256, 256, seed=4)
 
@@ -116,3 +123,22 @@ def test_the_benchmarks_recipe_draws_the_damage_it_always_drew():
         sample = synth(PHOTO, np.random.default_rng(seed))
         counts = [int(np.count_nonzero(sample.masks[kind])) for kind in DAMAGE_TYPES]
         assert np.allclose(counts, expected, rtol=0.01, atol=5), (seed, counts, expected)
+
+
+def test_dust_fibres_are_short_curled_lines_labelled_as_dust():
+    """Fibres and hairs on a mid-grey dress (bright and dark ones both show on it): labelled STAIN (dust), thin (a
+    pixel or two across, unlike specks' discs) and short (each piece well under a scratch's length), and
+    LETTERED_SCAN without them draws as before."""
+    dress = np.full((256, 256, 3), 110, np.uint8)
+    only_fibres = replace(ONLY_CRACKS, p_crack_network=0.0, p_fibres=1.0, fibre_count=(20, 20))
+    label = DamageSynthesizer(only_fibres)(dress, np.random.default_rng(2)).masks[common_pb2.STAIN] > 0
+    assert label.sum() > 100
+    count, _, stats, _ = cv2.connectedComponentsWithStats(label.astype(np.uint8), connectivity=8)
+    widths = cv2.distanceTransform(label.astype(np.uint8), cv2.DIST_L2, 3)
+    assert np.percentile(widths[label], 90) <= 1.5  # lines, not discs
+    assert stats[1:, cv2.CC_STAT_WIDTH].max() <= 30 and stats[1:, cv2.CC_STAT_HEIGHT].max() <= 30
+    assert 10 <= count - 1 <= 20
+    for seed in range(3):  # p_fibres = 0 consumes no randomness: the recipe it extends is unchanged
+        plain = DamageSynthesizer(LETTERED_SCAN)(PHOTO, np.random.default_rng(seed))
+        switched_off = DamageSynthesizer(replace(FIBRED_SCAN, p_fibres=0.0))(PHOTO, np.random.default_rng(seed))
+        assert np.array_equal(plain.damaged, switched_off.damaged)

@@ -21,6 +21,7 @@ from training.detector.synthetic_damage import (
     CROSSING_SCAN,
     EDGED_SCAN,
     FAINT_SCAN,
+    FIBRED_SCAN,
     LETTERED_SCAN,
     REAL_SCAN,
     DamageParams,
@@ -54,9 +55,9 @@ PORTRAITS = sources.PORTRAITS + tuple(photo for photo in sources.EXTRA if photo.
 #: Damage recipes by name: "default" reproduces the recorded models' data, "real" is REAL_SCAN, "lettered"
 #: REAL_SCAN over photos that sometimes carry lettering of their own, "faint" that with a third of the crack
 #: networks faint, "edged" that with some networks opening along the photo's own edges, "crossing" that with
-#: some cracks crossing the photo's dark thin features.
+#: some cracks crossing the photo's dark thin features, "fibred" "lettered" with dust fibres and hairs.
 DAMAGE = {"default": DamageParams(), "real": REAL_SCAN, "lettered": LETTERED_SCAN, "faint": FAINT_SCAN,
-          "edged": EDGED_SCAN, "crossing": CROSSING_SCAN}
+          "edged": EDGED_SCAN, "crossing": CROSSING_SCAN, "fibred": FIBRED_SCAN}
 
 
 @dataclass

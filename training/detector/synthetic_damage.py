@@ -125,6 +125,13 @@ class DamageParams:
     hairline_opacity: Range = (0.4, 0.95)
     p_foxing: float = 0.0
     foxing_count: Range = (3, 40)
+    # Dust fibres and hairs lying on the negative or the scanner glass: short curled lines a pixel wide, bright
+    # (printed through the negative) or dark, scattered over the sepia portrait's dark dress in the real scans.
+    p_fibres: float = 0.0
+    fibre_count: Range = (3, 40)
+    fibre_length: Range = (4.0, 24.0)  # pixels
+    fibre_curl: Range = (0.5, 1.2)  # sd of the heading change per 3 px step, rad (smoothed over five steps)
+    fibre_opacity: Range = (0.35, 0.85)
     # 5c. lettering that belongs to the photo (signs, shop fronts, captions): thin bright or dark strokes
     #     that are not damage and must stay. Drawn into the photo itself, never labelled; off by default.
     p_lettering: float = 0.0
@@ -172,6 +179,8 @@ EDGED_SCAN = replace(LETTERED_SCAN, p_edge_crack=0.4)
 #: brow it is a short white chip over a dark band, the look of an eye's white between its lids, and phase 10
 #: misses it on the cracked boy (old_w_scratch_b.png) even pasted onto his flat vest (README.md).
 CROSSING_SCAN = replace(LETTERED_SCAN, p_dark_crossing=0.4)
+#: LETTERED_SCAN with dust fibres and hairs (labelled STAIN, as dust is) in 40% of the prints.
+FIBRED_SCAN = replace(LETTERED_SCAN, p_fibres=0.4)
 
 
 @dataclass
@@ -518,6 +527,8 @@ class DamageSynthesizer:
             self._dots(rng, alpha, colour, _count(rng, p.speck_count), p.speck_radius, clustered=rng.random() < 0.5)
         if _happens(rng, p.p_foxing):
             self._foxing(rng, alpha, colour, _count(rng, p.foxing_count))
+        if _happens(rng, p.p_fibres):
+            self._fibres(rng, alpha, colour, _count(rng, p.fibre_count))
         return _paint(image, alpha, colour, label)
 
     @staticmethod
@@ -557,6 +568,19 @@ class DamageSynthesizer:
             spot = blob(rng, shape, _random_point(rng, shape), radius, softness=0.4)
             tint = np.array([0.55, 0.33, 0.15], np.float32) * rng.uniform(0.7, 1.2)
             self._add_layer(alpha, colour, np.clip(spot * rng.uniform(0.4, 0.85), 0, 1), np.clip(tint, 0, 1))
+
+    def _fibres(self, rng: np.random.Generator, alpha: np.ndarray, colour: np.ndarray, count: int) -> None:
+        """Dust fibres and hairs: short curled strokes a pixel wide, one tone for all (dust on the negative prints
+        bright, on the glass dark), each fainter or stronger. Unlike a scratch they are short and curl; unlike a
+        speck they are lines, which the network saw only as scratches and so left on the real scan's dress."""
+        p = self.params
+        layer = np.zeros(alpha.shape, np.float32)
+        for _ in range(count):
+            points = random_walk(rng, _random_point(rng, alpha.shape), _uniform(rng, p.fibre_length),
+                                 rng.uniform(0, 2 * np.pi), _uniform(rng, p.fibre_curl))
+            _stroke(layer, points, 1.0, _uniform(rng, p.fibre_opacity))
+        tone = rng.uniform(0.8, 1.0) if rng.random() < 0.7 else rng.uniform(0.0, 0.2)
+        self._add_layer(alpha, colour, layer, np.full(3, tone, np.float32))
 
     def _scratches(self, image: np.ndarray, rng: np.random.Generator, label: np.ndarray) -> np.ndarray:
         p = self.params

@@ -15,9 +15,9 @@ services run them (faces analysed, their features spared, the faces passed on):
   not find the face again (a faint face in a grainy crop); goal: >= 0.95.
   Beside it, per face, the same for the damaged input and for Telea given
   the true mask (the scan's grain, blur and tone stay in every one of them,
-  so they bound what a repair can reach), of a flat grey patch (chance: the
-  embedding puts a blank at 0.82-0.93 from a face, as it puts another
-  person), and in brackets the identity the API reports with the
+  so they bound what a repair can reach), of a flat grey patch (chance:
+  about 0 since the analyser takes the blank face's direction out of its
+  embeddings; 0.8-0.9 before), and in brackets the identity the API reports with the
   candidate: against the photo it was made from.
 
 `--photos tuning` runs the same on training photos, to look at and tune on; `--dump DIR` writes each crop
@@ -131,7 +131,7 @@ def main() -> None:
             if reference is not None:
                 input_identities.append(identity_in_place(analyzer, reference, sample.damaged))
                 telea_rows[-1]["identity"] = identity_in_place(analyzer, reference, telea)
-                # Chance: a flat grey patch measured at the same place (the embedding puts it near any face).
+                # Chance: a flat grey patch measured at the same place.
                 telea_rows[-1]["blank"] = identity_in_place(analyzer, reference, np.full_like(telea, 128))
             cells = []
             for detector_name, detector in detectors.items():
@@ -196,8 +196,7 @@ def main() -> None:
           f"Telea given the true mask {min(telea_identities, default=float('nan')):.3f} "
           "(scan grain and blur are not damage: they stay)")
     if blanks:
-        print(f"  a flat grey patch measured in place: {min(blanks):.3f}-{max(blanks):.3f} (what an in-place "
-              "figure is worth: the embedding puts a blank near every face)")
+        print(f"  a flat grey patch measured in place: {min(blanks):.3f}-{max(blanks):.3f} (chance)")
 
 
 if __name__ == "__main__":

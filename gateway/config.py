@@ -24,8 +24,8 @@ class GatewayConfig(Settings):
     default_candidates: int = flag(4, "candidates per photo when the request does not say", minimum=1)
     surplus_ratio: float = flag(
         0.5, "extra candidates generated per requested one when ranking can choose (faces, gender/age)", minimum=0)
-    # 0.92: restored candidates of one person scored 0.923-0.997, different people at most 0.929 (bench/generator_bench.py).
-    min_identity: float = flag(0.92, "candidates whose face similarity to the input is below this are dropped")
+    # The generator's IDENTITY_THRESHOLD (services/generator/scoring.py), where the reasons are.
+    min_identity: float = flag(0.78, "candidates whose face similarity to the input is below this are dropped")
     rpc_timeout: float = flag(300.0, "deadline of each upstream RPC, seconds", minimum=1)
     photo_deadline: float = flag(
         1800.0, "seconds a photo may take, waiting for a replica with room included; while it lasts, a full or "

@@ -10,7 +10,19 @@ unrounded detection box: up to a pixel off, and off by the overhang for faces
 cut by the photo's border. `faceapi_landmark_shift=True` restores face-api's
 placement so compare.py can check the converted networks to the last digit.
 
-One addition: a face that fills the frame (a close-up, a cropped passport
+Identity is measured beyond what a blank face has. face-api's embeddings share a
+narrow cone: different people score 0.83-0.93 in cosine, and a featureless grey
+patch at a face's landmarks 0.79-0.94 against that face, as much as another
+person, so a candidate whose face had been smoothed to nothing passed for the
+same person. The direction the recogniser gives a featureless crop (the mean of
+its embeddings of flat greys, `blank_direction`) is taken out of every
+embedding (`beyond_blank`): on the test photos' faces different people then
+score 0.50 (median; 0.73 at most), the same face grained, blurred and JPEG'd
+0.97 (0.84 at least), and a flat grey patch -0.05 (0.34 at most).
+`beyond_blank=False` keeps face-api's own embedding (compare.py checks the
+conversion against it).
+
+One more addition: a face that fills the frame (a close-up, a cropped passport
 photo) is larger than the detector's largest anchor and goes unfound, and then
 its skin is coloured as background and its identity goes unchecked. When a
 photo yields no face, it is searched again in the middle of a canvas twice its
@@ -47,6 +59,8 @@ MIN_PHOTO_SIDE = 8
 IOU_THRESHOLD = 0.4
 #: Percentiles of each channel that `stretched` makes black and white.
 STRETCH = (0.5, 99.5)
+#: Grey levels of the featureless crops whose embeddings make the blank-face direction.
+BLANK_LEVELS = (60, 100, 128, 160, 200)
 
 
 @functools.cache
@@ -120,6 +134,19 @@ def moved(face: common_pb2.Face, dx: float, dy: float, width: int, height: int) 
     return out
 
 
+def unit(vector: np.ndarray) -> np.ndarray:
+    return vector / np.linalg.norm(vector)
+
+
+def beyond_blank(embedding: np.ndarray, blank: np.ndarray | None) -> np.ndarray:
+    """The unit `embedding` with its component along the unit `blank` direction taken out, renormalised: what
+    tells this face from a featureless one. None keeps the embedding as the network gives it (normalised)."""
+    embedding = unit(embedding.astype(np.float64))
+    if blank is None:
+        return embedding.astype(np.float32)
+    return unit(embedding - float(embedding @ blank) * blank).astype(np.float32)
+
+
 def _batch(pixels: np.ndarray, crops: list[Crop], size: int) -> np.ndarray:
     """Each crop padded (centred) to a square and resampled to size x size, stacked NHWC."""
     return np.stack([square_resize(crop.of(pixels), size, center=True) for crop in crops])
@@ -129,7 +156,8 @@ class FaceAnalyzer:
     """The four face networks in ONNX Runtime sessions, and the steps between them."""
 
     def __init__(self, models_dir: Path, options: RuntimeOptions, score_threshold: float = SCORE_THRESHOLD,
-                 faceapi_landmark_shift: bool = False, frame_filling: bool = True) -> None:
+                 faceapi_landmark_shift: bool = False, frame_filling: bool = True, identity_beyond_blank: bool = True,
+                 ) -> None:
         models_dir = Path(models_dir)
         self.detector = OnnxModel(models_dir / "tiny_face_detector.onnx", options, "face_detector")
         self.landmarker = OnnxModel(models_dir / "face_landmark_68.onnx", options, "face_landmarks")
@@ -140,6 +168,15 @@ class FaceAnalyzer:
         self.frame_filling = frame_filling
         #: What really runs the networks (the detector's provider stands for all four).
         self.provider = self.detector.provider
+        #: The direction taken out of every embedding (None: face-api's own embeddings).
+        self.blank = self.blank_direction() if identity_beyond_blank else None
+
+    def blank_direction(self) -> np.ndarray:
+        """The unit mean of the recogniser's embeddings of flat grey crops (BLANK_LEVELS): what it says of a face
+        with no features, a direction all its embeddings lean towards."""
+        flat = np.stack([np.full((RECOGNITION_INPUT, RECOGNITION_INPUT, 3), level, np.float32) for level in BLANK_LEVELS])
+        (embeddings,) = self.recognizer.run({"image": flat})
+        return unit(np.mean([unit(row.astype(np.float64)) for row in embeddings], axis=0))
 
     def detect(self, pixels: np.ndarray, score_threshold: float | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Face boxes (x, y, w, h in photo pixels, [K, 4]) and scores [K], best first, scoring at least
@@ -222,6 +259,5 @@ class FaceAnalyzer:
         (embeddings,) = self.recognizer.run({"image": _batch(rgb, [id_crops[i] for i in usable], RECOGNITION_INPUT)})
         for row, index in enumerate(usable):
             # face-api's gender softmax is (male, female).
-            traits[index] = (float(ages[row]), float(genders[row][0]),
-                             embeddings[row] / np.linalg.norm(embeddings[row]))
+            traits[index] = (float(ages[row]), float(genders[row][0]), beyond_blank(embeddings[row], self.blank))
         return traits

@@ -110,8 +110,7 @@ class CandidateScorer:
             # A faint face (a faded print restored only so far) is looked for again with its contrast stretched,
             # as the detector looked for it, and a weaker detection counts where the face is known to be. A
             # face still not found is "not found", not a similarity of 0: the identity could not be checked,
-            # and combine() ranks the candidate last. (Measuring it in place at the input's landmarks is no
-            # check: a blank grey patch scores 0.82-0.93 there, as another person does.)
+            # and combine() ranks the candidate last.
             face = (matching_face(self.reference, self._analyzer.analyze(candidate))
                     or matching_face(self.reference, self._analyzer.analyze(stretched(candidate), KNOWN_FACE_SCORE)))
             scores.face_found = face is not None

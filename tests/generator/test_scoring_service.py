@@ -64,8 +64,7 @@ def faded(photo: np.ndarray) -> np.ndarray:
 
 def test_a_faint_face_is_looked_for_again_and_a_lost_one_is_not_found():
     """A face too faint for the analyser as it is is found with its contrast stretched, and checked; where the
-    face is gone (a blank patch, which measured in place would still score about as another person does),
-    the candidate's face is "not found"."""
+    face is gone (a blank patch), the candidate's face is "not found"."""
     photo = cv2.resize(cv2.cvtColor(cv2.imread(str(FACES / "sample1.jpg")), cv2.COLOR_BGR2RGB), (960, 640),
                        interpolation=cv2.INTER_AREA)
     analyzer = shared_face_analyzer(DEFINITION.parse([]).models_dir, RuntimeOptions(providers=("cpu",)))

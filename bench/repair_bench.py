@@ -156,8 +156,10 @@ def main() -> None:
                                        else identity_in_place(analyzer, reference, restored))
                     row["refound"] = face is not None
                 if reported is not None:
-                    # A face the analyser no longer finds is "not found", as the API says it, not a similarity.
-                    row["reported"] = reported.identity_similarity if reported.face_found else None
+                    # As the API reports it: found again, or measured in place where it is not (None: neither).
+                    row["reported"] = (reported.identity_similarity if reported.HasField("identity_similarity")
+                                       else None)
+                    row["reported_in_place"] = not reported.face_found
                 rows[detector_name].append(row)
                 if args.dump:
                     args.dump.mkdir(parents=True, exist_ok=True)
@@ -165,7 +167,8 @@ def main() -> None:
                         args.dump / f"{Path(name).stem}-{index}-{detector_name}.png")
                 identity = f" id {row['identity']:.3f}" if "identity" in row else ""
                 if "reported" in row:
-                    identity += " (not found)" if row["reported"] is None else f" ({row['reported']:.3f})"
+                    in_place = " in place" if row["reported_in_place"] else ""
+                    identity += " (none)" if row["reported"] is None else f" ({row['reported']:.3f}{in_place})"
                 cells.append(f" {row['psnr']:14.2f} {row['ssim']:12.4f}{identity}")
             faces = (f"   identity: input {input_identities[-1]:.3f}, telea|truth {telea_rows[-1]['identity']:.3f}, "
                      f"flat grey {telea_rows[-1]['blank']:.3f}"
@@ -182,14 +185,14 @@ def main() -> None:
         identities = [r["identity"] for r in results if "identity" in r]
         refound = sum(r.get("refound", False) for r in results)
         reported = [r["reported"] for r in results if r.get("reported") is not None]
-        lost = sum(1 for r in results if "reported" in r and r["reported"] is None)
+        lost = sum(1 for r in results if r.get("reported_in_place"))
         print(f"  Revive ({detector_name} detector): {revive:.2f} dB, {revive - telea_psnr:+.2f} dB from Telea|truth "
               f"(goal >= -2); whole-photo SSIM {np.mean([r['ssim'] for r in results]):.4f} vs input "
               f"{np.mean([r['input_ssim'] for r in results]):.4f}, below the input on {below} of {len(results)} "
               f"(goal 0); identity min {min(identities, default=float('nan')):.3f} over {len(identities)} faces "
               f"(goal >= 0.95), {refound} of them found again by the analyser, the rest measured in place; "
               f"as reported against the input photo, min {min(reported, default=float('nan')):.3f} over "
-              f"{len(reported)} faces, {lost} not found again")
+              f"{len(reported)} faces, {lost} of them not found again and measured in place")
     telea_identities = [r["identity"] for r in telea_rows if "identity" in r]
     blanks = [r["blank"] for r in telea_rows if "blank" in r]
     print(f"  identity measured in place, min: the damaged input {min(input_identities, default=float('nan')):.3f}, "

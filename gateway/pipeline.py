@@ -133,11 +133,12 @@ class Generated:
 
 
 def passes_identity(candidate: Generated, min_identity: float) -> bool:
-    """Its face is found where the input's is and still looks like the same person (or there is no face)."""
+    """Its face, found again or measured where the input's is, still looks like the same person (or there is
+    no face)."""
     scores = candidate.scores
-    if scores.HasField("face_found") and not scores.face_found:
-        return False
-    return not scores.HasField("identity_similarity") or scores.identity_similarity >= min_identity
+    if scores.HasField("identity_similarity"):
+        return scores.identity_similarity >= min_identity
+    return not scores.HasField("face_found")
 
 
 def select(candidates: list[Generated], seeds: list[int], count: int, min_identity: float) -> list[Generated]:

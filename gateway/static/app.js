@@ -90,7 +90,7 @@ function comparison(original, restored, damage) {
 function caption(c, i) {
   const parts = [i === 0 ? "Best" : `#${i + 1}`, `${c.width}×${c.height}`];
   if (c.identity_doubtful) parts.push("⚠ the face may not look like the original: check it");
-  else if (c.scores.face_found) parts.push("face kept");
+  else if (c.scores.identity_similarity !== undefined) parts.push("face kept");
   return parts.join(" · ");
 }
 

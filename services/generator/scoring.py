@@ -7,9 +7,11 @@ the detector's report, or found here when the report has none):
 
 - identity_similarity: cosine similarity of the face embeddings (face-api's
   dlib ResNet, beyond the blank-face direction: services/vision/faces/analyzer.py),
-  of the candidate's face found again (on the candidate with
-  its contrast stretched where a faint face is not found as it is). The
-  gateway drops candidates below `IDENTITY_THRESHOLD`;
+  of the candidate's face found again (on the candidate with its contrast
+  stretched where a faint face is not found as it is), or, where it is not
+  found (`face_found` false), of the candidate's pixels at the input face's
+  landmarks: a face wiped to a blank scores about 0 there. The gateway drops
+  candidates below `IDENTITY_THRESHOLD`;
 - gender_agreement: the analyser's probability that the candidate's face is
   the requested gender (absent when no gender was requested);
 - age_agreement: exp(-0.5 * ((age - requested) / AGE_SIGMA)^2) (absent when no
@@ -70,8 +72,8 @@ def age_agreement(face: common_pb2.Face, wanted: float) -> float:
 
 
 def combine(scores: common_pb2.CandidateScores) -> float:
-    """Geometric mean of the figures present; 0 when the identity was lost or its face not found."""
-    if scores.HasField("face_found") and not scores.face_found:
+    """Geometric mean of the figures present; 0 when the identity was lost or could not be measured."""
+    if scores.HasField("face_found") and not scores.face_found and not scores.HasField("identity_similarity"):
         return 0.0
     terms = []
     if scores.HasField("identity_similarity"):
@@ -99,22 +101,25 @@ class CandidateScorer:
         self.reference = main_face(self.faces)
 
     def keeps_identity(self, scores: common_pb2.CandidateScores) -> bool:
-        """The person is still there: no reference face, or it is found again and looks like the same person."""
+        """The person is still there: no reference face, or the candidate's face, found again or measured in
+        place, looks like the same person."""
         if self.reference is None:
             return True
-        return scores.face_found and scores.identity_similarity >= IDENTITY_THRESHOLD
+        return scores.HasField("identity_similarity") and scores.identity_similarity >= IDENTITY_THRESHOLD
 
     def score(self, candidate: np.ndarray) -> common_pb2.CandidateScores:
         scores = common_pb2.CandidateScores()
         if self.reference is not None:
             # A faint face (a faded print restored only so far) is looked for again with its contrast stretched,
             # as the detector looked for it, and a weaker detection counts where the face is known to be. A
-            # face still not found is "not found", not a similarity of 0: the identity could not be checked,
-            # and combine() ranks the candidate last.
+            # face still not found is "not found", and what the candidate shows where the input's face is gets
+            # measured there: a faint face is still the person, a wiped one scores as a blank does, about 0.
             face = (matching_face(self.reference, self._analyzer.analyze(candidate))
                     or matching_face(self.reference, self._analyzer.analyze(stretched(candidate), KNOWN_FACE_SCORE)))
             scores.face_found = face is not None
-            if face is not None:
+            if face is None:
+                face = self._analyzer.face_at(candidate, self.reference)
+            if face is not None and len(face.embedding):
                 scores.identity_similarity = similarity(self.reference, face)
                 if self._options.gender != common_pb2.GENDER_UNSPECIFIED:
                     scores.gender_agreement = gender_agreement(face, self._options.gender)

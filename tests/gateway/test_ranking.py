@@ -46,3 +46,13 @@ def test_a_face_not_found_is_not_a_pass_whatever_its_overall():
     kept.scores.face_found = True
     chosen = select([lost, kept], [1, 2], 1, 0.85)
     assert [c.seed for c in chosen] == [2] and not chosen[0].identity_doubtful
+
+
+def test_a_face_not_found_but_measured_in_place_passes_on_its_measure():
+    faint = candidate(1, 0.9, 0.9)
+    faint.scores.face_found = False
+    wiped = candidate(2, 0.95, 0.05)
+    wiped.scores.face_found = False
+    chosen = select([faint, wiped], [1, 2], 2, 0.85)
+    assert [c.seed for c in chosen] == [1, 2]
+    assert not chosen[0].identity_doubtful and chosen[1].identity_doubtful

@@ -19,7 +19,7 @@ its embeddings of flat greys, `blank_direction`) is taken out of every
 embedding (`beyond_blank`): on the test photos' faces different people then
 score 0.50 (median; 0.73 at most), the same face grained, blurred and JPEG'd
 0.97 (0.84 at least), and a flat grey patch -0.05 (0.34 at most).
-`beyond_blank=False` keeps face-api's own embedding (compare.py checks the
+`identity_beyond_blank=False` keeps face-api's own embedding (compare.py checks the
 conversion against it).
 
 One more addition: a face that fills the frame (a close-up, a cropped passport

@@ -16,7 +16,7 @@ from services.generator import hair
 from services.generator.engine import RestorationInput
 from services.generator.engines.learned import LearnedGenerator
 from services.vision.faces.analyzer import FaceAnalyzer, box_of
-from services.vision.person import MODEL_FILE, SIDE, PersonSegmenter, stretch, whole
+from services.vision.person import MODEL_FILE, SIDE, PersonSegmenter, person_frame, stretch, whole
 from tests.photos import portrait
 
 MODELS = Path(__file__).resolve().parents[2] / "models"
@@ -147,3 +147,13 @@ def test_a_small_figure_beside_a_large_one_is_found_around_its_face(segmenter):
     assert np.all(framed >= alone - 1e-6)  # the crops add people; they never take one away
     wall = slice(0, rgb.shape[0] - small.shape[0]), slice(rgb.shape[1], None)
     assert (framed[wall] > 0.5).mean() < 0.01
+
+
+def test_a_faces_frame_is_cut_to_the_photo_and_a_frame_that_is_the_photo_adds_nothing(segmenter):
+    """A face at the border frames a crop that stops at the photo's edges; a face whose frame is the whole photo
+    (a close-up) asks the network nothing new, so the map is the photo's own."""
+    assert person_frame(np.array([-20.0, -10.0, 100.0, 120.0]), 400, 300) == (0, 400, 0, 280)
+    assert person_frame(np.array([250.0, 300.0, 40.0, 40.0]), 400, 300) == (270, 400, 170, 300)
+    picture = portrait(240, 320)
+    close_up = [np.array([60.0, 40.0, 120.0, 160.0])]
+    assert np.array_equal(segmenter.around_faces(picture, close_up), segmenter.probability(picture))

@@ -48,7 +48,6 @@ from services.generator.planes import rgb_to_lab
 from services.generator.scoring import ScoredEngine
 from services.generator.settings import GeneratorSettings
 from services.vision import parsing
-from services.vision.faces.analyzer import box_of
 from services.vision.person import whole
 from training.colour_prior.dataset import VALIDATION_REGISTRY
 from training.common import colour_photos, sources
@@ -96,9 +95,9 @@ class Colourizer:
         return self.engine.generate(request, seed, guard.keep_texture if guard else None)
 
     def person(self, grey: np.ndarray) -> np.ndarray:
-        """H x W person probability, as the engine finds people: over the whole photo and around each face."""
-        boxes = [box_of(face) for face in self.learned.analyzer.analyze(grey)]
-        return whole(self.learned.segmenter.around_faces(grey, boxes), grey.shape[:2])
+        """H x W person probability, the engine's own (over the whole photo and around each face)."""
+        request = RestorationInput(grey, {}, common_pb2.DamageReport(is_grayscale=True), common_pb2.RestoreOptions())
+        return whole(self.learned.people(request), grey.shape[:2])
 
     def regions(self, grey: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(hair, skin, head) masks of every face the engine finds."""

@@ -14,7 +14,6 @@ from services.generator import colourize
 from services.generator.engine import RestorationInput
 from services.generator.planes import rgb_to_lab
 from services.vision import parsing
-from services.vision.faces.analyzer import box_of
 from services.vision.person import whole
 from tests.generator.test_learned import FACES, engine  # noqa: F401 (the shared engine fixture)
 
@@ -37,13 +36,12 @@ def ab(rgb: np.ndarray) -> np.ndarray:
 
 
 def test_the_hair_colour_changes_the_hair_and_nothing_beyond_the_person(engine, grey_portrait):  # noqa: F811
-    faces = engine.analyzer.analyze(grey_portrait)
-    labels = engine.parser.parse_faces(grey_portrait, faces)
+    labels = engine.parser.parse_faces(grey_portrait, engine.analyzer.analyze(grey_portrait))
     hair = np.any([label == parsing.Label.HAIR for label in labels], axis=0)
     assert hair.mean() > 0.02
-    # The person as the engine finds people: over the whole photo and around each face.
-    person = whole(engine.segmenter.around_faces(grey_portrait, [box_of(face) for face in faces]),
-                   grey_portrait.shape[:2]) >= 0.5
+    # The person as the engine finds people (over the whole photo and around each face).
+    request = RestorationInput(grey_portrait, {}, common_pb2.DamageReport(is_grayscale=True), common_pb2.RestoreOptions())
+    person = whole(engine.people(request), grey_portrait.shape[:2]) >= 0.5
     black = colourized(engine, grey_portrait, 5, hair_color=common_pb2.BLACK)
     red = colourized(engine, grey_portrait, 5, hair_color=common_pb2.RED)
     changed = np.any(black != red, axis=2)

@@ -185,7 +185,7 @@ def main() -> None:
         identities = [r["identity"] for r in results if "identity" in r]
         refound = sum(r.get("refound", False) for r in results)
         reported = [r["reported"] for r in results if r.get("reported") is not None]
-        lost = sum(1 for r in results if r.get("reported_in_place"))
+        lost = sum(1 for r in results if r.get("reported_in_place") and r.get("reported") is not None)
         print(f"  Revive ({detector_name} detector): {revive:.2f} dB, {revive - telea_psnr:+.2f} dB from Telea|truth "
               f"(goal >= -2); whole-photo SSIM {np.mean([r['ssim'] for r in results]):.4f} vs input "
               f"{np.mean([r['input_ssim'] for r in results]):.4f}, below the input on {below} of {len(results)} "

@@ -572,7 +572,7 @@ class DamageSynthesizer:
     def _fibres(self, rng: np.random.Generator, alpha: np.ndarray, colour: np.ndarray, count: int) -> None:
         """Dust fibres and hairs: short curled strokes a pixel wide, one tone for all (dust on the negative prints
         bright, on the glass dark), each fainter or stronger. Unlike a scratch they are short and curl; unlike a
-        speck they are lines, which the network saw only as scratches and so left on the real scan's dress."""
+        speck they are lines. No recipe drew them before, and every engine leaves them on the real scan's dress."""
         p = self.params
         layer = np.zeros(alpha.shape, np.float32)
         for _ in range(count):

@@ -69,16 +69,20 @@ def shared_face_analyzer(models_dir: Path, options: RuntimeOptions) -> FaceAnaly
     return FaceAnalyzer(Path(models_dir) / "faces", options)
 
 
+def unit(vector: np.ndarray) -> np.ndarray:
+    return vector / np.linalg.norm(vector)
+
+
 def similarity(a: common_pb2.Face | Sequence[float], b: common_pb2.Face | Sequence[float]) -> float:
     """Cosine similarity of two identity embeddings (faces or vectors): 1 = same direction.
 
-    Embeddings are L2-normalised, so this is their dot product, and the Euclidean
-    distance face-api thresholds is sqrt(2 - 2 * similarity).
+    Embeddings are L2-normalised, so this is their dot product (with face-api's own embeddings,
+    `identity_beyond_blank=False`, the Euclidean distance face-api thresholds is sqrt(2 - 2 * similarity)).
     """
     vectors = [np.asarray(x.embedding if isinstance(x, common_pb2.Face) else x, np.float64) for x in (a, b)]
     if any(v.size == 0 for v in vectors):
         raise ValueError("face has no embedding")
-    left, right = (v / np.linalg.norm(v) for v in vectors)
+    left, right = (unit(v) for v in vectors)
     return float(left @ right)
 
 
@@ -132,10 +136,6 @@ def moved(face: common_pb2.Face, dx: float, dy: float, width: int, height: int) 
         return None
     box.x, box.y, box.width, box.height = left, top, right - left, bottom - top
     return out
-
-
-def unit(vector: np.ndarray) -> np.ndarray:
-    return vector / np.linalg.norm(vector)
 
 
 def beyond_blank(embedding: np.ndarray, blank: np.ndarray | None) -> np.ndarray:

@@ -66,7 +66,9 @@ def cases() -> tuple[Case, ...]:
         Case("faces: landmarks", "faces/face_landmark_68.onnx", "image", (1, 112, 112, 3)),
         Case("faces: age/gender", "faces/age_gender.onnx", "image", (1, 112, 112, 3)),
         Case("faces: embedding", "faces/face_recognition.onnx", "image", (1, 150, 150, 3)),
+        Case("faces: parsing", "faces/face_parsing.onnx", "image", (1, 512, 512, 3)),
         Case("person mask", "person/selfie_segmentation.onnx", "image", (1, 3, 256, 256)),
+        Case("pose landmarks", "pose/pose_landmark_full.onnx", "image", (1, 3, 256, 256)),
     )
 
 

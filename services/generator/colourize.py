@@ -186,10 +186,11 @@ def solve_size(height: int, width: int) -> tuple[int, int]:
 
 
 def region_map(lightness: np.ndarray, labels: list[np.ndarray], person: np.ndarray | None,
-               portrait: bool) -> tuple[np.ndarray, np.ndarray]:
+               portrait: bool, limbs: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(h x w region codes, h x w owners) at the solve size, from the faces' label maps (photo size), the
-    person probability (any size) and the photo's lightness (solve size, L 0..100). Owners say whose
-    clothes a pixel is: the index of a face in `labels`."""
+    person probability (any size), the photo's lightness (solve size, L 0..100) and where the found people's
+    limbs are (solve size, services/vision/pose.py). Owners say whose clothes a pixel is: the index of a face in
+    `labels`."""
     size = lightness.shape
     regions = np.full(size, UNKNOWN, np.uint8)
     people = np.zeros(size, bool)
@@ -218,7 +219,8 @@ def region_map(lightness: np.ndarray, labels: list[np.ndarray], person: np.ndarr
     # missed (a profile, a face turned down, a blond head) or a raised arm.
     chins = [float(np.percentile(face[:, 0], 95)) for face in faces if len(face)]
     head_high = np.arange(size[0])[:, None] <= max(chins, default=-1.0)
-    split_body(regions, lightness, texture, people, head_high)
+    split_body(regions, lightness, texture, people, head_high,
+               np.zeros(size, bool) if limbs is None else limbs & ~parsed_skin)
     # What the split called clothes there, dyed, was green and blue faces on group photos: it gets a person's
     # warm, low chroma instead.
     regions[head_high & (regions == CLOTH) & ~parsed_cloth] = PERSON
@@ -294,11 +296,15 @@ def distance_to(values: np.ndarray, lightness: np.ndarray) -> np.ndarray:
 
 
 def split_body(regions: np.ndarray, lightness: np.ndarray, texture: np.ndarray, people: np.ndarray,
-               head_high: np.ndarray) -> None:
+               head_high: np.ndarray, limbs: np.ndarray) -> None:
     """The rest of each person, beyond the parsed heads: bare arms, hands and chests look like the face's skin
     in grey, clothes mostly do not. Each pixel goes to whichever of the two lightness distributions (the
     parsed skin's and clothes') it is nearer to, in standard deviations; at head height (`head_high`, rows) and
-    nearer the parsed hair's, it is hair; clearly neither stays free for the solve to fill from its neighbours."""
+    nearer the parsed hair's, it is hair; clearly neither stays free for the solve to fill from its neighbours.
+
+    On the limbs (`limbs`: arms, hands and legs the pose model found), smooth ground of the face's grey is bare
+    skin whatever the clothes look like, even where the parse called it clothes: a low neckline puts bare skin
+    into the parsed clothes, whose tones then claimed the bare arms for a dye (teal and pink arms)."""
     rest = (regions == UNKNOWN) & people
     skin = lightness[regions == SKIN]
     if skin.size < 20:
@@ -318,6 +324,7 @@ def split_body(regions: np.ndarray, lightness: np.ndarray, texture: np.ndarray, 
     large = stats[:, cv2.CC_STAT_AREA] >= MIN_BARE_SHARE * skin.size
     large[0] = False
     regions[large[components]] = SKIN
+    regions[limbs & np.isin(regions, (UNKNOWN, CLOTH)) & smooth & (to_skin < 1.5)] = SKIN
     # At head height (`head_high`, rows), hair falls beyond the parse, and so does the hair of a head the analyser
     # missed: left free, it took the colour of the sofa beside it (green hair), and split as clothes a dye (purple
     # hair). Lower down, a dark shirt has the hair's tones as often as long hair does.

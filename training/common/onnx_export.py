@@ -2,7 +2,8 @@
 
 Every Revive model is exported the same way: batch, height and width are
 dynamic (one file serves every size, and TensorRT can build optimisation
-profiles over them), and the file is run by ONNX Runtime on a batch and shape
+profiles over them), unless the network only has a meaning at one size (a
+landmark regressor's dense head: `fixed_size`), and the file is run by ONNX Runtime on a batch and shape
 the export was not traced with and compared with torch eager, so a mis-traced
 graph never reaches models/.
 """
@@ -33,12 +34,14 @@ def quiet_exporter() -> None:
 
 def export_checked(model: torch.nn.Module, path: Path, example: torch.Tensor, probe: torch.Tensor, input_name: str,
                    output_names: Sequence[str], tolerance: float,
-                   extra_inputs: Mapping[str, tuple[torch.Tensor, torch.Tensor]] | None = None) -> float:
+                   extra_inputs: Mapping[str, tuple[torch.Tensor, torch.Tensor]] | None = None,
+                   fixed_size: bool = False) -> float:
     """Write `model` (one NCHW input, then `extra_inputs`: name -> (example, probe), dynamic in their batch only)
-    to `path`; return the worst |ONNX - torch| on the probes, raising above `tolerance`."""
+    to `path`; return the worst |ONNX - torch| on the probes, raising above `tolerance`. With `fixed_size` the
+    input's height and width stay the example's (the probe's must match)."""
     model = model.eval()
     extra = dict(extra_inputs or {})
-    dynamic = {0: Dim.DYNAMIC, 2: Dim.DYNAMIC, 3: Dim.DYNAMIC}  # batch, height, width
+    dynamic = {0: Dim.DYNAMIC} if fixed_size else {0: Dim.DYNAMIC, 2: Dim.DYNAMIC, 3: Dim.DYNAMIC}
     examples = (example, *(pair[0] for pair in extra.values()))
     probes = (probe, *(pair[1] for pair in extra.values()))
     names = [input_name, *extra]

@@ -39,7 +39,7 @@ from services.generator.planes import (
     noise_planes,
     rgb_to_lab,
 )
-from services.vision import parsing, person, scene_colour
+from services.vision import parsing, person, pose, scene_colour
 from services.vision.faces.analyzer import box_of, shared_face_analyzer
 
 MODEL_FILE = Path("generator") / "restoration.onnx"
@@ -77,6 +77,8 @@ class LearnedGenerator:
         self.analyzer = shared_face_analyzer(models_dir, options)
         # Keeps the hair colour off backgrounds of the hair's own colour; tells people from scenery.
         self.segmenter = person.PersonSegmenter(models_dir / person.MODEL_FILE, options)
+        # Where each found person's arms, hands and legs are: where bare skin is looked for.
+        self.landmarker = pose.PoseLandmarker(models_dir / pose.MODEL_FILE, options)
         # The regions of a face a black-and-white photo is coloured by.
         self.parser = parsing.shared_face_parser(models_dir, options)
         # What a scene (no portrait) showed: sky, foliage, water, stone.
@@ -147,6 +149,11 @@ class LearnedGenerator:
         return request.once("people", lambda: self.segmenter.around_faces(
             request.levelled, [box_of(face) for face in request.faces(self.analyzer)]))
 
+    def poses(self, request: RestorationInput) -> list[pose.Pose]:
+        """The body below each found face, in the photo with its damage filled; once per photo."""
+        return request.once("poses", lambda: self.landmarker.poses(
+            request.levelled, [box_of(face) for face in request.faces(self.analyzer)]))
+
     def colourize(self, grey: np.ndarray, request: RestorationInput, seed: int, strength: float) -> np.ndarray:
         """Colour for the restored grey photo: a palette per region, drawn from `seed`, spread over the photo."""
         faces = request.faces(self.analyzer)
@@ -162,7 +169,8 @@ class LearnedGenerator:
         # A scene's colour comes from what it shows; a portrait's backdrop is a palette's, different per candidate.
         scene = None if portrait else self.scene.predict(lightness, scene_colour.candidate_tilt(seed))
         people = self.people(request)
-        regions, owners = colourize.region_map(lightness, labels, people, portrait)
+        limbs = pose.limb_mask(self.poses(request), size, size[0] / grey.shape[0]) if labels else None
+        regions, owners = colourize.region_map(lightness, labels, people, portrait, limbs)
         ab = colourize.colour_planes(lightness, regions, owners, portrait, palette, scene)
         coloured = compose.chroma_onto(grey, ab, strength / DEFAULT_STRENGTH)
         if not labels or options.hair_color == common_pb2.HAIR_COLOR_UNSPECIFIED:

@@ -38,8 +38,11 @@ class FaceAwareDetector:
             detection.faces = self._find_faces(rgb, detection)
             features = feature_mask(detection.faces, rgb.shape[:2])
             frames = self._spectacle_frames(rgb, detection.faces)
+            # On a black-and-white print a spot of another colour on a feature is foxing, not the feature.
+            print_rgb = rgb if detection.is_grayscale else None
             for kind in (common_pb2.SCRATCH, common_pb2.STAIN):
-                detection.masks[kind] = spare_region(spare_features(detection.masks[kind], features), frames)
+                detection.masks[kind] = spare_region(spare_features(detection.masks[kind], features, print_rgb),
+                                                     frames)
         return detection
 
     def _spectacle_frames(self, rgb: np.ndarray, faces: list[common_pb2.Face]) -> np.ndarray:

@@ -6,7 +6,10 @@ like the specks and short scratches the detectors look for, and filling them
 wipes out the feature (an eye filled flat is the worst harm a restoration can
 do to a portrait). Inside each face's eyes, brows, nose and mouth (from its 68
 landmarks, grown a little) only damage that is long and thin is kept: a crack
-running across an eye is still repaired, a compact blob on it is not.
+running across an eye is still repaired, a compact blob on it is not, unless
+the print is black-and-white (or toned) and the blob is not of the print's
+tint: a pupil, a nostril and the lips of such a print are, foxing and rust
+spots are not (they stayed on a portrait's lip and cheek).
 
 Spectacles are the opposite case: their rims, bridge and temples are long,
 thin, dark lines, exactly what a scratch looks like, and the detectors flag
@@ -24,6 +27,8 @@ import numpy as np
 import scipy.ndimage
 from revive.v1 import common_pb2
 
+from services.detector.tone import lightness_bin, tint_by_lightness
+
 #: iBUG 300-W landmark ranges of the features protected: brows, nose, eyes, mouth.
 FEATURES = (range(17, 22), range(22, 27), range(27, 36), range(36, 42), range(42, 48), range(48, 60))
 #: Grow each feature's hull by this share of the face's width (eyelashes, lip edges).
@@ -38,6 +43,11 @@ FRAME_BAND = 0.03
 #: Spectacles cover at least this share of their face's box (two lenses); a smaller parse is a crack or a
 #: highlight across the brow that the parser took for a rim (seen on a cracked scan), not spectacles.
 MIN_SPECTACLES = 0.02
+#: A compact piece on a black-and-white print whose mean colour lies this far (Cr/Cb levels) from the print's tint
+#: at its lightness is a spot on the print, not a feature. Synthetic foxing (rust brown, 40-85% opaque) lies 10
+#: or more from a grey print's tint; a scan's chroma noise and its colour fringes at a pupil's edge average to
+#: a level or two over a piece.
+OFF_TINT = 6.0
 
 
 def feature_mask(faces: Iterable[common_pb2.Face], shape: tuple[int, int]) -> np.ndarray:
@@ -54,8 +64,9 @@ def feature_mask(faces: Iterable[common_pb2.Face], shape: tuple[int, int]) -> np
     return mask
 
 
-def spare_features(damage: np.ndarray, features: np.ndarray) -> np.ndarray:
-    """`damage` (uint8, >= 128 damaged) without its compact pieces inside the features.
+def spare_features(damage: np.ndarray, features: np.ndarray, print_rgb: np.ndarray | None = None) -> np.ndarray:
+    """`damage` (uint8, >= 128 damaged) without its compact pieces inside the features. `print_rgb`: the photo,
+    when it is a black-and-white (or toned) print: compact pieces off its tint (`off_tint`) are then kept.
 
     Each piece of damage inside the features is judged on its own: its length (the long side of its smallest
     enclosing rectangle) against its width (its thickest point, from the distance to the intact pixels
@@ -75,6 +86,8 @@ def spare_features(damage: np.ndarray, features: np.ndarray) -> np.ndarray:
     count, labels, stats, _ = cv2.connectedComponentsWithStats(inside[area], connectivity=8)
     # The width of the damage at each pixel: 1 on a 1 px line, 3 on a 3 px crack, 7 on a speck of radius 3.
     width = 2.0 * cv2.distanceTransform(found[area], cv2.DIST_L2, 5) - 1.0
+    ycc = None if print_rgb is None else cv2.cvtColor(print_rgb[area], cv2.COLOR_RGB2YCrCb).astype(np.float32)
+    tint = None if ycc is None else tint_by_lightness(ycc[found[area] == 0])
     compact = np.zeros(damage.shape, bool)
     for label in range(1, count):
         x, y, box_width, box_height, _ = stats[label]
@@ -82,9 +95,19 @@ def spare_features(damage: np.ndarray, features: np.ndarray) -> np.ndarray:
         piece = labels[window] == label
         thickest = max(1.0, float(width[window][piece].max()))
         (_, _), sides, _ = cv2.minAreaRect(np.argwhere(piece)[:, ::-1].astype(np.float32))
-        if max(max(sides), 1.0) < THIN_RATIO * thickest:
-            compact[top + y:top + y + box_height, left + x:left + x + box_width] |= piece
+        if max(max(sides), 1.0) >= THIN_RATIO * thickest:
+            continue
+        if tint is not None and off_tint(ycc[window][piece], tint) >= OFF_TINT:
+            continue
+        compact[top + y:top + y + box_height, left + x:left + x + box_width] |= piece
     return spare_region(damage, compact)
+
+
+def off_tint(piece: np.ndarray, tint: np.ndarray) -> float:
+    """How far (Cr/Cb levels) the mean colour of `piece` (N x 3 YCrCb) lies from the print's `tint`
+    (tone.tint_by_lightness) at the piece's mean lightness."""
+    mean = piece.mean(axis=0)
+    return float(np.hypot(*(mean[1:] - tint[lightness_bin(mean[0])])))
 
 
 def spectacle_frames(glasses: np.ndarray, face: common_pb2.Box) -> np.ndarray:

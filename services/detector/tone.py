@@ -70,10 +70,26 @@ def residual_chroma(rgb: np.ndarray, damage: np.ndarray | None = None) -> np.nda
         intact = ~cv2.dilate(shrunk.astype(np.uint8), np.ones((side, side), np.uint8)).astype(bool).reshape(-1)
         if intact.mean() >= MIN_INTACT:
             ycc = ycc[intact]
-    bins = np.clip((ycc[:, 0] * (BINS / 256)).astype(int), 0, BINS - 1)
-    counts = np.maximum(np.bincount(bins, minlength=BINS), 1)
-    left = [channel - (np.bincount(bins, channel, BINS) / counts)[bins] for channel in (ycc[:, 1], ycc[:, 2])]
-    return np.hypot(*left)
+    tint = tint_by_lightness(ycc)
+    return np.hypot(*(ycc[:, 1:] - tint[lightness_bin(ycc[:, 0])]).T)
+
+
+def lightness_bin(luma: np.ndarray) -> np.ndarray:
+    """The tint table's row of each YCrCb luma value."""
+    return np.clip((np.asarray(luma) * (BINS / 256)).astype(int), 0, BINS - 1)
+
+
+def tint_by_lightness(ycc: np.ndarray) -> np.ndarray:
+    """BINS x 2: the mean (Cr, Cb) of the pixels (N x 3 YCrCb) at each lightness level, the print's tint; a
+    level without pixels takes its neighbours' (a pupil darker than anything intact around it is judged against
+    the darkest tint there is), and without any pixel the tint is grey."""
+    bins = lightness_bin(ycc[:, 0])
+    counts = np.bincount(bins, minlength=BINS)
+    if not counts.any():
+        return np.full((BINS, 2), 128.0)
+    levels = np.flatnonzero(counts)
+    means = [np.bincount(bins, ycc[:, channel], BINS)[levels] / counts[levels] for channel in (1, 2)]
+    return np.stack([np.interp(np.arange(BINS), levels, mean) for mean in means], axis=1)
 
 
 def tint_residual(rgb: np.ndarray, damage: np.ndarray | None = None) -> float:

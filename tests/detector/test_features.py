@@ -52,6 +52,27 @@ def test_specks_on_an_eye_are_spared_and_cracks_across_it_are_kept():
     assert np.array_equal(spare_features(far, features), far)
 
 
+def test_on_a_black_and_white_print_a_rust_spot_on_the_lip_is_foxing_and_the_pupil_stays_a_feature():
+    """Told apart by the print's tint: on a grey (or sepia) print every feature has the print's colour."""
+    photo = np.asarray(Image.open(ROOT / "tests" / "data" / "faces" / "sample3.jpg").convert("RGB"))
+    faces = shared_face_analyzer(ROOT / "models", OPTIONS).analyze(photo)
+    features = feature_mask(faces, photo.shape[:2])
+    points = np.array([(p.x, p.y) for p in faces[0].landmarks])
+    eye, lip = points[36:42].mean(axis=0).astype(int), points[[51, 57]].mean(axis=0).astype(int)
+    sepia = (cv2.cvtColor(photo, cv2.COLOR_RGB2GRAY)[..., None] * np.array([1.0, 0.88, 0.7])).astype(np.uint8)
+    damage = np.zeros(photo.shape[:2], np.uint8)
+    for print_rgb in (np.repeat(sepia[..., :1], 3, axis=2), sepia):
+        spotted = print_rgb.copy()
+        cv2.circle(spotted, tuple(int(v) for v in lip), 4, (150, 80, 30), -1)  # foxing: rust brown
+        cv2.circle(damage, tuple(int(v) for v in lip), 4, 255, -1)
+        cv2.circle(damage, tuple(int(v) for v in eye), 3, 255, -1)  # the pupil, found as a speck
+        spared = spare_features(damage, features, spotted)
+        assert spared[lip[1], lip[0]] >= 128  # the rust spot is repaired
+        assert spared[eye[1], eye[0]] < 128  # the pupil is left
+        # Not knowing the print is black-and-white (a colour photo: lips are red), both are spared.
+        assert (spare_features(damage, features) >= 128).sum() == 0
+
+
 def with_spectacles(photo: np.ndarray, landmarks: np.ndarray, width: float) -> tuple[np.ndarray, np.ndarray]:
     """The photo with dark spectacles drawn on the face (rims, bridge, temples to the ears), and their pixels."""
     rims = np.zeros(photo.shape[:2], np.uint8)

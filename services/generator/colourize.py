@@ -84,6 +84,8 @@ PARSED = {
 
 #: Bare skin beyond the head comes in pieces at least this share of the parsed skin's area: a hand's.
 MIN_BARE_SHARE = 0.1
+#: Percentile of the face's skin lightness above which a limb is a sleeve, not a bare arm.
+LIT_SKIN = 90
 #: CIELAB (a, b) of skin: the range a candidate draws its skin from, and how far candidates may differ. The
 #: parsed skin of the training photos' ten faces has a median of (16.9, 30.6); of (13, 17), (15, 22) and
 #: (17, 26) the tuning portraits came closest to their truth at (17, 26) (77.9, 77.3, 76.9 ab summed), and
@@ -324,7 +326,10 @@ def split_body(regions: np.ndarray, lightness: np.ndarray, texture: np.ndarray, 
     large = stats[:, cv2.CC_STAT_AREA] >= MIN_BARE_SHARE * skin.size
     large[0] = False
     regions[large[components]] = SKIN
-    regions[limbs & np.isin(regions, (UNKNOWN, CLOTH)) & smooth & (to_skin < 1.5)] = SKIN
+    # A limb no lighter than the lit side of the face: a white sleeve has the face's grey too, but is lighter than
+    # nearly all of it (a real cracked boy's shirt sleeve turned peach).
+    lit = float(np.percentile(skin, LIT_SKIN))
+    regions[limbs & np.isin(regions, (UNKNOWN, CLOTH)) & smooth & (to_skin < 1.5) & (lightness <= lit)] = SKIN
     # At head height (`head_high`, rows), hair falls beyond the parse, and so does the hair of a head the analyser
     # missed: left free, it took the colour of the sofa beside it (green hair), and split as clothes a dye (purple
     # hair). Lower down, a dark shirt has the hair's tones as often as long hair does.

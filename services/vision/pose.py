@@ -41,13 +41,15 @@ LEFT_SHOULDER, RIGHT_SHOULDER, LEFT_ELBOW, RIGHT_ELBOW, LEFT_WRIST, RIGHT_WRIST 
 LEFT_HIP, RIGHT_HIP, LEFT_KNEE, RIGHT_KNEE, LEFT_ANKLE, RIGHT_ANKLE = 23, 24, 25, 26, 27, 28
 #: Each wrist's hand points: pinky, index and thumb.
 HANDS = {LEFT_WRIST: (17, 19, 21), RIGHT_WRIST: (18, 20, 22)}
-#: Limb segments and their half-widths, in widths of the analyser's face box (which holds some hair too): on the
-#: test sitters a bare upper arm is about 0.3 of a box wide; wider here, since the points are a regression's.
+#: Limb segments, their half-widths in widths of the analyser's face box (which holds some hair too: on the test
+#: sitters a bare upper arm is about 0.3 of a box wide; wider here, since the points are a regression's), and the
+#: point that must be seen inside the photo for the limb to count: an arm ends in a hand, and an arm cut by the
+#: frame of a half-length portrait is as likely a sleeve (a real cracked boy's white sleeve turned peach).
 SEGMENTS = (
-    ((LEFT_SHOULDER, LEFT_ELBOW), 0.25), ((RIGHT_SHOULDER, RIGHT_ELBOW), 0.25),
-    ((LEFT_ELBOW, LEFT_WRIST), 0.22), ((RIGHT_ELBOW, RIGHT_WRIST), 0.22),
-    ((LEFT_HIP, LEFT_KNEE), 0.35), ((RIGHT_HIP, RIGHT_KNEE), 0.35),
-    ((LEFT_KNEE, LEFT_ANKLE), 0.25), ((RIGHT_KNEE, RIGHT_ANKLE), 0.25),
+    ((LEFT_SHOULDER, LEFT_ELBOW), 0.25, LEFT_WRIST), ((RIGHT_SHOULDER, RIGHT_ELBOW), 0.25, RIGHT_WRIST),
+    ((LEFT_ELBOW, LEFT_WRIST), 0.22, LEFT_WRIST), ((RIGHT_ELBOW, RIGHT_WRIST), 0.22, RIGHT_WRIST),
+    ((LEFT_HIP, LEFT_KNEE), 0.35, LEFT_KNEE), ((RIGHT_HIP, RIGHT_KNEE), 0.35, RIGHT_KNEE),
+    ((LEFT_KNEE, LEFT_ANKLE), 0.25, LEFT_KNEE), ((RIGHT_KNEE, RIGHT_ANKLE), 0.25, RIGHT_KNEE),
 )
 #: A hand: the hull of its wrist and finger points, grown by this many face-box widths.
 HAND_MARGIN = 0.15
@@ -106,17 +108,18 @@ class PoseLandmarker:
 
 def limb_mask(poses: list[Pose], size: tuple[int, int], scale: float) -> np.ndarray:
     """`size` (h, w) bool: the arms, hands and legs of `poses` (photo pixels) drawn `scale` times as large, each
-    limb where both its ends are visible."""
+    limb where both its ends are visible and its anchor (SEGMENTS) lies inside."""
     mask = np.zeros(size, np.uint8)
     for pose in poses:
         points = pose.points * scale
-        for (start, end), half_width in SEGMENTS:
-            if pose.seen(start, end):
+        inside = (points >= 0).all(axis=1) & (points[:, 0] < size[1]) & (points[:, 1] < size[0])
+        for (start, end), half_width, anchor in SEGMENTS:
+            if pose.seen(start, end, anchor) and inside[anchor]:
                 thickness = max(1, round(2 * half_width * pose.face_width * scale))
                 cv2.line(mask, tuple(np.rint(points[start]).astype(int)), tuple(np.rint(points[end]).astype(int)),
                          1, thickness)
         for wrist, fingers in HANDS.items():
-            if pose.seen(wrist, *fingers):
+            if pose.seen(wrist, *fingers) and inside[wrist]:
                 hull = cv2.convexHull(np.rint(points[[wrist, *fingers]]).astype(np.int32))
                 cv2.fillConvexPoly(mask, hull, 1)
                 margin = max(1, round(2 * HAND_MARGIN * pose.face_width * scale))

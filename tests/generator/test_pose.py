@@ -72,16 +72,22 @@ def test_a_crop_with_nobody_in_it_gives_no_pose(landmarker) -> None:
     assert landmarker.poses(wall, []) == []
 
 
-def test_limbs_are_drawn_between_visible_points_only() -> None:
+def test_limbs_are_drawn_between_visible_points_ending_in_a_hand_inside_the_photo() -> None:
     points = np.zeros((33, 2))
     visibility = np.zeros(33)
     points[pose.LEFT_SHOULDER], points[pose.LEFT_ELBOW], points[pose.LEFT_WRIST] = (20, 20), (20, 60), (20, 100)
-    visibility[[pose.LEFT_SHOULDER, pose.LEFT_ELBOW]] = 0.9  # the wrist is hidden
-    mask = pose.limb_mask([pose.Pose(points, visibility, face_width=20.0)], (120, 60), scale=1.0)
+    visibility[[pose.LEFT_SHOULDER, pose.LEFT_ELBOW, pose.LEFT_WRIST]] = 0.9
+    arm = [pose.Pose(points, visibility, face_width=20.0)]
+    mask = pose.limb_mask(arm, (120, 60), scale=1.0)
     assert mask[40, 20] and mask[40, 16] and not mask[40, 30]  # the upper arm, 0.25 face widths either side
-    assert not mask[85, 20]  # no forearm towards a hidden wrist
-    half = pose.limb_mask([pose.Pose(points, visibility, face_width=20.0)], (60, 30), scale=0.5)
-    assert half[20, 10] and not half[45, 10]
+    assert mask[85, 20] and mask[85, 16] and not mask[85, 28]  # the forearm, 0.22
+    half = pose.limb_mask(arm, (60, 30), scale=0.5)
+    assert half[20, 10] and half[45, 10] and not half[20, 20]
+    # The wrist hidden, or beyond the photo's edge (an arm cut by the frame, perhaps a sleeve): no arm at all.
+    visibility[pose.LEFT_WRIST] = 0.1
+    assert not pose.limb_mask(arm, (120, 60), scale=1.0).any()
+    visibility[pose.LEFT_WRIST] = 0.9
+    assert not pose.limb_mask(arm, (90, 60), scale=1.0).any()
 
 
 def test_a_bare_arm_in_the_parsed_clothes_is_skin_only_where_a_limb_is_found() -> None:

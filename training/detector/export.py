@@ -45,8 +45,8 @@ WEIGHTS_NAME = "damage_unet.pt"
 MANIFEST_NAME = "damage_unet.json"
 #: Training flags that determine the weights (not paths or time budgets).
 #: The training flags a manifest records, in the order its command shows them.
-RUN_FLAGS = ("photos", "portrait_share", "damage", "undamaged", "precision", "crop", "batch", "steps", "lr", "seed",
-             "threads")
+RUN_FLAGS = ("photos", "portrait_share", "damage", "undamaged", "edge_negatives", "precision", "crop", "batch",
+             "steps", "lr", "seed", "threads")
 #: Share of an undamaged photo's pixels a threshold may flag as one kind of damage: the clean-photo goal
 #: (at most 0.5% flagged as any damage) shared between the four kinds.
 CLEAN_CAP = 0.005 / MASK_CHANNELS

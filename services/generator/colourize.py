@@ -326,8 +326,8 @@ def split_body(regions: np.ndarray, lightness: np.ndarray, texture: np.ndarray, 
     large = stats[:, cv2.CC_STAT_AREA] >= MIN_BARE_SHARE * skin.size
     large[0] = False
     regions[large[components]] = SKIN
-    # A limb no lighter than the lit side of the face: a white sleeve has the face's grey too, but is lighter than
-    # nearly all of it (a real cracked boy's shirt sleeve turned peach).
+    # A limb no lighter than the lit side of the face: a white sleeve can have the face's grey too, but is lighter
+    # than nearly all of it.
     lit = float(np.percentile(skin, LIT_SKIN))
     regions[limbs & np.isin(regions, (UNKNOWN, CLOTH)) & smooth & (to_skin < 1.5) & (lightness <= lit)] = SKIN
     # At head height (`head_high`, rows), hair falls beyond the parse, and so does the hair of a head the analyser

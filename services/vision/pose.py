@@ -44,7 +44,7 @@ HANDS = {LEFT_WRIST: (17, 19, 21), RIGHT_WRIST: (18, 20, 22)}
 #: Limb segments, their half-widths in widths of the analyser's face box (which holds some hair too: on the test
 #: sitters a bare upper arm is about 0.3 of a box wide; wider here, since the points are a regression's), and the
 #: point that must be seen inside the photo for the limb to count: an arm ends in a hand, and an arm cut by the
-#: frame of a half-length portrait is as likely a sleeve (a real cracked boy's white sleeve turned peach).
+#: frame of a half-length portrait is as likely a sleeve, whose cuff the skin test would need to see.
 SEGMENTS = (
     ((LEFT_SHOULDER, LEFT_ELBOW), 0.25, LEFT_WRIST), ((RIGHT_SHOULDER, RIGHT_ELBOW), 0.25, RIGHT_WRIST),
     ((LEFT_ELBOW, LEFT_WRIST), 0.22, LEFT_WRIST), ((RIGHT_ELBOW, RIGHT_WRIST), 0.22, RIGHT_WRIST),

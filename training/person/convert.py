@@ -486,6 +486,13 @@ def convert(wheel: Path, out: Path, name: str) -> dict:
     }
 
 
+def record_check(manifest_path: Path, check: dict) -> None:
+    """Write a reference check's figures into a model's manifest (kept by `main` while the file is the same)."""
+    manifest = json.loads(manifest_path.read_text())
+    manifest["check"] = check
+    manifest_path.write_text(json.dumps(manifest, indent=2) + "\n")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--wheel", type=Path, required=True, help="the mediapipe 0.10.14 wheel")

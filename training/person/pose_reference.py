@@ -34,7 +34,7 @@ from services.common.runtime import RuntimeOptions
 from services.vision.faces.analyzer import box_of, shared_face_analyzer
 from services.vision.pose import MODEL_FILE, SIDE, VISIBLE, frame
 from training.person.convert import MODELS as CONVERTED
-from training.person.convert import read_wheel
+from training.person.convert import read_wheel, record_check
 
 DEFAULT_IMAGES = [Path("tests/data/faces") / f"sample{n}.jpg" for n in (1, 3, 6)]
 MODELS = Path("models")
@@ -126,9 +126,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{POINT_TOLERANCE}), worst probability {worst_probability:.5f} (tolerance {PROBABILITY_TOLERANCE})")
 
     if args.record:
-        manifest_path = args.models / MODEL_FILE.parent / "manifest.json"
-        manifest = json.loads(manifest_path.read_text())
-        manifest["check"] = {
+        record_check(args.models / MODEL_FILE.parent / "manifest.json", {
             "command": "python -m training.person.pose_reference --litert-python <python with ai-edge-litert> "
                        "--wheel <mediapipe wheel> --record",
             "reference": "the wheel's pose_landmark_full.tflite run by ai-edge-litert's Interpreter",
@@ -139,8 +137,7 @@ def main(argv: list[str] | None = None) -> int:
             "figures": figures,
             "worst": {"points_px": worst_points, "probability": worst_probability},
             "passed": passed,
-        }
-        manifest_path.write_text(json.dumps(manifest, indent=2) + "\n")
+        })
     return 0 if passed else 1
 
 

@@ -36,6 +36,7 @@ from services.common.artifacts import sha256
 from services.common.logs import setup_logging
 from services.common.runtime import RuntimeOptions
 from services.vision.person import MODEL_FILE, SIDE, PersonSegmenter
+from training.person.convert import record_check
 
 DEFAULT_IMAGES = [Path("tests/data/faces") / f"sample{n}.jpg" for n in (1, 3, 6)]
 MODELS = Path("models")
@@ -107,9 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'OK' if passed else 'FAIL'}: worst |ours - mediapipe {version}| = {worst:.5f} (tolerance {TOLERANCE})")
 
     if args.record:
-        manifest_path = args.models / MODEL_FILE.parent / "manifest.json"
-        manifest = json.loads(manifest_path.read_text())
-        manifest["check"] = {
+        record_check(args.models / MODEL_FILE.parent / "manifest.json", {
             "command": "python -m training.person.reference --mediapipe-python <python with "
                        "mediapipe> --record",
             "reference": f"mediapipe {version}, SelfieSegmentation(model_selection=0).process(rgb).segmentation_mask",
@@ -121,8 +120,7 @@ def main(argv: list[str] | None = None) -> int:
             "figures": figures,
             "worst_max_abs_diff": worst,
             "passed": passed,
-        }
-        manifest_path.write_text(json.dumps(manifest, indent=2) + "\n")
+        })
     return 0 if passed else 1
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import grpc
 import numpy as np
@@ -37,7 +37,22 @@ def restoration_input(request: generator_pb2.GenerateRequest) -> RestorationInpu
         if mask.shape != rgb.shape[:2]:
             raise InvalidInput(f"damage.masks[{index}]: mask is {mask.shape[::-1]}, photo is {rgb.shape[1::-1]}")
         masks[damage.type] = mask
+    check_faces(request.damage.faces, rgb.shape[:2])
     return RestorationInput(rgb=rgb, masks=masks, report=request.damage, options=request.options)
+
+
+def check_faces(faces: Sequence[common_pb2.Face], size: tuple[int, int]) -> None:
+    """Every reported face's box has an area and overlaps the photo: the faces are parsed, framed and measured,
+    and an empty or stray box would fail deep inside that work instead of telling the caller."""
+    height, width = size
+    for index, face in enumerate(faces):
+        box = face.box
+        if not (box.width > 0 and box.height > 0):
+            raise InvalidInput(f"damage.faces[{index}].box: width and height must be positive, got "
+                               f"{box.width:g} x {box.height:g}")
+        if box.x >= width or box.y >= height or box.x + box.width <= 0 or box.y + box.height <= 0:
+            raise InvalidInput(f"damage.faces[{index}].box: ({box.x:g}, {box.y:g}, {box.width:g}, {box.height:g}) "
+                               f"lies outside the {width}x{height} photo")
 
 
 class GeneratorServicer(generator_pb2_grpc.GeneratorServicer):

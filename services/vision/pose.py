@@ -86,7 +86,8 @@ class PoseLandmarker:
 
     def poses(self, rgb: np.ndarray, boxes: list[np.ndarray]) -> list[Pose]:
         """The pose of the person below each face `box` in `rgb` (uint8 RGB), one batch for all; a crop the
-        network finds no person in gives none."""
+        network finds no person in gives none, and so does an empty box (a caller's report may hold one)."""
+        boxes = [box for box in boxes if box[2] > 0 and box[3] > 0]
         if not boxes:
             return []
         maps = [frame(box) for box in boxes]

@@ -70,6 +70,7 @@ def test_a_crop_with_nobody_in_it_gives_no_pose(landmarker) -> None:
     wall = np.full((600, 600, 3), 128, np.uint8)
     assert landmarker.poses(wall, [np.array([280.0, 100.0, 40.0, 50.0])]) == []
     assert landmarker.poses(wall, []) == []
+    assert landmarker.poses(wall, [np.array([280.0, 100.0, 0.0, 0.0])]) == []  # an empty box: nothing to frame
 
 
 def test_limbs_are_drawn_between_visible_points_ending_in_a_hand_inside_the_photo() -> None:

@@ -144,6 +144,20 @@ def test_generator_rejects_a_mask_of_the_wrong_size(generator, damaged):
     assert "masks[0]" in error.value.details()
 
 
+@pytest.mark.parametrize("box, message", [
+    (common_pb2.Box(x=10, y=10, width=0, height=20), "width and height must be positive"),
+    (common_pb2.Box(x=5000, y=10, width=40, height=40), "lies outside"),
+])
+def test_generator_rejects_a_reported_face_it_cannot_frame(generator, damaged, box, message):
+    stub = generator_pb2_grpc.GeneratorStub(channel(generator.port))
+    report = common_pb2.DamageReport(faces=[common_pb2.Face(box=box)], is_grayscale=True)
+    request = generator_pb2.GenerateRequest(image=to_proto(damaged[0]), damage=report, seeds=[1])
+    with pytest.raises(grpc.RpcError) as error:
+        list(stub.Generate(request))
+    assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "faces[0].box" in error.value.details() and message in error.value.details()
+
+
 def upscale(upscaler, rgb: np.ndarray, factor: int) -> upscaler_pb2.UpscaleResponse:
     stub = upscaler_pb2_grpc.UpscalerStub(channel(upscaler.port))
     return stub.Upscale(upscaler_pb2.UpscaleRequest(image=to_proto(rgb), factor=factor, engine="lanczos"))

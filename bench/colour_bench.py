@@ -100,10 +100,10 @@ class Colourizer:
         return whole(self.learned.people(request), grey.shape[:2])
 
     def regions(self, grey: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(hair, skin, head) masks of every face the engine colours around (`colour_heads`: a group's weaker
+        """(hair, skin, head) masks of every face the engine colours around (`colour_faces`: a group's weaker
         faces too)."""
         request = RestorationInput(grey, {}, common_pb2.DamageReport(is_grayscale=True), common_pb2.RestoreOptions())
-        labels = self.learned.parser.parse_faces(grey, self.learned.colour_heads(request)[0])
+        labels = self.learned.parser.parse_faces(grey, self.learned.colour_faces(request))
 
         def union(regions: frozenset[int]) -> np.ndarray:
             masks = [parsing.region_mask(label, regions) for label in labels]

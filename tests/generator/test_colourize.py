@@ -38,7 +38,7 @@ def ab(rgb: np.ndarray) -> np.ndarray:
 def test_the_hair_colour_changes_the_hair_and_nothing_beyond_the_person(engine, grey_portrait):  # noqa: F811
     # The faces and the person as the engine finds them (a group's weaker faces; the whole photo and each face).
     request = RestorationInput(grey_portrait, {}, common_pb2.DamageReport(is_grayscale=True), common_pb2.RestoreOptions())
-    labels = engine.parser.parse_faces(grey_portrait, engine.colour_heads(request)[0])
+    labels = engine.parser.parse_faces(grey_portrait, engine.colour_faces(request))
     hair = np.any([label == parsing.Label.HAIR for label in labels], axis=0)
     assert hair.mean() > 0.02
     person = whole(engine.people(request), grey_portrait.shape[:2]) >= 0.5

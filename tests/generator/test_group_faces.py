@@ -43,10 +43,10 @@ def test_a_lone_face_brings_no_weaker_ones_and_a_group_keeps_its_found_faces() -
     grey = np.repeat(cv2.cvtColor(cv2.resize(rgb, (960, 640), interpolation=cv2.INTER_AREA),
                                   cv2.COLOR_RGB2GRAY)[..., None], 3, axis=2)
     request = RestorationInput(grey, {}, common_pb2.DamageReport(is_grayscale=True), common_pb2.RestoreOptions())
-    faces, labels = engine.colour_heads(request)
+    faces, labels = engine.colour_faces(request), engine.head_labels(request)
     found = request.faces(engine.analyzer)
     assert faces[:len(found)] == found and len(labels) == len(faces)
     assert all(skin_share(label, f.box) > 0.25 for f, label in zip(faces, labels, strict=True))
     blank = np.full((400, 400, 3), 128, np.uint8)
     empty = RestorationInput(blank, {}, common_pb2.DamageReport(is_grayscale=True), common_pb2.RestoreOptions())
-    assert engine.colour_heads(empty) == ([], [])
+    assert engine.colour_faces(empty) == [] and engine.head_labels(empty) == []

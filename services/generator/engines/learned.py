@@ -144,7 +144,7 @@ class LearnedGenerator:
         if colorize:
             return self.colourize(restored, request, seed, strength)
         if request.options.hair_color != common_pb2.HAIR_COLOR_UNSPECIFIED:
-            faces = self.colour_heads(request)[0]
+            faces = self.colour_faces(request)
             person = self.people(request) if faces else None
             restored = hair.recolour(restored, faces, request.options.hair_color, neutral, person)
         return restored
@@ -160,32 +160,43 @@ class LearnedGenerator:
         """The person probability (`PersonSegmenter.around_faces`: the whole photo's and each found face's) of the
         photo with its damage filled: what every candidate shows, so it is worked out once per photo."""
         return request.once("people", lambda: self.segmenter.around_faces(
-            request.levelled, [box_of(face) for face in self.colour_heads(request)[0]]))
+            request.levelled, [box_of(face) for face in self.colour_faces(request)]))
 
     def poses(self, request: RestorationInput) -> list[pose.Pose]:
         """The body below each found face, in the photo with its damage filled; once per photo."""
         return request.once("poses", lambda: self.landmarker.poses(
-            request.levelled, [box_of(face) for face in self.colour_heads(request)[0]]))
+            request.levelled, [box_of(face) for face in self.colour_faces(request)]))
 
-    def colour_heads(self, request: RestorationInput) -> tuple[list[common_pb2.Face], list[np.ndarray]]:
-        """The faces colour is chosen around, and their heads' parses (colourize.HEAD_ZOOM), of the photo as it
-        came: the photo's faces and, in a group, the rest of it (WEAK_FACE_SCORE) where the parse shows a face."""
-        return request.once("colour_heads", lambda: self._colour_heads(request.rgb, request.faces(self.analyzer)))
+    def colour_faces(self, request: RestorationInput) -> list[common_pb2.Face]:
+        """The faces colour is chosen around: the photo's and, in a group, the rest of it (WEAK_FACE_SCORE) where
+        the parse shows a face."""
+        return self._group(request)[0]
 
-    def _colour_heads(self, rgb: np.ndarray, faces: list[common_pb2.Face]) -> tuple[list[common_pb2.Face],
-                                                                                     list[np.ndarray]]:
-        if not faces:
-            return [], []
-        weak = group_candidates(faces, self.analyzer.analyze(rgb, WEAK_FACE_SCORE))
-        labels = self.parser.parse_faces(rgb, faces + weak, colourize.HEAD_ZOOM)
-        kept = [index for index, face in enumerate(faces + weak)
-                if index < len(faces) or skin_share(labels[index], face.box) >= MIN_FACE_SKIN]
-        return [(faces + weak)[index] for index in kept], [labels[index] for index in kept]
+    def head_labels(self, request: RestorationInput) -> list[np.ndarray]:
+        """The parse of each of `colour_faces`' heads (colourize.HEAD_ZOOM), of the photo as it came; the group's
+        weaker faces were parsed when they were checked."""
+        faces, weaker_labels = self._group(request)
+        found = faces[:len(faces) - len(weaker_labels)]
+        return request.once("head_labels", lambda: (
+            self.parser.parse_faces(request.rgb, found, colourize.HEAD_ZOOM) if found else []) + weaker_labels)
+
+    def _group(self, request: RestorationInput) -> tuple[list[common_pb2.Face], list[np.ndarray]]:
+        """(the photo's faces and the group's weaker ones kept, the weaker ones' parses), once per photo. Only
+        candidates are parsed here, and most photos have none: the hair-only path does not parse."""
+        def look() -> tuple[list[common_pb2.Face], list[np.ndarray]]:
+            faces = request.faces(self.analyzer)
+            weak = group_candidates(faces, self.analyzer.analyze(request.rgb, WEAK_FACE_SCORE)) if faces else []
+            labels = self.parser.parse_faces(request.rgb, weak, colourize.HEAD_ZOOM) if weak else []
+            kept = [(face, label) for face, label in zip(weak, labels, strict=True)
+                    if skin_share(label, face.box) >= MIN_FACE_SKIN]
+            return faces + [face for face, _ in kept], [label for _, label in kept]
+
+        return request.once("colour_group", look)
 
     def colourize(self, grey: np.ndarray, request: RestorationInput, seed: int, strength: float) -> np.ndarray:
         """Colour for the restored grey photo: a palette per region, drawn from `seed`, spread over the photo."""
         # Regions of the photo as it came: the same whatever the candidate.
-        faces, labels = self.colour_heads(request)
+        faces, labels = self.colour_faces(request), self.head_labels(request)
         photo_area = grey.shape[0] * grey.shape[1]
         portrait = any(face.box.width * face.box.height > PORTRAIT_FACE_SHARE * photo_area for face in faces)
         size = colourize.solve_size(*grey.shape[:2])

@@ -19,7 +19,7 @@ from services.detector.engine import Detection, DetectorEngine
 from services.detector.features import feature_mask, spare_features, spare_region, spectacle_frames
 from services.vision import parsing
 from services.vision.faces.analyzer import FaceAnalyzer, box_of, shared_face_analyzer, stretched, transformed
-from services.vision.faces.geometry import iou
+from services.vision.faces.geometry import SAME_FACE, iou
 
 
 class FaceAwareDetector:
@@ -77,8 +77,6 @@ SMALL_PHOTO = 832
 LOOK_SIDE = 1024
 #: A shrunk damage mask pixel is damage from this share (of 255) covered: a 2 px crack shrunk 4x still is.
 LOOK_DAMAGE = 32
-#: A face of the second look is new when it overlaps every face already found by less than this (IoU).
-SAME_FACE = 0.3
 
 
 def second_look(rgb: np.ndarray, detection: Detection) -> tuple[np.ndarray, float]:

@@ -41,7 +41,7 @@ from services.generator.planes import (
 )
 from services.vision import parsing, person, pose, scene_colour
 from services.vision.faces.analyzer import box_of, shared_face_analyzer
-from services.vision.faces.geometry import iou
+from services.vision.faces.geometry import SAME_FACE, iou
 
 MODEL_FILE = Path("generator") / "restoration.onnx"
 #: The network's input, and the TensorRT optimisation profile over the working resolutions it
@@ -60,14 +60,13 @@ PORTRAIT_FACE_SHARE = 0.01
 #: In a group where the analyser found someone, colour looks for the rest of it down to this detector score: faces
 #: turned down or in profile score 0.15-0.3 (two of the three women on the tuning sofa photo, at 768 px and at
 #: full size), and the bare skin of people without a found face took a clothes dye. Only faces about the size of
-#: those found count (GROUP_SIZE, in box widths) and that overlap none of them (SAME_FACE, IoU). On the tuning,
+#: those found count (GROUP_SIZE, in box widths) and that overlap none of them (geometry.SAME_FACE). On the tuning,
 #: test and real photos the false faces beside found ones scored 0.13 at most (a hand, a face box twice the size
 #: of the sitters'); the false faces above 0.15 were in photos without any other face. A face so found counts
 #: only if its parse shows skin over MIN_FACE_SKIN of its box: the parser took a profile on the sofa photo for
 #: clothes, and her face took a dye.
 WEAK_FACE_SCORE = 0.15
 GROUP_SIZE = (0.6, 1.6)
-SAME_FACE = 0.3
 MIN_FACE_SKIN = 0.25
 #: Blur (working-resolution pixels) that turns the damage/fading masks into a smooth correction area.
 AREA_SOFTNESS = 6.0

@@ -49,6 +49,11 @@ def decode_grid(grid: np.ndarray, image_width: int, image_height: int, input_siz
     return relative * [image_width, image_height, image_width, image_height], scores[rows, cols, anchors]
 
 
+#: Two face boxes overlapping by this much (IoU) or more are the same face: one found twice, by a second look
+#: or at a lower score.
+SAME_FACE = 0.3
+
+
 def iou(box: np.ndarray, others: np.ndarray) -> np.ndarray:
     """Intersection over union of one (x, y, w, h) box with each of `others`."""
     left = np.maximum(box[0], others[:, 0])

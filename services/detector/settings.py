@@ -27,6 +27,8 @@ class DetectorSettings(Settings):
         23, "mask level (0..255) down to which a crack grows from its confident pixels (hysteresis); 128 = off; "
             "the default is the committed model's calibrated level (models/detector/damage_unet.json)",
         minimum=0)
+    trace_cracks: bool = flag(True, "follow every found crack on along its line where the network loses it (a pale "
+                                    "dash on a brow, a faint stretch over a forehead): services/detector/crack_trace.py")
 
     def __post_init__(self) -> None:
         if self.grow_from > 128:

@@ -14,9 +14,9 @@ Tile size, overlap and batch are the service's `--detector-tile`,
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
 
 import cv2
 import numpy as np
@@ -28,6 +28,7 @@ from services.common.engines import engine_settings, runtime_options
 from services.common.inpainting import damage_union
 from services.common.resize import shrink_to
 from services.common.runtime import OnnxModel, RuntimeOptions
+from services.detector.crack_trace import continued
 from services.detector.engine import DAMAGE_TYPES, Detection
 from services.detector.settings import MULTIPLE, DetectorSettings
 from services.detector.tone import grayscale_score
@@ -199,6 +200,8 @@ class UNetDetector:
         with self._batched.serving():
             masks = tiled_masks(rgb, predict, tiling.tile, tiling.overlap, tiling.batch)
         masks[0] = grown(masks[0], tiling.grow_from)
+        if tiling.trace_cracks:
+            masks[0] = continued(masks[0], rgb)
         fading, _ = self.scores(rgb)
         found = {kind: masks[index] for index, kind in enumerate(DAMAGE_TYPES)}
         return Detection(

@@ -3,6 +3,7 @@ searches for faces a crack may hide. One fill for both, so both see the same pho
 
 Chosen by width: cracks and scratches by Navier-Stokes diffusion, which joins
 the two sides of a thin gap; holes (a torn corner, lost emulsion) from the
+face's other side where they tear a face (services/common/face_mirror.py), else from the
 photo's own patches (services/common/exemplar.py), which carry its grain and
 edges into them where diffusion leaves a smear. The diffusion fill then takes
 the grain of the intact pixels around it (`regrain`), so a filled speck or
@@ -14,6 +15,7 @@ detector left beside it (`with_rims`)."""
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import cv2
@@ -22,6 +24,7 @@ from revive.v1 import common_pb2
 
 from services.common import cancellation
 from services.common.exemplar import PATCH, SEARCH, exemplar_fill
+from services.common.face_mirror import mirror_fill
 from services.common.resize import strips
 
 #: Full-resolution pixels a damage mask is grown by before the fill replaces them.
@@ -108,7 +111,8 @@ def fill_region(rgb: np.ndarray, damage: np.ndarray) -> FillRegion | None:
     return FillRegion(mask | rims, diffused | rims, found)
 
 
-def fill_damage(rgb: np.ndarray, damage: np.ndarray, region: FillRegion | None = None) -> np.ndarray:
+def fill_damage(rgb: np.ndarray, damage: np.ndarray, region: FillRegion | None = None,
+                faces: Sequence[common_pb2.Face] = ()) -> np.ndarray:
     """The photo with its damaged pixels (mask >= 128, grown by GROW) filled: Navier-Stokes, then exemplars.
 
     A full-resolution fill is near-perfect on thin scratches, which the network
@@ -121,7 +125,8 @@ def fill_damage(rgb: np.ndarray, damage: np.ndarray, region: FillRegion | None =
     frequency-selective reconstruction (xphoto FSR, fast): on the repair bench's tuning crops, detected as served,
     FSR everywhere came 15.60 dB inside the damage and FSR only 2 px or more inside it 15.57, against 15.66,
     and the fills took 81 and 70 s against a fraction of a second. `region`: `fill_region`'s for the same
-    photo and damage, when the caller has it already.
+    photo and damage, when the caller has it already. A hole in one of the `faces` (with landmarks) is filled
+    from the face's other side first, where that side is intact (`face_mirror`).
     """
     region = region or fill_region(rgb, damage)
     if region is None:
@@ -130,8 +135,22 @@ def fill_damage(rgb: np.ndarray, damage: np.ndarray, region: FillRegion | None =
     regrain(filled, rgb, region.mask, region.diffused)
     for hole in region.holes:
         cancellation.check()
-        fill_hole(filled, hole)
+        rows, cols, inside = hole
+        left = mirror_fill(filled, region.mask, hole, faces) if faces else inside
+        if left is not inside and left.any():
+            # What the mirror left is diffused again from its new edges; only its wide parts take exemplars.
+            filled[rows, cols] = cv2.inpaint(np.ascontiguousarray(filled[rows, cols]), left.astype(np.uint8),
+                                             INPAINT_RADIUS, cv2.INPAINT_NS)
+            for part_rows, part_cols, part in holes(left.astype(np.uint8)):
+                fill_hole(filled, (_within(rows, part_rows), _within(cols, part_cols), part))
+        elif left.any():
+            fill_hole(filled, hole)
     return filled
+
+
+def _within(outer: slice, inner: slice) -> slice:
+    """`inner` (relative to `outer`'s start) in the photo's coordinates."""
+    return slice(outer.start + inner.start, outer.start + inner.stop)
 
 
 def grown_for_fill(mask: np.ndarray) -> np.ndarray:

@@ -69,8 +69,10 @@ class RestorationInput:
 
     @property
     def filled(self) -> np.ndarray:
-        """The photo with its damage filled at full resolution."""
-        return self.once("filled", lambda: fill_damage(self.rgb, self.damage_mask(), self.fill_region))
+        """The photo with its damage filled at full resolution; a torn face from its other side, for the faces the
+        detector reported."""
+        return self.once("filled", lambda: fill_damage(self.rgb, self.damage_mask(), self.fill_region,
+                                                       self.report.faces))
 
     @property
     def strength(self) -> float:

@@ -197,7 +197,8 @@ def _standing_out(rgb: np.ndarray, mask: np.ndarray, reach: np.ndarray, block: t
     intact = (reach[around] == 0).astype(np.float32)
     standing = colour - masked_mean(colour, intact, window)
     # How far the intact pixels there lie from their ground: on gravel or foam a pixel as far off is texture.
-    texture = np.sqrt(masked_mean((standing ** 2).sum(axis=2), intact, window))[own]
+    # (A box filter's running sums leave a flat patch's mean square a rounding error below zero.)
+    texture = np.sqrt(np.maximum(masked_mean((standing ** 2).sum(axis=2), intact, window), 0.0))[own]
     crack = masked_mean(standing, mask[around].astype(np.float32), ring)[own]
     strength = np.linalg.norm(crack, axis=2)
     along = (standing[own] * crack).sum(axis=2) / np.maximum(strength, 1e-3)

@@ -140,6 +140,10 @@ PERSON_DYE_STEP = 3
 #: line and leaves the clothes to guesses from grey levels; at 2 the face is too small for the parser and its
 #: hair turns to skin. The regions are solved at SOLVE_SIDE, far coarser than either parse.
 HEAD_ZOOM = 1.5
+#: Long hair is followed below the parse up to this many face heights, through texture rougher than this
+#: percentile of the parsed hair's (colourize.long_hair).
+LONG_HAIR = 1.5
+LONG_HAIR_TEXTURE = 25
 #: Requested hair colours as CIELAB (a, b).
 HAIR_COLOURS = {
     common_pb2.BLACK: (1.0, 2.0), common_pb2.BROWN: (10.0, 20.0), common_pb2.BLOND: (5.0, 30.0),
@@ -223,6 +227,9 @@ def region_map(lightness: np.ndarray, labels: list[np.ndarray], person: np.ndarr
     head_high = np.arange(size[0])[:, None] <= max(chins, default=-1.0)
     split_body(regions, lightness, texture, people, head_high,
                np.zeros(size, bool) if limbs is None else limbs & ~parsed_skin)
+    heights = [float(np.percentile(face[:, 0], 95) - np.percentile(face[:, 0], 5)) for face in faces if len(face)]
+    long_hair(regions, lightness, texture, people & ~parsed_cloth, head_high,
+              round(LONG_HAIR * max(heights, default=0.0)))
     # What the split called clothes there, dyed, was green and blue faces on group photos: it gets a person's
     # warm, low chroma instead.
     regions[head_high & (regions == CLOTH) & ~parsed_cloth] = PERSON
@@ -335,6 +342,34 @@ def split_body(regions: np.ndarray, lightness: np.ndarray, texture: np.ndarray, 
     # hair). Lower down, a dark shirt has the hair's tones as often as long hair does.
     regions[rest & head_high & (regions == UNKNOWN) & (to_hair < 2.0) & (to_hair < to_cloth)] = HAIR
     regions[rest & (regions == UNKNOWN) & ((to_cloth < 2.0) | (to_skin > 2.5)) & (to_cloth <= to_hair)] = CLOTH
+
+
+def long_hair(regions: np.ndarray, lightness: np.ndarray, texture: np.ndarray, rest: np.ndarray,
+              head_high: np.ndarray, reach: int) -> None:
+    """Hair that falls below the chins (`head_high`: the rows above them), beyond the parse's square: what of the
+    people (`rest`: outside the parsed clothes) was split as clothes, or left free, and goes on from the parsed
+    hair with its tones and its strands' texture, up to `reach` pixels (grown a pixel at a time).
+
+    Split as clothes it took a dye: purple and blue locks down a woman's back on a tuning group photo. A dark
+    shirt has the hair's tones as often as long hair does, so tone alone is not enough: the way must run
+    from the hair without a break, through texture at least as rough as most of the parsed hair's (a smooth
+    shirt stops it)."""
+    hair = regions == HAIR
+    if hair.sum() < 20 or reach <= 0:
+        return
+    to_hair = distance_to(lightness[hair], lightness)
+    # Rough over an area, as hair is, not along a line, as every edge between two tones is.
+    rough = cv2.morphologyEx((texture >= float(np.percentile(texture[hair], LONG_HAIR_TEXTURE))).astype(np.uint8),
+                             cv2.MORPH_OPEN, np.ones((3, 3), np.uint8)).astype(bool)
+    way = (rest & ~head_high & np.isin(regions, (CLOTH, UNKNOWN)) & (to_hair < 1.5) & rough).astype(np.uint8)
+    grown = hair.astype(np.uint8)
+    step = np.ones((3, 3), np.uint8)
+    for _ in range(reach):
+        wider = cv2.dilate(grown, step) & (way | grown)
+        if np.array_equal(wider, grown):
+            break
+        grown = wider
+    regions[(grown > 0) & (way > 0)] = HAIR
 
 
 def hair_ab(lightness: np.ndarray, hair: np.ndarray) -> tuple[float, float]:

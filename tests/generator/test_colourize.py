@@ -364,3 +364,23 @@ def test_a_head_the_analyser_missed_takes_no_dye_and_its_clothes_below_do():
     regions, _ = colourize.region_map(lightness, [label], person, portrait=True)
     assert not (regions[6:18, 47:73] == colourize.CLOTH).any()
     assert (regions[45:75, 47:73] == colourize.CLOTH).mean() > 0.9
+
+
+def test_long_hair_below_the_chin_is_hair_and_a_smooth_dark_shirt_beside_it_is_not():
+    """Hair parsed down to the chin goes on down a woman's back, as rough as the parsed hair and of its tones:
+    it is hair, not a dyed garment; a smooth shirt of the same grey, touching it, stays clothes."""
+    rng = np.random.default_rng(8)
+    lightness = np.full((100, 80), 85.0, np.float32)
+    label = np.full((100, 80), parsing.Label.BACKGROUND, np.uint8)
+    label[5:30, 25:55] = parsing.Label.SKIN
+    lightness[5:30, 25:55] = 70.0 + rng.normal(0, 1.0, (25, 30))
+    label[0:36, 8:25] = parsing.Label.HAIR
+    strands = 25.0 + 10.0 * np.sin(np.arange(17) * 2.0)  # locks, light and dark side by side
+    lightness[0:80, 8:25] = strands + rng.normal(0, 3.0, (80, 17))  # the hair, parsed to row 36, falling to 80
+    label[30:36, 25:55] = parsing.Label.CLOTH
+    lightness[30:100, 25:60] = 25.0 + rng.normal(0, 0.5, (70, 35))  # a smooth dark shirt
+    person = np.zeros((100, 80), np.float32)
+    person[:, 8:60] = 1.0
+    regions, _ = colourize.region_map(lightness, [label], person, portrait=True)
+    assert (regions[40:68, 10:23] == colourize.HAIR).mean() > 0.6  # within reach: a face and a half below
+    assert (regions[45:95, 30:58] == colourize.HAIR).mean() < 0.05

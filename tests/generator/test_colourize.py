@@ -347,14 +347,22 @@ def test_brows_are_hairs_over_skin_not_grey_between_warm_cheeks():
     assert np.linalg.norm(brow) > 0.5 * np.linalg.norm(palette.skin)
 
 
+def parsed_face(shape: tuple[int, int], ground: float, skin: tuple[slice, slice], skin_lightness: float,
+                seed: int) -> tuple[np.random.Generator, np.ndarray, np.ndarray]:
+    """(the noise to draw more with, lightness, parse) of a solve grid of `ground` lightness, parsed as background
+    but for a face's skin over `skin`, of `skin_lightness` with a little grain."""
+    rng = np.random.default_rng(seed)
+    lightness = np.full(shape, ground, np.float32)
+    label = np.full(shape, parsing.Label.BACKGROUND, np.uint8)
+    label[skin] = parsing.Label.SKIN
+    lightness[skin] = skin_lightness + rng.normal(0, 1.0, lightness[skin].shape)
+    return rng, lightness, label
+
+
 def test_a_head_the_analyser_missed_takes_no_dye_and_its_clothes_below_do():
     """Two people, one face found: beside the found head, at its height, the other head (its face paler than the
     found one) is neither clothes nor dyed; below the chins, the other person's clothes are."""
-    rng = np.random.default_rng(6)
-    lightness = np.full((80, 80), 90.0, np.float32)
-    label = np.full((80, 80), parsing.Label.BACKGROUND, np.uint8)
-    label[5:20, 5:35] = parsing.Label.SKIN
-    lightness[5:20, 5:35] = 50.0 + rng.normal(0, 1.0, (15, 30))
+    rng, lightness, label = parsed_face((80, 80), 90.0, (slice(5, 20), slice(5, 35)), 50.0, seed=6)
     label[20:35, 5:35] = parsing.Label.CLOTH
     lightness[20:80, 5:35] = 30.0 + rng.normal(0, 5.0, (60, 30))
     lightness[5:20, 45:75] = 75.0  # the missed face
@@ -369,11 +377,7 @@ def test_a_head_the_analyser_missed_takes_no_dye_and_its_clothes_below_do():
 def test_long_hair_below_the_chin_is_hair_and_a_smooth_dark_shirt_beside_it_is_not():
     """Hair parsed down to the chin goes on down a woman's back, as rough as the parsed hair and of its tones:
     it is hair, not a dyed garment; a smooth shirt of the same grey, touching it, stays clothes."""
-    rng = np.random.default_rng(8)
-    lightness = np.full((100, 80), 85.0, np.float32)
-    label = np.full((100, 80), parsing.Label.BACKGROUND, np.uint8)
-    label[5:30, 25:55] = parsing.Label.SKIN
-    lightness[5:30, 25:55] = 70.0 + rng.normal(0, 1.0, (25, 30))
+    rng, lightness, label = parsed_face((100, 80), 85.0, (slice(5, 30), slice(25, 55)), 70.0, seed=8)
     label[0:36, 8:25] = parsing.Label.HAIR
     strands = 25.0 + 10.0 * np.sin(np.arange(17) * 2.0)  # locks, light and dark side by side
     lightness[0:80, 8:25] = strands + rng.normal(0, 3.0, (80, 17))  # the hair, parsed to row 36, falling to 80

@@ -3,16 +3,18 @@
 A real crack runs on across a face or a fold of cloth, but there its bright
 paper can look like the picture (a pale dash on a dark brow, a faint line over
 a lit forehead) and the network's probability drops below even the growth
-level (stop 32: 0.1-0.2 on the cracked boy's brow). What still tells the crack
-is its line: it continues the found crack's direction, and it is a thin ridge
-of the crack's own polarity (brighter paper, or darker dirt), which a face's
-contours are not (a brow's edge is a step, not a ridge). So each end of a
-found crack is traced forward, a step at a time, in a narrow cone around its
-direction, taking the strongest ridge (a top-hat as wide as thin cracks are);
-the trace is kept while the ridge stays above both a share of the crack's own
-contrast and the photo's grain, allowing short gaps, and it is kept when it
-reaches another crack or has run far enough on strong ridge. Clean photos have
-no crack to start from, so they stay clean.
+level (0.05-0.18 on the cracked boy's brow). What still tells the crack is its
+line: it continues the found crack's direction, and it is a thin ridge of the
+crack's own polarity (brighter paper, or darker dirt), which a face's contours
+are not (a brow's edge is a step, not a ridge). So each end of a found crack is
+traced forward, a step at a time, in a narrow cone around its direction, taking
+the strongest ridge (a top-hat as wide as thin cracks are). A step counts while
+the ridge stays above both a share of the crack's own contrast and the photo's
+grain, and the network still gives it a little (a railing or a mane's edge in
+a crack's line is a ridge too, which the network leaves at nothing); short gaps
+are bridged, and the trace is kept when it reaches another crack or has run far
+enough on counted steps. Clean photos have no crack to start from, so they stay
+clean.
 """
 
 from __future__ import annotations

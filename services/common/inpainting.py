@@ -135,16 +135,18 @@ def fill_damage(rgb: np.ndarray, damage: np.ndarray, region: FillRegion | None =
     regrain(filled, rgb, region.mask, region.diffused)
     for hole in region.holes:
         cancellation.check()
-        rows, cols, inside = hole
-        left = mirror_fill(filled, region.mask, hole, faces) if faces else inside
-        if left is not inside and left.any():
-            # What the mirror left is diffused again from its new edges; only its wide parts take exemplars.
+        if not faces:
+            fill_hole(filled, hole)
+            continue
+        rows, cols, _ = hole
+        left = mirror_fill(filled, region.mask, hole, faces)
+        if left.any():
+            # What the mirror left (all of the hole where it took nothing) is diffused again from its edges as they
+            # are now; only its wide parts take exemplars.
             filled[rows, cols] = cv2.inpaint(np.ascontiguousarray(filled[rows, cols]), left.astype(np.uint8),
                                              INPAINT_RADIUS, cv2.INPAINT_NS)
             for part_rows, part_cols, part in holes(left.astype(np.uint8)):
                 fill_hole(filled, (_within(rows, part_rows), _within(cols, part_cols), part))
-        elif left.any():
-            fill_hole(filled, hole)
     return filled
 
 

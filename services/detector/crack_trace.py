@@ -102,12 +102,11 @@ def ridges(luma: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             cv2.morphologyEx(luma, cv2.MORPH_BLACKHAT, disc).astype(np.float32))
 
 
-def crack_ends(cracks: np.ndarray, luma: np.ndarray, bright: np.ndarray, dark: np.ndarray,
-               labels: np.ndarray) -> list[CrackEnd]:
-    """The ends of the MAX_CRACKS largest cracks of `cracks` (bool) long enough to have a direction, the longest
-    cracks' first."""
-    count, _, stats, _ = cv2.connectedComponentsWithStats(cracks.astype(np.uint8), connectivity=8)
-    long_enough = [label for label in range(1, count) if max(stats[label, 2], stats[label, 3]) >= MIN_CRACK]
+def crack_ends(labels: np.ndarray, stats: np.ndarray, luma: np.ndarray, bright: np.ndarray,
+               dark: np.ndarray) -> list[CrackEnd]:
+    """The ends of the MAX_CRACKS largest cracks (`labels` and `stats` of their connected components) long enough
+    to have a direction, the longest cracks' first."""
+    long_enough = [label for label in range(1, len(stats)) if max(stats[label, 2], stats[label, 3]) >= MIN_CRACK]
     ends: list[tuple[int, CrackEnd]] = []
     for label in sorted(long_enough, key=lambda label: -stats[label, 4])[:MAX_CRACKS]:
         x, y, w, h, _ = stats[label]
@@ -128,7 +127,7 @@ def crack_ends(cracks: np.ndarray, luma: np.ndarray, bright: np.ndarray, dark: n
             path = _walk_back(skeleton, int(ey), int(ex))
             if len(path) < DIRECTION_SPAN // 2:
                 continue
-            (by, bx) = path[-1]
+            by, bx = path[-1]
             norm = math.hypot(ey - by, ex - bx)
             contrast = float(np.median([response[py, px] for py, px in path]))
             width = max(1, round(2 * float(np.median([depth[py, px] for py, px in path])) - 1))
@@ -158,9 +157,9 @@ def trace(end: CrackEnd, response: np.ndarray, probability: np.ndarray, claimed:
           reach: int) -> list[tuple[float, float]]:
     """The points of `end`'s continuation worth keeping (empty when none): stepped along the strongest ridge of
     `response` within TURNS of the current direction, while it stays above `level` (and the network's
-    `probability` above PROBABILITY_FLOOR) with at most MAX_GAP weak
-    steps in a row; all of it when it reaches another crack, else up to its last strong step, if it had
-    MIN_STEPS of them. `claimed` labels every crack's surroundings (NEAR pixels), traces included."""
+    `probability` above PROBABILITY_FLOOR) with at most MAX_GAP weak steps in a row; all of it when it reaches
+    another crack, else up to its last strong step, if it had MIN_STEPS of them. `claimed` labels every crack's
+    surroundings (NEAR pixels), traces included."""
     height, width = response.shape
     y, x, dy, dx = float(end.y), float(end.x), end.dy, end.dx
     points: list[tuple[float, float]] = []
@@ -204,7 +203,7 @@ def continued(mask: np.ndarray, rgb: np.ndarray) -> np.ndarray:
         return mask
     luma = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
     bright, dark = ridges(luma)
-    _, labels = cv2.connectedComponents(cracks.astype(np.uint8), connectivity=8)
+    _, labels, stats, _ = cv2.connectedComponentsWithStats(cracks.astype(np.uint8), connectivity=8)
     # Where each crack lies, a few pixels wide: a trace that comes alongside another crack has reached it.
     claimed = cv2.dilate(labels.astype(np.float32), np.ones((1 + 2 * NEAR, 1 + 2 * NEAR), np.uint8))
     # The grain's level over a sixteenth of the intact pixels (a regular grid): enough, and fast on a large scan.
@@ -214,7 +213,7 @@ def continued(mask: np.ndarray, rgb: np.ndarray) -> np.ndarray:
     reach = max(MIN_CRACK, round(MAX_REACH * max(mask.shape)))
     support = cv2.dilate(mask, np.ones((3, 3), np.uint8))  # a step a pixel off the network's line still counts
     traced = np.zeros(mask.shape, np.uint8)
-    for end in crack_ends(cracks, luma, bright, dark, labels):
+    for end in crack_ends(labels, stats, luma, bright, dark):
         level = max(CONTRAST_SHARE * end.contrast, grain[end.bright])
         points = trace(end, bright if end.bright else dark, support, claimed, level, reach)
         if points:
